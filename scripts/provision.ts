@@ -1,0 +1,198 @@
+/**
+ * Installs the Temporal dev server (Temporal CLI), Temporal's Java time-skipping test server
+ * and stripe-mock from package registries (Go module proxy, Maven Central) into a cache
+ * outside the work tree, then records their paths in a manifest. Idempotent: a second run
+ * only checks the cache. Run by `npm start` and `npm test` before anything else.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  STRIPE_MOCK_VERSION,
+  TEMPORAL_CLI_VERSION,
+  TEMPORAL_TEST_SERVER_VERSION,
+  manifestPath,
+  toolsCacheDir,
+  type ServerExecutable,
+  type ToolManifest,
+} from '../src/temporal/tools';
+
+const cache = toolsCacheDir();
+const provisionDir = path.join(__dirname, 'provision');
+const INSTALL_TIMEOUT_MS = 30 * 60_000;
+
+class MissingToolchain extends Error {}
+
+function log(message: string): void {
+  console.log(`[provision] ${message}`);
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(cmd, args, {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: INSTALL_TIMEOUT_MS,
+  });
+}
+
+function tryRun(cmd: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch {
+    return undefined;
+  }
+}
+
+function timed<T>(what: string, fn: () => T): T {
+  const started = Date.now();
+  const result = fn();
+  log(`${what} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+}
+
+/** Go >= 1.25, the minimum the Temporal CLI v1.5.1 module declares. */
+function goAvailable(): boolean {
+  const version = tryRun('go', ['env', 'GOVERSION'])?.trim();
+  const match = version?.match(/^go(\d+)\.(\d+)/);
+  if (!match) return false;
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  return major > 1 || (major === 1 && minor >= 25);
+}
+
+function javaAndMavenAvailable(): boolean {
+  return tryRun('javac', ['-version']) !== undefined && tryRun('mvn', ['-v']) !== undefined;
+}
+
+/** The SDK can download its own servers when the machine has internet (a user's laptop). */
+async function internetReachable(): Promise<boolean> {
+  try {
+    await fetch('https://temporal.download', { method: 'HEAD', signal: AbortSignal.timeout(3000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function overridden(name: string): ServerExecutable | undefined {
+  const value = process.env[name];
+  if (!value) return undefined;
+  if (!fs.existsSync(value)) throw new MissingToolchain(`${name}=${value} does not exist`);
+  log(`${name} set: using ${value}`);
+  return { type: 'existing-path', path: path.resolve(value) };
+}
+
+function goInstall(module: string, version: string, binary: string): string {
+  const dir = path.join(cache, `${binary}-v${version}`);
+  const target = path.join(dir, binary);
+  if (fs.existsSync(target)) {
+    log(`${binary} v${version}: cached at ${target}`);
+    return target;
+  }
+  log(`${binary} v${version}: building with \`go install ${module}@v${version}\` (first build takes minutes)`);
+  // GOTOOLCHAIN=local: never try to download another Go toolchain (that would fail offline).
+  timed(`${binary} v${version}: built`, () =>
+    run('go', ['install', `${module}@v${version}`], { GOBIN: dir, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' }),
+  );
+  return target;
+}
+
+async function provisionTemporalCli(): Promise<ServerExecutable> {
+  const override = overridden('TEMPORAL_CLI_PATH');
+  if (override) return override;
+  if (goAvailable()) {
+    // v1.5.1 is the last tag `go install` accepts: later go.mod files carry a local `replace`.
+    return { type: 'existing-path', path: goInstall('github.com/temporalio/cli/cmd/temporal', TEMPORAL_CLI_VERSION, 'temporal') };
+  }
+  if (await internetReachable()) {
+    log('temporal CLI: no Go >= 1.25; the Temporal SDK will download the dev server when first needed');
+    return { type: 'cached-download' };
+  }
+  throw new MissingToolchain(
+    'temporal CLI: no Go >= 1.25 to build it and no internet for the SDK download; install Go >= 1.25 or set TEMPORAL_CLI_PATH to a `temporal` binary',
+  );
+}
+
+async function provisionTestServer(): Promise<ServerExecutable> {
+  const override = overridden('TEMPORAL_TEST_SERVER_PATH');
+  if (override) return override;
+  const dir = path.join(cache, `temporal-test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
+  const wrapper = path.join(dir, 'temporal-test-server');
+  if (fs.existsSync(wrapper)) {
+    log(`temporal-test-server ${TEMPORAL_TEST_SERVER_VERSION}: cached at ${wrapper}`);
+    return { type: 'existing-path', path: wrapper };
+  }
+  if (!javaAndMavenAvailable()) {
+    if (await internetReachable()) {
+      log('temporal-test-server: no JDK and Maven; the Temporal SDK will download the test server when first needed');
+      return { type: 'cached-download' };
+    }
+    throw new MissingToolchain(
+      'temporal-test-server: no JDK (javac) and Maven to fetch it and no internet for the SDK download; install a JDK >= 11 and Maven, or set TEMPORAL_TEST_SERVER_PATH',
+    );
+  }
+  log(`temporal-test-server ${TEMPORAL_TEST_SERVER_VERSION}: resolving io.temporal:temporal-test-server from Maven Central`);
+  const staging = `${dir}.partial`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(path.join(staging, 'classes'), { recursive: true });
+  const classpathFile = path.join(staging, 'classpath.txt');
+  timed('temporal-test-server: classpath resolved', () =>
+    run('mvn', [
+      '-B',
+      '-q',
+      '-f',
+      path.join(provisionDir, 'temporal-test-server.pom.xml'),
+      'dependency:build-classpath',
+      `-Dmdep.outputFile=${classpathFile}`,
+    ]),
+  );
+  const classpath = fs.readFileSync(classpathFile, 'utf8').trim();
+  run('javac', ['-cp', classpath, '-d', path.join(staging, 'classes'), path.join(provisionDir, 'LoopbackTestServer.java')]);
+  // `exec`, so the SDK's SIGKILL reaches the JVM itself and leaves no orphan.
+  const script = [
+    '#!/bin/sh',
+    `# Temporal time-skipping test server ${TEMPORAL_TEST_SERVER_VERSION} (Java), bound to 127.0.0.1. Usage: $0 <port>`,
+    `exec java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto -cp "${path.join(dir, 'classes')}:${classpath}" LoopbackTestServer "$@"`,
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(staging, 'temporal-test-server'), script, { mode: 0o755 });
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.renameSync(staging, dir);
+  log(`temporal-test-server ${TEMPORAL_TEST_SERVER_VERSION}: installed at ${wrapper}`);
+  return { type: 'existing-path', path: wrapper };
+}
+
+function provisionStripeMock(): string | undefined {
+  if (process.env.STRIPE_MOCK_PATH) {
+    log(`STRIPE_MOCK_PATH set: using ${process.env.STRIPE_MOCK_PATH}`);
+    return process.env.STRIPE_MOCK_PATH;
+  }
+  if (!goAvailable()) {
+    log('stripe-mock: skipped (no Go >= 1.25); the tests and the offline demo need it: install Go or set STRIPE_MOCK_PATH');
+    return undefined;
+  }
+  return goInstall('github.com/stripe/stripe-mock', STRIPE_MOCK_VERSION, 'stripe-mock');
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  fs.mkdirSync(cache, { recursive: true });
+  log(`cache: ${cache}`);
+  const manifest: ToolManifest = {
+    temporalCli: await provisionTemporalCli(),
+    testServer: await provisionTestServer(),
+    stripeMock: provisionStripeMock(),
+  };
+  fs.writeFileSync(manifestPath(), JSON.stringify(manifest, null, 2) + '\n');
+  log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s; manifest ${manifestPath()}`);
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof MissingToolchain) {
+    console.error(`[provision] cannot continue: ${err.message}`);
+  } else {
+    const e = err as { message?: string; stderr?: string };
+    console.error(`[provision] failed: ${e.message ?? String(err)}${e.stderr ? `\n${e.stderr}` : ''}`);
+  }
+  process.exit(1);
+});
