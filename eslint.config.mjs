@@ -31,7 +31,11 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must not use Node built-ins.' })),
           patterns: [
-            { group: ['../activities', '../activities/*', '../src/*'], allowTypeImports: true, message: 'Import activities and services by type only.' },
+            {
+              group: ['../activities', '../activities/*', '../src/*', '!../src/shared'],
+              allowTypeImports: true,
+              message: 'Workflows import activities and services by type only; shared pure code lives in src/shared.',
+            },
           ],
         },
       ],

@@ -1,0 +1,123 @@
+import type { FulfillmentStatus, FulfillmentView, LineItemSummary } from '../../workflows/definitions';
+import type { Database, Queryable } from './database';
+
+export interface StatusHistoryEntry {
+  status: FulfillmentStatus;
+  reason: string | null;
+  recordedAt: Date;
+}
+
+export interface FulfillmentRecord {
+  view: FulfillmentView;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type EmailKind = 'receipt' | 'payment_failed';
+
+/** Every read and write of fulfillment records, in SQL that runs on PGlite and PostgreSQL alike. */
+export class FulfillmentStore {
+  constructor(readonly db: Database) {}
+
+  /**
+   * Records a transition: appends it to the history (a retried write with the same run and
+   * sequence number is a no-op) and updates the current state, never moving a session out of
+   * a final status: a late or concurrent execution cannot undo `fulfilled`.
+   */
+  async recordStatus(view: FulfillmentView, runId: string, seq: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO status_history (session_id, run_id, seq, status, reason)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+        [view.sessionId, runId, seq, view.status, view.reason],
+      );
+      await tx.query(
+        `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (session_id) DO UPDATE SET
+           status = EXCLUDED.status, payment_status = EXCLUDED.payment_status, currency = EXCLUDED.currency,
+           amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now()
+         WHERE checkout_sessions.status NOT IN ('fulfilled', 'payment_failed', 'expired')`,
+        [view.sessionId, view.status, view.paymentStatus, view.currency, view.amountTotal, JSON.stringify(view)],
+      );
+    });
+  }
+
+  async getRecord(sessionId: string): Promise<FulfillmentRecord | null> {
+    const rows = await this.db.query<{ view: FulfillmentView | string; created_at: Date; updated_at: Date }>(
+      'SELECT view, created_at, updated_at FROM checkout_sessions WHERE session_id = $1',
+      [sessionId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    const view = typeof row.view === 'string' ? (JSON.parse(row.view) as FulfillmentView) : row.view;
+    return { view, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
+  }
+
+  async getHistory(sessionId: string): Promise<StatusHistoryEntry[]> {
+    const rows = await this.db.query<{ status: FulfillmentStatus; reason: string | null; recorded_at: Date }>(
+      'SELECT status, reason, recorded_at FROM status_history WHERE session_id = $1 ORDER BY id',
+      [sessionId],
+    );
+    return rows.map((row) => ({ status: row.status, reason: row.reason, recordedAt: new Date(row.recorded_at) }));
+  }
+
+  /**
+   * Fulfills one line item exactly once: the row keyed on (session, line item) and `work` commit
+   * together, so a retry after a crash either finds the row (and does nothing) or redoes both.
+   * Returns false when the item had already been fulfilled.
+   */
+  async fulfillLineItemOnce(
+    sessionId: string,
+    item: LineItemSummary,
+    work: (tx: Queryable) => Promise<void>,
+  ): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO fulfillments (session_id, line_item_id, product_id, price_id, description, quantity)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING line_item_id`,
+        [sessionId, item.id, item.productId, item.priceId, item.description, item.quantity],
+      );
+      if (inserted.length === 0) return false;
+      await work(tx);
+      return true;
+    });
+  }
+
+  async getFulfillments(sessionId: string): Promise<{ lineItemId: string; description: string; quantity: number }[]> {
+    const rows = await this.db.query<{ line_item_id: string; description: string; quantity: number }>(
+      'SELECT line_item_id, description, quantity FROM fulfillments WHERE session_id = $1 ORDER BY fulfilled_at, line_item_id',
+      [sessionId],
+    );
+    return rows.map((row) => ({ lineItemId: row.line_item_id, description: row.description, quantity: row.quantity }));
+  }
+
+  async setStock(productId: string, onHand: number): Promise<void> {
+    await this.db.query(
+      'INSERT INTO stock (product_id, on_hand) VALUES ($1, $2) ON CONFLICT (product_id) DO UPDATE SET on_hand = EXCLUDED.on_hand',
+      [productId, onHand],
+    );
+  }
+
+  async getStock(productId: string): Promise<number | null> {
+    const rows = await this.db.query<{ on_hand: number }>('SELECT on_hand FROM stock WHERE product_id = $1', [productId]);
+    return rows[0]?.on_hand ?? null;
+  }
+
+  async emailSent(sessionId: string, kind: EmailKind): Promise<boolean> {
+    const rows = await this.db.query('SELECT 1 FROM emails WHERE session_id = $1 AND kind = $2', [sessionId, kind]);
+    return rows.length > 0;
+  }
+
+  async recordEmail(sessionId: string, kind: EmailKind, messageId: string, recipient: string): Promise<void> {
+    await this.db.query(
+      'INSERT INTO emails (session_id, kind, message_id, recipient) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+      [sessionId, kind, messageId, recipient],
+    );
+  }
+
+  async countEmails(sessionId: string): Promise<number> {
+    const rows = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM emails WHERE session_id = $1', [sessionId]);
+    return rows[0]?.n ?? 0;
+  }
+}

@@ -1,0 +1,41 @@
+import pg from 'pg';
+import type { Database, Queryable } from './database';
+
+// bigint (int8) columns hold Stripe amounts in minor units, far below 2^53: read them as numbers.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+/** A PostgreSQL server through node-postgres, when DATABASE_URL is set. */
+export async function openPostgres(connectionString: string): Promise<Database> {
+  const pool = new pg.Pool({ connectionString, max: 10 });
+  const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<Row>(sql: string, params: unknown[] = []) {
+      return (await q.query(sql, params)).rows as Row[];
+    },
+  });
+  const url = new URL(connectionString);
+  const db: Database = {
+    ...wrap(pool),
+    // Never the password: descriptions end up in logs.
+    description: `PostgreSQL at ${url.host}${url.pathname}`,
+    async transaction(work) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await work(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: () => pool.end(),
+  };
+  await db.ping();
+  return db;
+}

@@ -1,0 +1,71 @@
+import Stripe from 'stripe';
+import type { LineItemSummary, PaymentStatus, SessionStatus, SessionSummary } from '../../workflows/definitions';
+
+export interface StripeApiBase {
+  protocol: 'http' | 'https';
+  host: string;
+  port: number;
+}
+
+/** `STRIPE_API_BASE` such as `http://127.0.0.1:12111` (stripe-mock or a local emulator), parsed for stripe-node. */
+export function parseStripeApiBase(url: string): StripeApiBase {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`unsupported protocol ${parsed.protocol}`);
+  const protocol = parsed.protocol === 'http:' ? 'http' : 'https';
+  return { protocol, host: parsed.hostname, port: parsed.port ? Number(parsed.port) : protocol === 'http' ? 80 : 443 };
+}
+
+export function createStripeClient(secretKey: string, apiBase?: StripeApiBase): Stripe {
+  return new Stripe(secretKey, {
+    // Temporal retries the activity with backoff; stripe-node retrying underneath would hide that.
+    maxNetworkRetries: 0,
+    timeout: 20_000,
+    appInfo: { name: 'checkout-fulfillment' },
+    ...(apiBase ?? {}),
+  });
+}
+
+/** Checkout Session IDs are `cs_test_...` or `cs_live_...`: anything else is rejected before it reaches Stripe or Temporal. */
+export const SESSION_ID_PATTERN = /^cs_(test|live)_[A-Za-z0-9]{1,250}$/;
+
+const PAGE_SIZE = 100;
+
+/**
+ * The session with `line_items` expanded, as Stripe's fulfillment guide asks; when the expanded
+ * list has more pages (sessions can carry hundreds of items), every page is fetched.
+ */
+export async function retrieveSessionSummary(stripe: Stripe, sessionId: string): Promise<SessionSummary> {
+  const session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['line_items'] });
+  let items: Stripe.LineItem[] = session.line_items?.data ?? [];
+  if (!session.line_items || session.line_items.has_more) {
+    items = [];
+    for await (const item of stripe.checkout.sessions.listLineItems(sessionId, { limit: PAGE_SIZE })) items.push(item);
+  }
+  return {
+    id: session.id,
+    status: (session.status ?? 'open') as SessionStatus,
+    paymentStatus: session.payment_status as PaymentStatus,
+    livemode: session.livemode,
+    currency: session.currency,
+    amountSubtotal: session.amount_subtotal,
+    amountTotal: session.amount_total,
+    customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
+    customerName: session.customer_details?.name ?? null,
+    expiresAt: session.expires_at,
+    lineItems: items.map(toLineItemSummary),
+  };
+}
+
+function toLineItemSummary(item: Stripe.LineItem): LineItemSummary {
+  const product = item.price?.product;
+  return {
+    id: item.id,
+    description: item.description ?? '',
+    quantity: item.quantity ?? 1,
+    priceId: item.price?.id ?? null,
+    productId: typeof product === 'string' ? product : (product?.id ?? null),
+    amountSubtotal: item.amount_subtotal,
+    amountTotal: item.amount_total,
+    currency: item.currency,
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The vocabulary shared by the workflow, its activities, the ingress and operators:
+ * statuses, the session summary, the signal, the query and the search attributes.
+ * Side-effect free, so the deterministic workflow bundle can import it.
+ */
+import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export const WORKFLOW_TYPE = 'fulfillCheckout';
+export const DEFAULT_TASK_QUEUE = 'fulfillment';
+
+/**
+ * Where a Checkout Session stands, in one vocabulary for the database, the query, the search
+ * attribute, the status API and the landing page.
+ */
+export const FULFILLMENT_STATUSES = [
+  'received', // workflow started; the session is being retrieved from Stripe
+  'awaiting_checkout', // the session is still open: the customer has not completed Checkout yet
+  'awaiting_payment', // Checkout completed with a delayed payment method; waiting for the funds
+  'fulfilling', // paid; line items are being fulfilled and the receipt sent
+  'fulfilled', // every line item fulfilled and the receipt sent (final)
+  'payment_failed', // the delayed payment failed, or never arrived before the deadline (final)
+  'expired', // the session expired without payment; nothing fulfilled (final)
+  'failed', // the session could not be processed, e.g. Stripe does not know it (final)
+] as const;
+export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
+
+export const FINAL_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired', 'failed'];
+
+export function isFinalStatus(status: FulfillmentStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+/** Stripe's Checkout Session `status` and `payment_status`, as they are. */
+export type SessionStatus = 'open' | 'complete' | 'expired';
+export type PaymentStatus = 'paid' | 'unpaid' | 'no_payment_required';
+
+export interface LineItemSummary {
+  id: string;
+  description: string;
+  quantity: number;
+  priceId: string | null;
+  productId: string | null;
+  /** Minor units of `currency`, as Stripe sends them. */
+  amountSubtotal: number;
+  amountTotal: number;
+  currency: string;
+}
+
+/** What the workflow keeps of a Checkout Session: small, serializable, no personal data beyond email and name. */
+export interface SessionSummary {
+  id: string;
+  status: SessionStatus;
+  paymentStatus: PaymentStatus;
+  livemode: boolean;
+  currency: string | null;
+  amountSubtotal: number | null;
+  amountTotal: number | null;
+  customerEmail: string | null;
+  customerName: string | null;
+  /** Unix seconds; an open session expires then. */
+  expiresAt: number;
+  lineItems: LineItemSummary[];
+}
+
+export interface FulfilledItem {
+  lineItemId: string;
+  description: string;
+  quantity: number;
+}
+
+/** What the query returns and the workflow's result: enough for the landing page and operators. */
+export interface FulfillmentView {
+  sessionId: string;
+  status: FulfillmentStatus;
+  paymentStatus: PaymentStatus | null;
+  currency: string | null;
+  amountTotal: number | null;
+  lineItems: { description: string; quantity: number; amountTotal: number }[];
+  fulfilled: FulfilledItem[];
+  receiptSent: boolean;
+  /** Why a final status that is not `fulfilled` was reached. */
+  reason: string | null;
+  /** Stripe event IDs the workflow has acted on, so duplicates change nothing. */
+  eventIds: string[];
+}
+
+/** The Stripe webhook events that matter to a running fulfillment. */
+export type CheckoutEventType =
+  | 'checkout.session.completed'
+  | 'checkout.session.async_payment_succeeded'
+  | 'checkout.session.async_payment_failed'
+  | 'checkout.session.expired';
+
+export interface CheckoutEvent {
+  /** Stripe's event ID (`evt_...`): a redelivered event carries the same one. */
+  id: string;
+  type: CheckoutEventType;
+}
+
+/** A verified Stripe event about this session. Sent with signal-with-start, so it may arrive before the first step. */
+export const checkoutEventSignal = defineSignal<[CheckoutEvent]>('checkoutEvent');
+
+export const fulfillmentQuery = defineQuery<FulfillmentView>('fulfillment');
+
+export interface FulfillCheckoutInput {
+  sessionId: string;
+  /** How long to wait for a delayed payment to settle. Default 7 days. */
+  paymentDeadline?: Duration;
+  /** How often to re-check the session with Stripe while waiting, in case a webhook never comes. Default 1 day. */
+  paymentRecheckInterval?: Duration;
+  /** How often to re-check an open session. Default 1 hour. */
+  checkoutRecheckInterval?: Duration;
+}
+
+/**
+ * Custom search attributes, so operators can filter in the Temporal UI, e.g.
+ * `FulfillmentStatus = "awaiting_payment"`. Registered on the embedded dev server at start and
+ * by `npm run temporal:setup` on any other cluster.
+ */
+export const searchAttributes = {
+  fulfillmentStatus: defineSearchAttributeKey('FulfillmentStatus', SearchAttributeType.KEYWORD),
+  paymentStatus: defineSearchAttributeKey('PaymentStatus', SearchAttributeType.KEYWORD),
+  amountTotal: defineSearchAttributeKey('AmountTotal', SearchAttributeType.INT),
+  currency: defineSearchAttributeKey('Currency', SearchAttributeType.KEYWORD),
+  livemode: defineSearchAttributeKey('Livemode', SearchAttributeType.BOOL),
+};
+export const SEARCH_ATTRIBUTE_KEYS = Object.values(searchAttributes);
