@@ -2,7 +2,7 @@
 module.exports = {
   testEnvironment: 'node',
   // ts-jest only transforms; `npm run typecheck` is the type gate, so tests start faster.
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }] },
   setupFiles: ['<rootDir>/test/setup.ts'],
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   // Servers (Temporal, PostgreSQL, SMTP) start once per file; give slow machines room.

@@ -16,6 +16,7 @@ import {
   type ServerExecutable,
   type ToolManifest,
 } from '../src/temporal/tools';
+import { findPostgresBinDir } from '../src/store/postgres-binaries';
 
 const cache = toolsCacheDir();
 const provisionDir = path.join(__dirname, 'provision');
@@ -174,6 +175,24 @@ function provisionStripeMock(): string | undefined {
   return goInstall('github.com/stripe/stripe-mock', STRIPE_MOCK_VERSION, 'stripe-mock');
 }
 
+/** A PostgreSQL server for the store's tests against real PostgreSQL (the product itself defaults to PGlite). */
+function provisionPostgres(): void {
+  const existing = findPostgresBinDir();
+  if (existing) {
+    log(`postgresql: server binaries at ${existing}`);
+    return;
+  }
+  if (process.getuid?.() !== 0 || tryRun('apt-get', ['--version']) === undefined) {
+    log('postgresql: not installed, and apt-get is not usable here; install the Debian package `postgresql` for the PostgreSQL tests');
+    return;
+  }
+  log('postgresql: installing the Debian package `postgresql`');
+  timed('postgresql: installed', () => {
+    run('apt-get', ['update', '-q'], { DEBIAN_FRONTEND: 'noninteractive' });
+    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'postgresql'], { DEBIAN_FRONTEND: 'noninteractive' });
+  });
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   fs.mkdirSync(cache, { recursive: true });
@@ -184,6 +203,7 @@ async function main(): Promise<void> {
     stripeMock: provisionStripeMock(),
   };
   fs.writeFileSync(manifestPath(), JSON.stringify(manifest, null, 2) + '\n');
+  provisionPostgres();
   log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s; manifest ${manifestPath()}`);
 }
 

@@ -1,20 +1,54 @@
 import path from 'node:path';
+import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import { parseStripeApiBase, type StripeApiBase } from './stripe/sessions';
 
-const port = z.coerce.number().int().min(1).max(65535);
+const port = z.coerce.number().int().min(0).max(65535);
+const optional = z
+  .string()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
 
-/** Every setting comes from the environment, is validated once, and has a default where one is safe. */
+/**
+ * Every setting, from the environment, validated once at start-up with every problem listed.
+ * Temporal connection settings beyond the address (namespace, TLS, API key, profiles) are read by
+ * the SDK's own `@temporalio/envconfig` from the standard TEMPORAL_* variables.
+ */
 const schema = z.object({
+  PORT: port.default(4242),
   DATA_DIR: z.string().min(1).default('.data'),
-  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  STRIPE_SECRET_KEY: z
+    .string({ error: 'is required (a Stripe secret or restricted key, sk_test_... or rk_test_...)' })
+    .regex(/^(sk|rk)_(test|live)_\w+$/, 'must look like sk_test_..., sk_live_..., rk_test_... or rk_live_...'),
+  STRIPE_WEBHOOK_SECRET: z
+    .string({ error: 'is required (whsec_..., from `stripe listen` or the webhook endpoint; comma-separate several to rotate)' })
+    .transform((value) => value.split(',').map((secret) => secret.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^whsec_\w+$/, 'each secret must look like whsec_...')).min(1)),
+  STRIPE_API_BASE: optional.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
+  TEMPORAL_ADDRESS: optional,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('fulfillment'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
+  DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional()),
+  SMTP_URL: optional.pipe(z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }).optional()),
+  EMAIL_FROM: z.string().min(3).default('Shop <orders@shop.localhost>'),
+  MERCHANT_NAME: z.string().min(1).default('Shop'),
+  PAYMENT_DEADLINE: z
+    .string()
+    .default('7 days')
+    .refine(isDuration, 'must be a duration such as "7 days" or "36 hours"'),
 });
 
 export interface Config {
+  port: number;
   dataDir: string;
+  stripe: {
+    secretKey: string;
+    webhookSecrets: string[];
+    apiBase?: StripeApiBase;
+  };
   temporal: {
     /** Unset: run the embedded dev server. */
     address?: string;
@@ -23,6 +57,16 @@ export interface Config {
     devServerPort: number;
     uiPort: number;
   };
+  databaseUrl?: string;
+  email: {
+    smtpUrl?: string;
+    from: string;
+    /** The domain of deterministic Message-IDs, from EMAIL_FROM. */
+    domain: string;
+    outboxDir: string;
+  };
+  merchantName: string;
+  paymentDeadline: string;
 }
 
 export class ConfigError extends Error {
@@ -32,15 +76,22 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads the whole configuration, listing every problem at once rather than the first. */
+/** Reads the whole configuration, listing every problem at once rather than the first. Never echoes a value. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`));
+    throw new ConfigError(parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`));
   }
   const e = parsed.data;
+  const dataDir = path.resolve(e.DATA_DIR);
   return {
-    dataDir: path.resolve(e.DATA_DIR),
+    port: e.PORT,
+    dataDir,
+    stripe: {
+      secretKey: e.STRIPE_SECRET_KEY,
+      webhookSecrets: e.STRIPE_WEBHOOK_SECRET,
+      apiBase: e.STRIPE_API_BASE ? parseStripeApiBase(e.STRIPE_API_BASE) : undefined,
+    },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
@@ -48,5 +99,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       devServerPort: e.TEMPORAL_DEV_SERVER_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
     },
+    databaseUrl: e.DATABASE_URL,
+    email: {
+      smtpUrl: e.SMTP_URL,
+      from: e.EMAIL_FROM,
+      domain: /@([^>\s]+)/.exec(e.EMAIL_FROM)?.[1] ?? 'localhost',
+      outboxDir: path.join(dataDir, 'outbox'),
+    },
+    merchantName: e.MERCHANT_NAME,
+    paymentDeadline: e.PAYMENT_DEADLINE,
   };
+}
+
+function isDuration(value: string): boolean {
+  try {
+    return msToNumber(value as Parameters<typeof msToNumber>[0]) > 0;
+  } catch {
+    return false;
+  }
 }

@@ -7,6 +7,9 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 /** A PostgreSQL server through node-postgres, when DATABASE_URL is set. */
 export async function openPostgres(connectionString: string): Promise<Database> {
   const pool = new pg.Pool({ connectionString, max: 10 });
+  // An idle connection the server drops (restart, failover) is replaced on next use; without a
+  // listener its error would crash the process.
+  pool.on('error', (err) => console.warn(`PostgreSQL connection lost: ${err.message}`));
   const wrap = (q: pg.Pool | pg.PoolClient): Queryable => ({
     async query<Row>(sql: string, params: unknown[] = []) {
       return (await q.query(sql, params)).rows as Row[];

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { resolveTools } from './tools';
 
 export interface EmbeddedDevServerOptions {
@@ -19,7 +20,8 @@ export interface EmbeddedDevServer {
 /**
  * The zero-config Temporal: the Temporal CLI's dev server as a child process, on loopback,
  * its state in SQLite under the data directory so waiting workflows survive a restart.
- * The SDK's `createLocal` spawns it, waits until it is ready and kills it on `stop()`.
+ * The SDK's `createLocal` spawns it, waits until it is ready and kills it on `stop()` (SQLite
+ * commits are durable, so a kill loses nothing Temporal acknowledged).
  */
 export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions): Promise<EmbeddedDevServer> {
   fs.mkdirSync(options.dataDir, { recursive: true });
@@ -32,6 +34,8 @@ export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions):
       dbFilename: path.join(options.dataDir, 'temporal.sqlite'),
       ui: true,
       uiPort: options.uiPort,
+      // Registered at start, so operators can filter on them from the first execution.
+      searchAttributes: SEARCH_ATTRIBUTE_KEYS,
     },
   });
   return {

@@ -1,7 +1,9 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { DevServerConfig } from '@temporalio/testing/lib/ephemeral-server';
 import { resolveTools } from '../../src/temporal/tools';
+
+/** Bundle once per test file; each test then starts a cheap worker on the bundle. */
+export { bundleWorkflows } from '../../src/temporal/worker';
 
 /**
  * Temporal's Java time-skipping test server, provisioned by `npm run provision`.
@@ -22,17 +24,3 @@ export async function createDevServerEnv(
     server: { executable: resolveTools().temporalCli, ip: '127.0.0.1', ui: false, ...options },
   });
 }
-
-/** Bundle once per test file; each test then starts a cheap worker on the bundle. */
-export async function bundleWorkflows(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
-}
-
-const quietBundlerLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message: string) => console.warn(message),
-  error: (message: string) => console.error(message),
-};

@@ -1,0 +1,40 @@
+import type { ActivityDeps } from '../activities';
+import type { Config } from './config';
+import { createOutboxMailer, createSmtpMailer, type Mailer } from './email/mailer';
+import { stockFulfiller, type Fulfiller } from './fulfillment/fulfiller';
+import { createStripeClient } from './stripe/sessions';
+import { FulfillmentStore, openDatabase, type Database } from './store';
+
+/** The long-lived clients the activities (and the ingress) use, opened once per process. */
+export interface Services {
+  db: Database;
+  store: FulfillmentStore;
+  mailer: Mailer;
+  activityDeps: ActivityDeps;
+  close(): Promise<void>;
+}
+
+export async function openServices(config: Config, fulfiller: Fulfiller = stockFulfiller): Promise<Services> {
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: `${config.dataDir}/pglite` });
+  const store = new FulfillmentStore(db);
+  const mailer = config.email.smtpUrl
+    ? createSmtpMailer(config.email.smtpUrl, config.email.from)
+    : createOutboxMailer(config.email.outboxDir, config.email.from);
+  return {
+    db,
+    store,
+    mailer,
+    activityDeps: {
+      stripe: createStripeClient(config.stripe.secretKey, config.stripe.apiBase),
+      store,
+      fulfiller,
+      mailer,
+      merchantName: config.merchantName,
+      emailDomain: config.email.domain,
+    },
+    async close() {
+      mailer.close();
+      await db.close();
+    },
+  };
+}

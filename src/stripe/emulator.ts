@@ -1,0 +1,183 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Response } from 'express';
+
+/**
+ * A small local stand-in for the parts of Stripe's API this product reads, for tests and the
+ * offline demo: Checkout Sessions with any number of line items, scenario control (a session
+ * becomes paid, expires) and Stripe's error shapes. stripe-mock checks request shapes but is
+ * stateless; this plays scenarios. Listens on 127.0.0.1 only.
+ *
+ * Stripe API:   GET /v1/checkout/sessions/:id[?expand[]=line_items]
+ *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
+ * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
+ *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so)
+ *               GET /emulator/requests       (the Stripe API requests seen, for tests)
+ */
+
+export interface EmulatedLineItem {
+  id: string;
+  description: string;
+  quantity: number;
+  priceId: string;
+  productId: string;
+  unitAmount: number;
+}
+
+export interface EmulatedSession {
+  id: string;
+  status: 'open' | 'complete' | 'expired';
+  paymentStatus: 'paid' | 'unpaid' | 'no_payment_required';
+  currency: string;
+  customerEmail: string | null;
+  customerName: string | null;
+  livemode?: boolean;
+  /** Unix seconds; default 24 hours after creation. */
+  expiresAt?: number;
+  lineItems: EmulatedLineItem[];
+}
+
+// Stripe's expanded `line_items` holds only the first page; the rest must be listed.
+const EXPANDED_PAGE_SIZE = 10;
+const MAX_PAGE_SIZE = 100;
+
+export interface StripeEmulator {
+  url: string;
+  sessions: Map<string, EmulatedSession>;
+  requests: string[];
+  put(session: EmulatedSession): void;
+  /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
+  failNext(status: number, count: number): void;
+  close(): Promise<void>;
+}
+
+export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
+  const sessions = new Map<string, EmulatedSession>();
+  const requests: string[] = [];
+  const failures = { status: 0, remaining: 0 };
+  const app = express();
+  // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
+  app.set('query parser', 'extended');
+
+  app.put('/emulator/sessions/:id', express.json({ limit: '5mb' }), (req, res) => {
+    const session = { ...(req.body as EmulatedSession), id: String(req.params.id) };
+    sessions.set(session.id, session);
+    res.json(toStripeSession(session, false));
+  });
+  app.get('/emulator/requests', (_req, res) => {
+    res.json(requests);
+  });
+  app.post('/emulator/fail-next', express.json(), (req, res) => {
+    const { status, count } = req.body as { status: number; count: number };
+    Object.assign(failures, { status, remaining: count });
+    res.json({ ok: true });
+  });
+
+  app.use('/v1', (req, res, next) => {
+    requests.push(`${req.method} ${req.originalUrl}`);
+    const auth = req.header('authorization') ?? '';
+    if (!/^Bearer sk_(test|live)_\w+$/.test(auth)) {
+      stripeError(res, 401, 'invalid_request_error', undefined, 'Invalid API Key provided');
+      return;
+    }
+    if (failures.remaining > 0) {
+      failures.remaining--;
+      const type = failures.status === 429 ? 'rate_limit_error' : 'api_error';
+      stripeError(res, failures.status, type, failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+      return;
+    }
+    next();
+  });
+
+  app.get('/v1/checkout/sessions/:id', (req, res) => {
+    const session = sessions.get(String(req.params.id));
+    if (!session) return missing(res, String(req.params.id));
+    const expand = ([] as unknown[]).concat(req.query.expand ?? []);
+    res.json(toStripeSession(session, expand.includes('line_items')));
+  });
+
+  app.get('/v1/checkout/sessions/:id/line_items', (req, res) => {
+    const session = sessions.get(String(req.params.id));
+    if (!session) return missing(res, String(req.params.id));
+    const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
+    const after = typeof req.query.starting_after === 'string' ? req.query.starting_after : undefined;
+    res.json(lineItemPage(session, limit, after));
+  });
+
+  app.use('/v1', (req, res) => {
+    stripeError(res, 404, 'invalid_request_error', undefined, `Unrecognized request URL (${req.method}: ${req.originalUrl})`);
+  });
+
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    sessions,
+    requests,
+    put: (session) => void sessions.set(session.id, session),
+    failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
+    close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+  };
+}
+
+function missing(res: Response, id: string): void {
+  stripeError(res, 404, 'invalid_request_error', 'resource_missing', `No such checkout.session: '${id}'`);
+}
+
+function stripeError(res: Response, status: number, type: string, code: string | undefined, message: string): void {
+  res.status(status).json({ error: { type, code, message, param: code === 'resource_missing' ? 'session' : undefined } });
+}
+
+function toStripeLineItem(item: EmulatedLineItem, currency: string) {
+  const amount = item.unitAmount * item.quantity;
+  return {
+    id: item.id,
+    object: 'item',
+    amount_discount: 0,
+    amount_subtotal: amount,
+    amount_tax: 0,
+    amount_total: amount,
+    currency,
+    description: item.description,
+    price: {
+      id: item.priceId,
+      object: 'price',
+      currency,
+      product: item.productId,
+      unit_amount: item.unitAmount,
+      type: 'one_time',
+    },
+    quantity: item.quantity,
+  };
+}
+
+function lineItemPage(session: EmulatedSession, limit: number, startingAfter?: string) {
+  const start = startingAfter ? session.lineItems.findIndex((item) => item.id === startingAfter) + 1 : 0;
+  const page = session.lineItems.slice(start, start + limit);
+  return {
+    object: 'list',
+    data: page.map((item) => toStripeLineItem(item, session.currency)),
+    has_more: start + limit < session.lineItems.length,
+    url: `/v1/checkout/sessions/${session.id}/line_items`,
+  };
+}
+
+function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
+  const total = session.lineItems.reduce((sum, item) => sum + item.unitAmount * item.quantity, 0);
+  return {
+    id: session.id,
+    object: 'checkout.session',
+    amount_subtotal: total,
+    amount_total: total,
+    currency: session.currency,
+    customer_details: session.customerEmail ? { email: session.customerEmail, name: session.customerName } : null,
+    customer_email: session.customerEmail,
+    expires_at: session.expiresAt ?? Math.floor(Date.now() / 1000) + 24 * 3600,
+    livemode: session.livemode ?? false,
+    mode: 'payment',
+    payment_status: session.paymentStatus,
+    status: session.status,
+    ...(expandLineItems ? { line_items: lineItemPage(session, EXPANDED_PAGE_SIZE) } : {}),
+  };
+}
+

@@ -1,0 +1,34 @@
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { NativeConnectionOptions } from '@temporalio/worker';
+import type { Config } from '../config';
+import { startEmbeddedDevServer, type EmbeddedDevServer } from './dev-server';
+
+export interface TemporalTarget {
+  namespace: string;
+  /** For NativeConnection (worker) and, being a superset of what it needs, for the client's Connection. */
+  connectionOptions: NativeConnectionOptions;
+  /** Set when we started the dev server ourselves. */
+  embedded?: EmbeddedDevServer;
+}
+
+/**
+ * Where Temporal is: TEMPORAL_ADDRESS (a cluster or Temporal Cloud, with TLS and API key read by
+ * the SDK's envconfig from TEMPORAL_TLS_*, TEMPORAL_API_KEY, or a TEMPORAL_PROFILE), or, when it
+ * is unset, the embedded dev server started here.
+ */
+export async function resolveTemporal(config: Config): Promise<TemporalTarget> {
+  if (config.temporal.address) {
+    const { connectionOptions, namespace } = loadClientConnectConfig();
+    return {
+      namespace: namespace ?? config.temporal.namespace,
+      connectionOptions: { ...connectionOptions, address: config.temporal.address },
+    };
+  }
+  const embedded = await startEmbeddedDevServer({
+    dataDir: config.dataDir,
+    namespace: config.temporal.namespace,
+    port: config.temporal.devServerPort,
+    uiPort: config.temporal.uiPort,
+  });
+  return { namespace: config.temporal.namespace, connectionOptions: { address: embedded.address }, embedded };
+}

@@ -1,0 +1,301 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, type ActivityDeps } from '../../activities';
+import { createOutboxMailer, createSmtpMailer, type Mailer } from '../../src/email/mailer';
+import { stockFulfiller } from '../../src/fulfillment/fulfiller';
+import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
+import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
+import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
+import { session as sessionSummary, newSessionId } from '../fixtures/sessions';
+import { startSmtpServer } from '../helpers/smtp-server';
+import { startStripeMock } from '../helpers/stripe-mock';
+
+const TEST_KEY = 'sk_test_123';
+const run = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
+  new MockActivityEnvironment().run(fn, ...args);
+
+let db: Database;
+let store: FulfillmentStore;
+
+beforeAll(async () => {
+  db = await openDatabase({});
+  store = new FulfillmentStore(db);
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+function activitiesWith(overrides: Partial<ActivityDeps>) {
+  const unusedMailer: Mailer = {
+    description: 'none',
+    send: async () => {
+      throw new Error('no mailer in this test');
+    },
+    close: () => undefined,
+  };
+  return createActivities({
+    stripe: createStripeClient(TEST_KEY, parseStripeApiBase('http://127.0.0.1:9')),
+    store,
+    fulfiller: stockFulfiller,
+    mailer: unusedMailer,
+    merchantName: 'Test Shop',
+    emailDomain: 'shop.test',
+    ...overrides,
+  });
+}
+
+async function expectFailure(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
+}
+
+describe('retrieve-session against stripe-mock (request shape)', () => {
+  let mock: Awaited<ReturnType<typeof startStripeMock>>;
+  beforeAll(async () => {
+    mock = await startStripeMock();
+  });
+  afterAll(async () => {
+    await mock?.stop();
+  });
+
+  test('when the session is retrieved with line_items expanded, then Stripe accepts the request and it is summarized', async () => {
+    const { retrieveSession } = activitiesWith({ stripe: createStripeClient(TEST_KEY, parseStripeApiBase(mock.url)) });
+    const sessionId = newSessionId();
+
+    const summary = await run(retrieveSession, sessionId);
+
+    // stripe-mock echoes the ID into its fixture: open, unpaid, one line item.
+    expect(summary.id).toBe(sessionId);
+    expect(summary.status).toBe('open');
+    expect(summary.paymentStatus).toBe('unpaid');
+    expect(summary.lineItems).toHaveLength(1);
+    expect(summary.lineItems[0]).toEqual(
+      expect.objectContaining({ id: expect.any(String), quantity: expect.any(Number), amountTotal: expect.any(Number) }),
+    );
+  });
+});
+
+describe('retrieve-session against the local Stripe emulator', () => {
+  let emulator: StripeEmulator;
+  beforeAll(async () => {
+    emulator = await startStripeEmulator();
+  });
+  afterAll(async () => {
+    await emulator?.close();
+  });
+
+  function emulated(lineItemCount: number): EmulatedSession {
+    const id = newSessionId();
+    return {
+      id,
+      status: 'complete',
+      paymentStatus: 'paid',
+      currency: 'eur',
+      customerEmail: 'jenny@example.com',
+      customerName: 'Jenny Rosen',
+      lineItems: Array.from({ length: lineItemCount }, (_, i) => ({
+        id: `li_${id}_${i}`,
+        description: `Item ${i}`,
+        quantity: 1,
+        priceId: `price_${i}`,
+        productId: `prod_${i}`,
+        unitAmount: 100 + i,
+      })),
+    };
+  }
+
+  const activities = () => activitiesWith({ stripe: createStripeClient(TEST_KEY, parseStripeApiBase(emulator.url)) });
+
+  test('when a session has 250 line items, then every page is fetched and all are returned in order', async () => {
+    const big = emulated(250);
+    emulator.put(big);
+    emulator.requests.length = 0;
+
+    const summary = await run(activities().retrieveSession, big.id);
+
+    expect(summary.lineItems).toHaveLength(250);
+    expect(summary.lineItems.map((item) => item.id)).toEqual(big.lineItems.map((item) => item.id));
+    expect(summary.amountTotal).toBe(big.lineItems.reduce((sum, item) => sum + item.unitAmount, 0));
+    const listCalls = emulator.requests.filter((r) => r.includes('/line_items'));
+    expect(emulator.requests[0]).toMatch(/expand(\[0\]|%5B0%5D)=line_items/);
+    expect(listCalls).toHaveLength(3); // 100 + 100 + 50
+  });
+
+  test('when a session fits in the expanded first page, then no extra list call is made', async () => {
+    const small = emulated(3);
+    emulator.put(small);
+    emulator.requests.length = 0;
+
+    const summary = await run(activities().retrieveSession, small.id);
+
+    expect(summary.lineItems).toHaveLength(3);
+    expect(emulator.requests).toHaveLength(1);
+  });
+
+  test('when Stripe does not know the session, then it fails non-retryably as SessionNotFound', async () => {
+    const failure = await expectFailure(run(activities().retrieveSession, newSessionId()));
+    expect(failure.type).toBe('SessionNotFound');
+    expect(failure.nonRetryable).toBe(true);
+  });
+
+  test('when the API key is rejected, then it fails non-retryably as StripeAuthentication without the key', async () => {
+    const badKey = 'sk_bad-key-shape';
+    const { retrieveSession } = activitiesWith({ stripe: createStripeClient(badKey, parseStripeApiBase(emulator.url)) });
+    const failure = await expectFailure(run(retrieveSession, newSessionId()));
+    expect(failure.type).toBe('StripeAuthentication');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).not.toContain(badKey);
+  });
+
+  test('when the ID is not a Checkout Session ID, then it fails non-retryably before calling Stripe', async () => {
+    emulator.requests.length = 0;
+    const failure = await expectFailure(run(activities().retrieveSession, 'pi_123'));
+    expect(failure.type).toBe('InvalidSessionId');
+    expect(emulator.requests).toHaveLength(0);
+  });
+
+  test.each([429, 500])('when Stripe answers %i, then the error is left retryable for Temporal', async (status) => {
+    const session = emulated(1);
+    emulator.put(session);
+    emulator.failNext(status, 1);
+    const err = await run(activities().retrieveSession, session.id).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+    // The next attempt (Temporal's retry) succeeds.
+    expect((await run(activities().retrieveSession, session.id)).id).toBe(session.id);
+  });
+
+  test('when Stripe cannot be reached, then the error is left retryable for Temporal', async () => {
+    const { retrieveSession } = activitiesWith({ stripe: createStripeClient(TEST_KEY, parseStripeApiBase('http://127.0.0.1:9')) });
+    const err = await run(retrieveSession, newSessionId()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+  });
+});
+
+describe('fulfill-line-items with the default stock fulfiller', () => {
+  test('when the activity runs twice (a retry after a crash), then each line item is fulfilled and stock moves once', async () => {
+    const summary = sessionSummary();
+    const productId = summary.lineItems[0]!.productId!;
+    await store.setStock(productId, 50);
+    const { fulfillLineItems } = activitiesWith({});
+
+    const first = await run(fulfillLineItems, { sessionId: summary.id, lineItems: summary.lineItems });
+    const second = await run(fulfillLineItems, { sessionId: summary.id, lineItems: summary.lineItems });
+
+    expect(first).toEqual(second);
+    expect(first.map((item) => item.description)).toEqual(['T-shirt', 'Sticker pack']);
+    expect(await store.getFulfillments(summary.id)).toHaveLength(2);
+    expect(await store.getStock(productId)).toBe(48); // quantity 2, taken once
+  });
+});
+
+describe('record-status and the recorded state', () => {
+  test('when transitions are recorded, then loadRecord returns the latest view', async () => {
+    const { recordStatus, loadRecord } = activitiesWith({});
+    const sessionId = newSessionId();
+    const base = {
+      sessionId,
+      paymentStatus: 'unpaid' as const,
+      currency: 'usd',
+      amountTotal: 100,
+      lineItems: [],
+      fulfilled: [],
+      receiptSent: false,
+      reason: null,
+      eventIds: [],
+    };
+    expect(await run(loadRecord, sessionId)).toBeNull();
+    await run(recordStatus, { view: { ...base, status: 'received' }, seq: 1 });
+    await run(recordStatus, { view: { ...base, status: 'awaiting_payment' }, seq: 2 });
+
+    expect((await run(loadRecord, sessionId))?.status).toBe('awaiting_payment');
+    expect((await store.getHistory(sessionId)).map((entry) => entry.status)).toEqual(['received', 'awaiting_payment']);
+  });
+});
+
+describe('email-receipt', () => {
+  let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+  });
+  afterAll(async () => {
+    await smtp?.stop();
+  });
+
+  test('when sent through SMTP, then one message with text and HTML parts, escaped names and correct amounts arrives', async () => {
+    const paid = sessionSummary({
+      currency: 'jpy',
+      customerName: '<script>alert(1)</script> & Co',
+      lineItems: [
+        { ...sessionSummary().lineItems[0]!, description: 'Tea <b>set</b>', amountTotal: 1500, amountSubtotal: 1500, currency: 'jpy' },
+      ],
+      amountTotal: 1500,
+      amountSubtotal: 1500,
+    });
+    const mailer = createSmtpMailer(smtp.url, 'Test Shop <shop@shop.test>');
+    const { emailReceipt } = activitiesWith({ mailer });
+    const fulfilled = [{ lineItemId: paid.lineItems[0]!.id, description: 'Tea <b>set</b>', quantity: 1 }];
+
+    expect(await run(emailReceipt, { session: paid, fulfilled })).toEqual({ sent: true });
+    expect(await run(emailReceipt, { session: paid, fulfilled })).toEqual({ sent: false }); // a retry or duplicate
+
+    const messages = smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${paid.id}@shop.test>`);
+    expect(messages).toHaveLength(1);
+    const [mail] = messages;
+    expect(mail!.envelopeTo).toEqual(['jenny@example.com']);
+    expect(mail!.parsed.subject).toBe('Your Test Shop receipt');
+    expect(mail!.parsed.text).toContain('¥1,500');
+    expect(mail!.parsed.text).not.toContain('¥15.00');
+    expect(mail!.parsed.html).toContain('Tea &lt;b&gt;set&lt;/b&gt;');
+    expect(mail!.parsed.html).toContain('&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co');
+    expect(mail!.parsed.html).not.toContain('<script>');
+    expect(await store.emailSent(paid.id, 'receipt')).toBe(true);
+  });
+
+  test('when the payment failed, then the customer gets one payment-failed message', async () => {
+    const unpaid = sessionSummary({ paymentStatus: 'unpaid', currency: 'kwd', amountTotal: 12345 });
+    const { emailPaymentFailed } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
+
+    await run(emailPaymentFailed, unpaid);
+    await run(emailPaymentFailed, unpaid);
+
+    const messages = smtp.messages.filter((m) => m.parsed.messageId === `<payment_failed.${unpaid.id}@shop.test>`);
+    expect(messages).toHaveLength(1);
+    // Intl puts a no-break space between the code and the amount.
+    expect(messages[0]!.parsed.text?.replace(/\u00a0/g, ' ')).toContain('KWD 12.345');
+  });
+
+  test('when there is no SMTP server, then the receipt is written once to the outbox as an .eml file', async () => {
+    const outbox = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-'));
+    try {
+      const paid = sessionSummary();
+      const { emailReceipt } = activitiesWith({ mailer: createOutboxMailer(outbox, 'shop@shop.test') });
+      await run(emailReceipt, { session: paid, fulfilled: [] });
+      await run(emailReceipt, { session: paid, fulfilled: [] });
+
+      const files = fs.readdirSync(outbox);
+      expect(files).toEqual([`receipt.${paid.id}_shop.test.eml`]);
+      const eml = fs.readFileSync(path.join(outbox, files[0]!), 'utf8');
+      expect(eml).toContain(`Message-ID: <receipt.${paid.id}@shop.test>`);
+      expect(eml).toContain('To: jenny@example.com');
+      expect(eml).toContain('$45.00');
+    } finally {
+      fs.rmSync(outbox, { recursive: true, force: true });
+    }
+  });
+
+  test('when the session has no customer email, then nothing is sent and nothing recorded', async () => {
+    const anonymous = sessionSummary({ customerEmail: null });
+    const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
+    expect(await run(emailReceipt, { session: anonymous, fulfilled: [] })).toEqual({ sent: false });
+    expect(await store.emailSent(anonymous.id, 'receipt')).toBe(false);
+  });
+});
