@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
@@ -66,7 +67,7 @@ export interface Config {
     outboxDir: string;
   };
   merchantName: string;
-  paymentDeadline: string;
+  paymentDeadline: Duration;
 }
 
 export class ConfigError extends Error {
@@ -107,7 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       outboxDir: path.join(dataDir, 'outbox'),
     },
     merchantName: e.MERCHANT_NAME,
-    paymentDeadline: e.PAYMENT_DEADLINE,
+    paymentDeadline: e.PAYMENT_DEADLINE as Duration, // checked by isDuration above
   };
 }
 

@@ -1,38 +1,58 @@
 /**
- * `npm start`: the product on embedded defaults. The Temporal dev server (state in DATA_DIR, Web UI
- * on loopback) unless TEMPORAL_ADDRESS is set, PGlite unless DATABASE_URL is set, the email outbox
- * unless SMTP_URL is set, and the fulfillment worker.
+ * The product's entry point.
+ *   npm start          everything: embedded Temporal dev server (unless TEMPORAL_ADDRESS), worker, ingress
+ *   npm run worker     the fulfillment worker only (scale out: run several)
+ *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
-import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../activities';
-import { ConfigError, loadConfig } from './config';
-import { openServices } from './services';
-import { resolveTemporal } from './temporal/connection';
-import { createFulfillmentWorker } from './temporal/worker';
+import { ConfigError, loadConfig, type Config } from './config';
+import { startStack } from './stack';
+
+type Mode = 'all' | 'worker' | 'ingress';
+
+function checkSplitMode(mode: Mode, config: Config): void {
+  if (mode === 'all') return;
+  const problems: string[] = [];
+  if (!config.temporal.address) problems.push('TEMPORAL_ADDRESS: is required when the worker and ingress run as separate processes');
+  if (!config.databaseUrl) problems.push('DATABASE_URL: is required when the worker and ingress run as separate processes (PGlite serves one process)');
+  if (problems.length > 0) throw new ConfigError(problems);
+}
 
 async function main(): Promise<void> {
+  const mode = (process.argv[2] ?? 'all') as Mode;
+  if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker or ingress`);
   const config = loadConfig();
-  const temporal = await resolveTemporal(config);
-  const services = await openServices(config);
-  const connection = await NativeConnection.connect(temporal.connectionOptions);
-  const worker = await createFulfillmentWorker({
-    connection,
-    namespace: temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    activities: createActivities(services.activityDeps),
-  });
+  checkSplitMode(mode, config);
 
-  console.log(`Temporal:   ${temporal.connectionOptions.address} (namespace ${temporal.namespace}, task queue ${config.temporal.taskQueue})`);
-  if (temporal.embedded) console.log(`Temporal UI: ${temporal.embedded.uiUrl}`);
-  console.log(`Database:   ${services.db.description}`);
-  console.log(`Email:      ${services.mailer.description}`);
-  console.log('Ctrl-C stops everything.');
+  const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: process.env.HOST });
 
-  // The SDK shuts the worker down on SIGINT/SIGTERM; run() resolves once in-flight tasks are done.
-  await worker.run();
-  await connection.close();
-  await services.close();
-  await temporal.embedded?.stop();
+  const lines = [`checkout-fulfillment (${mode})`];
+  if (stack.ingress) {
+    lines.push(`  Stripe webhook:  POST ${stack.ingress.url}/webhook   (stripe listen --forward-to localhost:${stack.ingress.port}/webhook)`);
+    lines.push(`  Landing page:    ${stack.ingress.url}/after-checkout?session_id={CHECKOUT_SESSION_ID}`);
+    lines.push(`  Status API:      ${stack.ingress.url}/api/fulfillments/{CHECKOUT_SESSION_ID}`);
+  }
+  lines.push(`  Temporal:        ${stack.temporal.connectionOptions.address} (namespace ${stack.temporal.namespace}, task queue ${config.temporal.taskQueue})`);
+  if (stack.temporal.embedded) lines.push(`  Temporal UI:     ${stack.temporal.embedded.uiUrl}`);
+  lines.push(`  Database:        ${stack.services.db.description}`);
+  lines.push(`  Email:           ${stack.services.mailer.description}`);
+  lines.push('  Ctrl-C stops everything.');
+  console.log(lines.join('\n'));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: stopping`);
+    stack.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

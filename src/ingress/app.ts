@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
+import { rateLimit } from 'express-rate-limit';
+import helmet from 'helmet';
+import Stripe from 'stripe';
+import { isFinalStatus, type CheckoutEventType, type FulfillmentView } from '../../workflows/definitions';
+import { SESSION_ID_PATTERN } from '../stripe/sessions';
+import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
+import type { FulfillmentStarter } from './fulfillment-starter';
+import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
+
+export interface IngressLogger {
+  debug(message: string, meta?: Record<string, unknown>): void;
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+export interface IngressDeps {
+  starter: FulfillmentStarter;
+  store: FulfillmentStore;
+  /** Verifies webhook signatures and asks Stripe whether a landing-page session exists. */
+  stripe: Stripe;
+  webhookSecrets: string[];
+  /** Each throws when its dependency is unreachable. */
+  readiness: { temporal: () => Promise<void>; database: () => Promise<void> };
+  logger: IngressLogger;
+  /** How long the landing page waits for the fulfillment attempt before rendering. Default 5 s. */
+  landingWaitMs?: number;
+  /** Requests per minute per client on the landing page and status API. Default 120. */
+  rateLimitPerMinute?: number;
+}
+
+const WEBHOOK_BODY_LIMIT = '1mb';
+const FULFILLMENT_EVENTS = new Set<string>([
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+]);
+
+/**
+ * The thin HTTP edge: verifies and forwards Stripe's webhooks to Temporal, serves the landing page,
+ * the status API and health checks. It holds no state of its own.
+ */
+export function createIngressApp(deps: IngressDeps): express.Express {
+  const { starter, store, stripe, logger } = deps;
+  const landingWaitMs = deps.landingWaitMs ?? 5000;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+
+  // A fresh nonce per response lets the landing page's one inline script run under a strict CSP.
+  app.use((_req, res, next) => {
+    res.locals.nonce = randomBytes(16).toString('base64');
+    next();
+  });
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          scriptSrc: ["'self'", (_req, res) => `'nonce-${(res as Response).locals.nonce as string}'`],
+          connectSrc: ["'self'"],
+        },
+      },
+    }),
+  );
+
+  const limiter = rateLimit({
+    windowMs: 60_000,
+    limit: deps.rateLimitPerMinute ?? 120,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    message: { error: 'too many requests; slow down' },
+  });
+
+  // --- Stripe webhook: raw body, verified, acknowledged only once Temporal has accepted. ---
+  app.post('/webhook', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+    const signature = req.header('stripe-signature');
+    if (!signature) return void res.status(400).json({ error: 'missing Stripe-Signature header' });
+    if (!Buffer.isBuffer(req.body) || req.body.length === 0) return void res.status(400).json({ error: 'empty body' });
+
+    const verified = verifyEvent(stripe, req.body, signature, deps.webhookSecrets);
+    if ('error' in verified) {
+      logger.warn('Webhook rejected', { reason: verified.error });
+      return void res.status(400).json({ error: verified.error });
+    }
+    const event = verified.event;
+    try {
+      if (FULFILLMENT_EVENTS.has(event.type) || event.type === 'checkout.session.expired') {
+        const session = event.data.object as { id?: unknown; object?: unknown };
+        const sessionId = typeof session.id === 'string' ? session.id : '';
+        if (!SESSION_ID_PATTERN.test(sessionId)) {
+          return void res.status(400).json({ error: 'event does not carry a Checkout Session ID' });
+        }
+        const checkoutEvent = { id: event.id, type: event.type as CheckoutEventType };
+        const delivery =
+          event.type === 'checkout.session.expired'
+            ? await starter.notify(sessionId, checkoutEvent)
+            : await starter.deliver(sessionId, checkoutEvent);
+        logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
+        return void res.status(200).json({ received: true, sessionId, delivery });
+      }
+      logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
+      return void res.status(200).json({ received: true, ignored: true });
+    } catch (err) {
+      // Not acknowledged: Stripe retries with backoff for up to three days.
+      logger.error('Temporal did not accept the webhook; answering 503 so Stripe retries', {
+        eventId: event.id,
+        type: event.type,
+        error: (err as Error).message,
+      });
+      return void res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+    }
+  });
+
+  // --- Landing page: the success / return URL, ?session_id={CHECKOUT_SESSION_ID}. ---
+  app.get('/after-checkout', limiter, async (req: Request, res: Response) => {
+    const sessionId = req.query.session_id;
+    if (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId)) {
+      return void res
+        .status(400)
+        .type('html')
+        .send(renderErrorPage('Missing order reference', 'This page needs a valid session_id (cs_...) in its address.'));
+    }
+    try {
+      let record = await store.getRecord(sessionId);
+      if (!record) {
+        // Ask Stripe before starting anything: made-up IDs must leave no workflow behind.
+        const known = await sessionExists(stripe, sessionId);
+        if (!known) {
+          return void res
+            .status(404)
+            .type('html')
+            .send(renderErrorPage('Order not found', 'We could not find a checkout with this reference.'));
+        }
+      }
+      if (!record || !isFinalStatus(record.view.status)) {
+        await starter.ensureStarted(sessionId);
+        record = await waitForOutcome(store, sessionId, landingWaitMs);
+      }
+      const view = record?.view ?? receivedView(sessionId);
+      res
+        .status(200)
+        .type('html')
+        .send(renderLandingPage(view, { nonce: res.locals.nonce as string, statusUrl: `/api/fulfillments/${sessionId}` }));
+    } catch (err) {
+      logger.error('Landing page could not reach its dependencies', { sessionId, error: (err as Error).message });
+      res
+        .status(503)
+        .type('html')
+        .send(renderErrorPage('Please try again', 'We received your order but cannot show it right now. Reload this page in a moment.'));
+    }
+  });
+
+  // --- Status API for the landing page and operators. ---
+  app.get('/api/fulfillments/:sessionId', limiter, async (req: Request, res: Response) => {
+    const sessionId = String(req.params.sessionId);
+    if (!SESSION_ID_PATTERN.test(sessionId)) return void res.status(400).json({ error: 'not a Checkout Session ID' });
+    try {
+      const record = await store.getRecord(sessionId);
+      if (!record) return void res.status(404).json({ error: 'no fulfillment for this session' });
+      res.json(toStatusResponse(record));
+    } catch (err) {
+      logger.error('Status API could not read the database', { sessionId, error: (err as Error).message });
+      res.status(503).json({ error: 'temporarily unavailable' });
+    }
+  });
+
+  // --- Health. ---
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks = await Promise.all(
+      Object.entries(deps.readiness).map(async ([name, check]) => {
+        try {
+          await check();
+          return [name, 'ok'] as const;
+        } catch (err) {
+          return [name, `unavailable: ${(err as Error).message}`] as const;
+        }
+      }),
+    );
+    const ready = checks.every(([, state]) => state === 'ok');
+    res.status(ready ? 200 : 503).json({ ready, checks: Object.fromEntries(checks) });
+  });
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not found' });
+  });
+
+  const onError: ErrorRequestHandler = (err: { type?: string; status?: number; message?: string }, _req, res, _next) => {
+    if (err.type === 'entity.too.large') return void res.status(413).json({ error: `body larger than ${WEBHOOK_BODY_LIMIT}` });
+    if (err.status && err.status >= 400 && err.status < 500) return void res.status(err.status).json({ error: err.message });
+    logger.error('Unhandled error in the ingress', { error: err.message });
+    res.status(500).json({ error: 'internal error' });
+  };
+  app.use(onError);
+  return app;
+}
+
+/** The verified event, or a short reason it was refused. Any configured secret may have signed it (rotation). */
+function verifyEvent(stripe: Stripe, body: Buffer, signature: string, secrets: string[]): { event: Stripe.Event } | { error: string } {
+  let reason = 'signature does not match';
+  for (const secret of secrets) {
+    try {
+      return { event: stripe.webhooks.constructEvent(body, signature, secret) };
+    } catch (err) {
+      if (err instanceof SyntaxError) return { error: 'body is not valid JSON' };
+      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
+      if (/tolerance/i.test(err.message)) reason = 'stale signature: timestamp outside the tolerance';
+      else if (/Unable to extract/i.test(err.message)) return { error: 'malformed Stripe-Signature header' };
+    }
+  }
+  return { error: reason };
+}
+
+async function sessionExists(stripe: Stripe, sessionId: string): Promise<boolean> {
+  try {
+    await stripe.checkout.sessions.retrieve(sessionId);
+    return true;
+  } catch (err) {
+    if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.statusCode === 404 || err.code === 'resource_missing')) {
+      return false;
+    }
+    throw err;
+  }
+}
+
+/** Waits, bounded, for the workflow to leave the pending statuses (fulfilled, awaiting payment, failed...). */
+async function waitForOutcome(store: FulfillmentStore, sessionId: string, timeoutMs: number): Promise<FulfillmentRecord | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const record = await store.getRecord(sessionId);
+    if ((record && !PENDING_STATUSES.has(record.view.status)) || Date.now() >= deadline) return record;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function receivedView(sessionId: string): FulfillmentView {
+  return {
+    sessionId,
+    status: 'received',
+    paymentStatus: null,
+    currency: null,
+    amountTotal: null,
+    lineItems: [],
+    fulfilled: [],
+    receiptSent: false,
+    reason: null,
+    eventIds: [],
+  };
+}
+
+/** What the status API shows: what the landing page shows, and no personal data. */
+function toStatusResponse({ view, createdAt, updatedAt }: FulfillmentRecord) {
+  return {
+    sessionId: view.sessionId,
+    status: view.status,
+    paymentStatus: view.paymentStatus,
+    currency: view.currency,
+    amountTotal: view.amountTotal,
+    lineItems: view.lineItems,
+    fulfilled: view.fulfilled,
+    receiptSent: view.receiptSent,
+    reason: view.reason,
+    createdAt: createdAt.toISOString(),
+    updatedAt: updatedAt.toISOString(),
+  };
+}
+
+export interface RunningIngress {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on `host:port` (port 0: any free port). */
+export async function listen(app: express.Express, port: number, host = '127.0.0.1'): Promise<RunningIngress> {
+  const server = http.createServer(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${host}:${actual}`,
+    port: actual,
+    close: () =>
+      new Promise((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,107 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import type { Config } from './config';
+import { createIngressApp, listen, type IngressLogger, type RunningIngress } from './ingress/app';
+import { FulfillmentStarter } from './ingress/fulfillment-starter';
+import { createLogger } from './logger';
+import { openServices, type Services } from './services';
+import { resolveTemporal, type TemporalTarget } from './temporal/connection';
+import { createFulfillmentWorker } from './temporal/worker';
+import { createStripeClient } from './stripe/sessions';
+
+export interface StackOptions {
+  ingress: boolean;
+  worker: boolean;
+  /** Use this Temporal instead of resolving one from the configuration (tests). */
+  temporal?: TemporalTarget;
+  workflowBundle?: WorkflowBundleWithSourceMap;
+  logger?: IngressLogger;
+  landingWaitMs?: number;
+  /** Listen on this host (default 127.0.0.1; 0.0.0.0 in a container). */
+  host?: string;
+}
+
+export interface Stack {
+  config: Config;
+  temporal: TemporalTarget;
+  services: Services;
+  client: Client;
+  ingress?: RunningIngress;
+  worker?: Worker;
+  stop(): Promise<void>;
+}
+
+/**
+ * The product's processes in one: the worker, the ingress, or both (`npm start`), on the
+ * configured Temporal (or the embedded dev server), database and mailer.
+ */
+export async function startStack(config: Config, options: StackOptions): Promise<Stack> {
+  const logger = options.logger ?? createLogger();
+  const temporal = options.temporal ?? (await resolveTemporal(config));
+  const services = await openServices(config);
+  const clientConnection = await Connection.connect(temporal.connectionOptions);
+  const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
+
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  let workerConnection: NativeConnection | undefined;
+  if (options.worker) {
+    workerConnection = await NativeConnection.connect(temporal.connectionOptions);
+    worker = await createFulfillmentWorker({
+      connection: workerConnection,
+      namespace: temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      activities: createActivities(services.activityDeps),
+      workflowBundle: options.workflowBundle,
+    });
+    workerRun = worker.run();
+  }
+
+  let ingress: RunningIngress | undefined;
+  if (options.ingress) {
+    const starter = new FulfillmentStarter(client, {
+      taskQueue: config.temporal.taskQueue,
+      paymentDeadline: config.paymentDeadline,
+      timeoutMs: 5000,
+    });
+    const app = createIngressApp({
+      starter,
+      store: services.store,
+      stripe: createStripeClient(config.stripe.secretKey, config.stripe.apiBase),
+      webhookSecrets: config.stripe.webhookSecrets,
+      logger,
+      landingWaitMs: options.landingWaitMs,
+      readiness: {
+        temporal: async () => {
+          await client.withDeadline(Date.now() + 2000, () => clientConnection.healthService.check({}));
+        },
+        database: () => services.db.ping(),
+      },
+    });
+    ingress = await listen(app, config.port, options.host);
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    config,
+    temporal,
+    services,
+    client,
+    ingress,
+    worker,
+    stop() {
+      // Ingress first (no new work), then the worker finishes what it holds, then the servers.
+      stopped ??= (async () => {
+        await ingress?.close();
+        if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+        await workerRun;
+        await workerConnection?.close();
+        await clientConnection.close();
+        await services.close();
+        await temporal.embedded?.stop();
+      })();
+      return stopped;
+    },
+  };
+}
