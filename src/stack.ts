@@ -18,6 +18,7 @@ export interface StackOptions {
   workflowBundle?: WorkflowBundleWithSourceMap;
   logger?: IngressLogger;
   landingWaitMs?: number;
+  rateLimitPerMinute?: number;
   /** Listen on this host (default 127.0.0.1; 0.0.0.0 in a container). */
   host?: string;
 }
@@ -55,7 +56,8 @@ export async function startStack(config: Config, options: StackOptions): Promise
       activities: createActivities(services.activityDeps),
       workflowBundle: options.workflowBundle,
     });
-    workerRun = worker.run();
+    // A worker that dies (e.g. its task queue's namespace vanished) is logged; the process keeps serving.
+    workerRun = worker.run().catch((err: unknown) => logger.error('Worker stopped with an error', { error: String(err) }));
   }
 
   let ingress: RunningIngress | undefined;
@@ -72,6 +74,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
       webhookSecrets: config.stripe.webhookSecrets,
       logger,
       landingWaitMs: options.landingWaitMs,
+      rateLimitPerMinute: options.rateLimitPerMinute,
       readiness: {
         temporal: async () => {
           await client.withDeadline(Date.now() + 2000, () => clientConnection.healthService.check({}));

@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Stripe from 'stripe';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { loadConfig } from '../../src/config';
+import { createMemoryLogger } from '../../src/logger';
+import { startStack, type Stack, type StackOptions } from '../../src/stack';
+import type { StripeEmulator, EmulatedSession } from '../../src/stripe/emulator';
+import type { CheckoutEventType } from '../../workflows/definitions';
+import { newSessionId } from '../fixtures/sessions';
+
+export const WEBHOOK_SECRET = 'whsec_test_primary';
+export const ROTATED_SECRET = 'whsec_test_rotated';
+
+/** The real product (ingress + worker) on a test Temporal, PGlite in a temp dir, real SMTP, the Stripe emulator. */
+export async function startTestStack(
+  env: Pick<TestWorkflowEnvironment, 'address'>,
+  deps: { emulatorUrl: string; smtpUrl: string; workflowBundle: WorkflowBundleWithSourceMap },
+  options: Partial<StackOptions> = {},
+): Promise<Stack & { dataDir: string; logger: ReturnType<typeof createMemoryLogger> }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stack-'));
+  const config = loadConfig({
+    PORT: '0',
+    DATA_DIR: dataDir,
+    STRIPE_SECRET_KEY: 'sk_test_integration',
+    STRIPE_WEBHOOK_SECRET: `${WEBHOOK_SECRET},${ROTATED_SECRET}`,
+    STRIPE_API_BASE: deps.emulatorUrl,
+    SMTP_URL: deps.smtpUrl,
+    EMAIL_FROM: 'Test Shop <orders@shop.test>',
+    MERCHANT_NAME: 'Test Shop',
+  });
+  const logger = createMemoryLogger();
+  const stack = await startStack(config, {
+    ingress: true,
+    worker: true,
+    temporal: { namespace: 'default', connectionOptions: { address: env.address } },
+    workflowBundle: deps.workflowBundle,
+    logger,
+    ...options,
+  });
+  return {
+    ...stack,
+    dataDir,
+    logger,
+    async stop() {
+      await stack.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A Checkout Session in the emulator: two line items, USD 45.00. */
+export function emulatedSession(overrides: Partial<EmulatedSession> = {}): EmulatedSession {
+  const id = overrides.id ?? newSessionId();
+  return {
+    id,
+    status: 'complete',
+    paymentStatus: 'paid',
+    currency: 'usd',
+    customerEmail: 'jenny@example.com',
+    customerName: 'Jenny Rosen',
+    lineItems: [
+      { id: `li_${id}_a`, description: 'T-shirt', quantity: 2, priceId: 'price_tshirt', productId: `prod_tshirt_${id}`, unitAmount: 2000 },
+      { id: `li_${id}_b`, description: 'Sticker pack', quantity: 1, priceId: 'price_stickers', productId: `prod_stickers_${id}`, unitAmount: 500 },
+    ],
+    ...overrides,
+  };
+}
+
+export function eventPayload(type: CheckoutEventType | string, sessionId: string, eventId = `evt_${Math.random().toString(36).slice(2)}`): string {
+  return JSON.stringify({
+    id: eventId,
+    object: 'event',
+    api_version: '2025-01-01',
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    type,
+    data: { object: { id: sessionId, object: 'checkout.session' } },
+  });
+}
+
+/** Posts a webhook exactly as Stripe does: raw JSON body, `Stripe-Signature` from the secret. */
+export async function postWebhook(
+  baseUrl: string,
+  payload: string,
+  { secret = WEBHOOK_SECRET, timestamp, header }: { secret?: string; timestamp?: number; header?: string | null } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const signature = header === undefined ? Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp }) : header;
+  const response = await fetch(`${baseUrl}/webhook`, {
+    method: 'POST',
+    body: payload,
+    headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'stripe-signature': signature }) },
+  });
+  const text = await response.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: response.status, body };
+}
+
+export type { StripeEmulator };
