@@ -17,10 +17,11 @@ export const ROTATED_SECRET = 'whsec_test_rotated';
 /** The real product (ingress + worker) on a test Temporal, PGlite in a temp dir, real SMTP, the Stripe emulator. */
 export async function startTestStack(
   env: Pick<TestWorkflowEnvironment, 'address'>,
-  deps: { emulatorUrl: string; smtpUrl: string; workflowBundle: WorkflowBundleWithSourceMap },
+  deps: { emulatorUrl: string; smtpUrl: string; workflowBundle: WorkflowBundleWithSourceMap; dataDir?: string },
   options: Partial<StackOptions> = {},
 ): Promise<Stack & { dataDir: string; logger: ReturnType<typeof createMemoryLogger> }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'stack-'));
+  // A given data directory is the caller's to keep (restart tests); a fresh one is removed on stop.
+  const dataDir = deps.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'stack-'));
   const config = loadConfig({
     PORT: '0',
     DATA_DIR: dataDir,
@@ -46,7 +47,7 @@ export async function startTestStack(
     logger,
     async stop() {
       await stack.stop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!deps.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
