@@ -18,6 +18,7 @@ const optional = z
  */
 const schema = z.object({
   PORT: port.default(4242),
+  HOST: z.string().min(1).default('127.0.0.1'),
   DATA_DIR: z.string().min(1).default('.data'),
   STRIPE_SECRET_KEY: z
     .string({ error: 'is required (a Stripe secret or restricted key, sk_test_... or rk_test_...)' })
@@ -44,6 +45,8 @@ const schema = z.object({
 
 export interface Config {
   port: number;
+  /** Where the ingress listens: loopback by default, 0.0.0.0 in a container. */
+  host: string;
   dataDir: string;
   stripe: {
     secretKey: string;
@@ -87,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const dataDir = path.resolve(e.DATA_DIR);
   return {
     port: e.PORT,
+    host: e.HOST,
     dataDir,
     stripe: {
       secretKey: e.STRIPE_SECRET_KEY,

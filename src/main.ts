@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   checkSplitMode(mode, config);
 
-  const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: process.env.HOST });
+  const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: config.host });
 
   const lines = [`checkout-fulfillment (${mode})`];
   if (stack.ingress) {
