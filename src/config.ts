@@ -23,10 +23,12 @@ const schema = z.object({
   STRIPE_SECRET_KEY: z
     .string({ error: 'is required (a Stripe secret or restricted key, sk_test_... or rk_test_...)' })
     .regex(/^(sk|rk)_(test|live)_\w+$/, 'must look like sk_test_..., sk_live_..., rk_test_... or rk_live_...'),
+  // Required by the ingress (checked where it starts); a worker alone does not verify webhooks.
   STRIPE_WEBHOOK_SECRET: z
-    .string({ error: 'is required (whsec_..., from `stripe listen` or the webhook endpoint; comma-separate several to rotate)' })
+    .string()
+    .default('')
     .transform((value) => value.split(',').map((secret) => secret.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^whsec_\w+$/, 'each secret must look like whsec_...')).min(1)),
+    .pipe(z.array(z.string().regex(/^whsec_\w+$/, 'each secret must look like whsec_...'))),
   STRIPE_API_BASE: optional.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   TEMPORAL_ADDRESS: optional,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -73,6 +75,24 @@ export interface Config {
   paymentDeadline: Duration;
 }
 
+/** Which processes this one runs: both (`npm start`), or one of them when scaled out. */
+export type Role = 'all' | 'worker' | 'ingress';
+
+/** What a role needs beyond the schema: the ingress verifies webhooks; split processes share Temporal and PostgreSQL. */
+function roleProblems(env: NodeJS.ProcessEnv, role: Role): string[] {
+  const problems: string[] = [];
+  if (role !== 'worker' && !env.STRIPE_WEBHOOK_SECRET) {
+    problems.push('STRIPE_WEBHOOK_SECRET: is required (whsec_..., from `stripe listen` or the webhook endpoint; comma-separate several to rotate)');
+  }
+  if (role !== 'all' && !env.TEMPORAL_ADDRESS) {
+    problems.push('TEMPORAL_ADDRESS: is required when the worker and ingress run as separate processes');
+  }
+  if (role !== 'all' && !env.DATABASE_URL) {
+    problems.push('DATABASE_URL: is required when the worker and ingress run as separate processes (PGlite serves one process)');
+  }
+  return problems;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -81,11 +101,13 @@ export class ConfigError extends Error {
 }
 
 /** Reads the whole configuration, listing every problem at once rather than the first. Never echoes a value. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'all'): Config {
   const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`));
-  }
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`)),
+    ...roleProblems(env, role),
+  ];
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
   return {

@@ -4,24 +4,13 @@
  *   npm run worker     the fulfillment worker only (scale out: run several)
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type Role } from './config';
 import { startStack } from './stack';
 
-type Mode = 'all' | 'worker' | 'ingress';
-
-function checkSplitMode(mode: Mode, config: Config): void {
-  if (mode === 'all') return;
-  const problems: string[] = [];
-  if (!config.temporal.address) problems.push('TEMPORAL_ADDRESS: is required when the worker and ingress run as separate processes');
-  if (!config.databaseUrl) problems.push('DATABASE_URL: is required when the worker and ingress run as separate processes (PGlite serves one process)');
-  if (problems.length > 0) throw new ConfigError(problems);
-}
-
 async function main(): Promise<void> {
-  const mode = (process.argv[2] ?? 'all') as Mode;
+  const mode = (process.argv[2] ?? 'all') as Role;
   if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker or ingress`);
-  const config = loadConfig();
-  checkSplitMode(mode, config);
+  const config = loadConfig(process.env, mode);
 
   const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: config.host });
 
@@ -56,6 +45,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    if (err.problems.some((problem) => problem.startsWith('STRIPE_'))) {
+      console.error('No Stripe account at hand? `npm run demo` runs the whole product offline against a local Stripe emulator.');
+    }
+  } else {
+    console.error(err);
+  }
   process.exit(1);
 });

@@ -131,6 +131,7 @@ describe('webhooks', () => {
 
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     await waitForStatus(session.id, 'fulfilled');
+    await env.client.workflow.getHandle(session.id).result(); // the execution has closed
     // Redelivered after completion: still 2xx, and nothing runs again.
     const late = await postWebhook(url, payload);
     expect(late.status).toBe(200);

@@ -29,6 +29,18 @@ describe('loadConfig', () => {
     });
   });
 
+  test('when no webhook secret is set, then a worker starts but the ingress is refused', () => {
+    const split = { STRIPE_SECRET_KEY: 'sk_test_abc', TEMPORAL_ADDRESS: 'temporal:7233', DATABASE_URL: 'postgres://db/x' };
+    expect(loadConfig(split, 'worker').stripe.webhookSecrets).toEqual([]);
+    expect(() => loadConfig(split, 'ingress')).toThrow(/STRIPE_WEBHOOK_SECRET: is required/);
+  });
+
+  test('when the worker runs as its own process without a shared Temporal and PostgreSQL, then both are named', () => {
+    expect(() => loadConfig({ STRIPE_SECRET_KEY: 'sk_test_abc' }, 'worker')).toThrow(
+      expect.objectContaining({ problems: [expect.stringMatching(/^TEMPORAL_ADDRESS/), expect.stringMatching(/^DATABASE_URL/)] }),
+    );
+  });
+
   test('when several settings are wrong, then every problem is listed at once and no secret is echoed', () => {
     let error: unknown;
     try {
