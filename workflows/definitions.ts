@@ -85,6 +85,22 @@ export interface FulfillmentView {
   eventIds: string[];
 }
 
+/** A session's view before anything is known about it beyond its ID. */
+export function receivedView(sessionId: string): FulfillmentView {
+  return {
+    sessionId,
+    status: 'received',
+    paymentStatus: null,
+    currency: null,
+    amountTotal: null,
+    lineItems: [],
+    fulfilled: [],
+    receiptSent: false,
+    reason: null,
+    eventIds: [],
+  };
+}
+
 /** The Stripe webhook events that matter to a running fulfillment. */
 export type CheckoutEventType =
   | 'checkout.session.completed'

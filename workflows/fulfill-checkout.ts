@@ -17,6 +17,7 @@ import {
   checkoutEventSignal,
   fulfillmentQuery,
   isFinalStatus,
+  receivedView,
   searchAttributes,
   type CheckoutEventType,
   type FulfillCheckoutInput,
@@ -58,18 +59,7 @@ const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
  */
 export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<FulfillmentView> {
   const { sessionId } = input;
-  const view: FulfillmentView = {
-    sessionId,
-    status: 'received',
-    paymentStatus: null,
-    currency: null,
-    amountTotal: null,
-    lineItems: [],
-    fulfilled: [],
-    receiptSent: false,
-    reason: null,
-    eventIds: [],
-  };
+  const view: FulfillmentView = receivedView(sessionId);
   const eventTypes = new Set<CheckoutEventType>();
   let unhandledEvent = false;
   let transitions = 0;

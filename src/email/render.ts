@@ -26,35 +26,39 @@ ${body}
 </body></html>`;
 }
 
-export function renderReceipt(session: SessionSummary, fulfilled: FulfilledItem[], merchantName: string): RenderedEmail {
+/** Greeting and sign-off around a message's own text and HTML, so every email reads the same. */
+function letter(
+  subject: string,
+  session: SessionSummary,
+  merchantName: string,
+  body: { text: string[]; html: string },
+): RenderedEmail {
   const greeting = session.customerName ? `Hi ${session.customerName},` : 'Hi,';
-  const delivered = new Set(fulfilled.map((item) => item.lineItemId));
+  const text = [greeting, '', ...body.text, '', `— ${merchantName}`, ''].join('\n');
+  const html = layout(subject, `<p>${escapeHtml(greeting)}</p>\n${body.html}\n<p>— ${escapeHtml(merchantName)}</p>`);
+  return { subject, text, html };
+}
+
+export function renderReceipt(session: SessionSummary, fulfilled: FulfilledItem[], merchantName: string): RenderedEmail {
   const rows = session.lineItems.map((item) => ({
     description: item.description,
     quantity: item.quantity,
     total: money(item.amountTotal, item.currency),
-    delivered: delivered.has(item.id),
   }));
-  const subject = `Your ${merchantName} receipt`;
-  const text = [
-    greeting,
-    '',
-    `Thank you for your purchase. Here is your receipt for order ${session.id}.`,
-    '',
-    ...rows.map((row) => `  ${row.quantity} × ${row.description}  ${row.total}`),
-    '',
-    session.amountSubtotal !== null && session.amountSubtotal !== session.amountTotal
-      ? `Subtotal: ${money(session.amountSubtotal, session.currency)}\n`
-      : '',
-    `Total paid: ${money(session.amountTotal, session.currency)}`,
-    '',
-    `— ${merchantName}`,
-    '',
-  ].join('\n');
-  const html = layout(
-    subject,
-    `<p>${escapeHtml(greeting)}</p>
-<p>Thank you for your purchase. Here is your receipt for order <code>${escapeHtml(session.id)}</code>.</p>
+  const total = money(session.amountTotal, session.currency);
+  const discounted = session.amountSubtotal !== null && session.amountSubtotal !== session.amountTotal;
+  const delivered = fulfilled.length === session.lineItems.length ? [] : [`${fulfilled.length} of ${session.lineItems.length} items delivered so far.`];
+  return letter(`Your ${merchantName} receipt`, session, merchantName, {
+    text: [
+      `Thank you for your purchase. Here is your receipt for order ${session.id}.`,
+      '',
+      ...rows.map((row) => `  ${row.quantity} × ${row.description}  ${row.total}`),
+      '',
+      ...(discounted ? [`Subtotal: ${money(session.amountSubtotal, session.currency)}`] : []),
+      `Total paid: ${total}`,
+      ...delivered,
+    ],
+    html: `<p>Thank you for your purchase. Here is your receipt for order <code>${escapeHtml(session.id)}</code>.</p>
 <table style="width: 100%; border-collapse: collapse">
 <thead><tr><th align="left">Item</th><th align="right">Qty</th><th align="right">Amount</th></tr></thead>
 <tbody>
@@ -65,32 +69,19 @@ ${rows
   )
   .join('\n')}
 </tbody>
-<tfoot><tr><th align="left" colspan="2">Total paid</th><th align="right">${escapeHtml(money(session.amountTotal, session.currency))}</th></tr></tfoot>
-</table>
-<p>— ${escapeHtml(merchantName)}</p>`,
-  );
-  return { subject, text, html };
+<tfoot><tr><th align="left" colspan="2">Total paid</th><th align="right">${escapeHtml(total)}</th></tr></tfoot>
+</table>${delivered.map((line) => `\n<p>${escapeHtml(line)}</p>`).join('')}`,
+  });
 }
 
 export function renderPaymentFailed(session: SessionSummary, merchantName: string): RenderedEmail {
-  const greeting = session.customerName ? `Hi ${session.customerName},` : 'Hi,';
-  const subject = `Your ${merchantName} payment did not go through`;
   const amount = money(session.amountTotal, session.currency);
-  const text = [
-    greeting,
-    '',
-    `The payment of ${amount} for order ${session.id} did not go through, so the order has not been fulfilled.`,
-    'No money has been taken. You are welcome to place the order again with another payment method.',
-    '',
-    `— ${merchantName}`,
-    '',
-  ].join('\n');
-  const html = layout(
-    subject,
-    `<p>${escapeHtml(greeting)}</p>
-<p>The payment of <strong>${escapeHtml(amount)}</strong> for order <code>${escapeHtml(session.id)}</code> did not go through, so the order has not been fulfilled.</p>
-<p>No money has been taken. You are welcome to place the order again with another payment method.</p>
-<p>— ${escapeHtml(merchantName)}</p>`,
-  );
-  return { subject, text, html };
+  return letter(`Your ${merchantName} payment did not go through`, session, merchantName, {
+    text: [
+      `The payment of ${amount} for order ${session.id} did not go through, so the order has not been fulfilled.`,
+      'No money has been taken. You are welcome to place the order again with another payment method.',
+    ],
+    html: `<p>The payment of <strong>${escapeHtml(amount)}</strong> for order <code>${escapeHtml(session.id)}</code> did not go through, so the order has not been fulfilled.</p>
+<p>No money has been taken. You are welcome to place the order again with another payment method.</p>`,
+  });
 }

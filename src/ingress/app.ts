@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
-import { isFinalStatus, type CheckoutEventType, type FulfillmentView } from '../../workflows/definitions';
+import { isFinalStatus, receivedView, type CheckoutEventType } from '../../workflows/definitions';
 import { SESSION_ID_PATTERN } from '../stripe/sessions';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
 import type { FulfillmentStarter } from './fulfillment-starter';
@@ -237,21 +237,6 @@ async function waitForOutcome(store: FulfillmentStore, sessionId: string, timeou
     if ((record && !PENDING_STATUSES.has(record.view.status)) || Date.now() >= deadline) return record;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-}
-
-function receivedView(sessionId: string): FulfillmentView {
-  return {
-    sessionId,
-    status: 'received',
-    paymentStatus: null,
-    currency: null,
-    amountTotal: null,
-    lineItems: [],
-    fulfilled: [],
-    receiptSent: false,
-    reason: null,
-    eventIds: [],
-  };
 }
 
 /** What the status API shows: what the landing page shows, and no personal data. */

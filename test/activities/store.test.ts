@@ -1,23 +1,11 @@
 import { migrate, openDatabase, FulfillmentStore, type Database } from '../../src/store';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
-import type { FulfillmentView } from '../../workflows/definitions';
+import { receivedView, type FulfillmentView } from '../../workflows/definitions';
 import { lineItem, newSessionId } from '../fixtures/sessions';
 import { startPostgresServer } from '../helpers/postgres-server';
 
 function view(sessionId: string, overrides: Partial<FulfillmentView> = {}): FulfillmentView {
-  return {
-    sessionId,
-    status: 'received',
-    paymentStatus: 'paid',
-    currency: 'usd',
-    amountTotal: 4500,
-    lineItems: [],
-    fulfilled: [],
-    receiptSent: false,
-    reason: null,
-    eventIds: [],
-    ...overrides,
-  };
+  return { ...receivedView(sessionId), paymentStatus: 'paid', currency: 'usd', amountTotal: 4500, ...overrides };
 }
 
 // The same behaviour on both databases: the embedded default and a real PostgreSQL server.
