@@ -21,14 +21,26 @@ export const FULFILLMENT_STATUSES = [
   'fulfilled', // every line item fulfilled and the receipt sent (final)
   'payment_failed', // the delayed payment failed, or never arrived before the deadline (final)
   'expired', // the session expired without payment; nothing fulfilled (final)
-  'failed', // the session could not be processed, e.g. Stripe does not know it (final)
+  'failed', // the session could not be processed, e.g. Stripe does not know it; the execution fails (final)
 ] as const;
 export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
+/** Statuses an execution ends in. */
 export const FINAL_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired', 'failed'];
 
 export function isFinalStatus(status: FulfillmentStatus): boolean {
   return FINAL_STATUSES.includes(status);
+}
+
+/**
+ * Outcomes that are never revisited: a later execution for the session does nothing, and the
+ * record cannot move out of them. `failed` is not one: once its cause is fixed (a rotated key,
+ * a Stripe outage), a redelivered event may run the session again.
+ */
+export const SETTLED_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired'];
+
+export function isSettledStatus(status: FulfillmentStatus): boolean {
+  return SETTLED_STATUSES.includes(status);
 }
 
 /** Stripe's Checkout Session `status` and `payment_status`, as they are. */

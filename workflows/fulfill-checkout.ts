@@ -16,7 +16,7 @@ import { decide } from './decide';
 import {
   checkoutEventSignal,
   fulfillmentQuery,
-  isFinalStatus,
+  isSettledStatus,
   receivedView,
   searchAttributes,
   type CheckoutEventType,
@@ -84,7 +84,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     await recordStatus({ view, seq: ++transitions });
   }
 
-  async function retrieve(): Promise<SessionSummary | undefined> {
+  async function retrieve(): Promise<SessionSummary> {
     try {
       const session = await retrieveSession(sessionId);
       view.paymentStatus = session.paymentStatus;
@@ -100,15 +100,18 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     } catch (err) {
       const failure = nonRetryableCause(err);
       if (!failure) throw err;
+      // Recorded for the status API, then the execution fails, visible as Failed in the Temporal UI;
+      // the reuse policy lets a redelivered event run the session again once the cause is fixed.
       view.reason = `${failure.type}: ${failure.message}`;
-      return undefined;
+      await transition('failed');
+      throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
     }
   }
 
   // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
   const recorded = await loadRecord(sessionId);
-  if (recorded && isFinalStatus(recorded.status)) {
-    log.info('Session already has a final status; nothing to do', { sessionId, status: recorded.status });
+  if (recorded && isSettledStatus(recorded.status)) {
+    log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
     Object.assign(view, recorded, { eventIds: view.eventIds });
     return view;
   }
@@ -117,7 +120,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   let session = await retrieve();
   const waitStartedAt = Date.now();
 
-  while (session) {
+  for (;;) {
     const decision = decide(session, eventTypes);
     unhandledEvent = false;
     switch (decision.kind) {
@@ -161,9 +164,6 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     // Whatever woke us (an event, a recheck, the deadline), read the session again: Stripe is the source of truth.
     session = await retrieve();
   }
-
-  await transition('failed');
-  return view;
 
   async function waitForEventOrRecheck(recheck: Duration, deadline: number): Promise<void> {
     const untilDeadline = deadline - Date.now();

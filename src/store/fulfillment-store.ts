@@ -1,4 +1,4 @@
-import type { FulfillmentStatus, FulfillmentView, LineItemSummary } from '../../workflows/definitions';
+import { SETTLED_STATUSES, type FulfillmentStatus, type FulfillmentView, type LineItemSummary } from '../../workflows/definitions';
 import type { Database, Queryable } from './database';
 
 export interface StatusHistoryEntry {
@@ -22,7 +22,7 @@ export class FulfillmentStore {
   /**
    * Records a transition: appends it to the history (a retried write with the same run and
    * sequence number is a no-op) and updates the current state, never moving a session out of
-   * a final status: a late or concurrent execution cannot undo `fulfilled`.
+   * a settled status: a late or concurrent execution cannot undo `fulfilled`.
    */
   async recordStatus(view: FulfillmentView, runId: string, seq: number): Promise<void> {
     await this.db.transaction(async (tx) => {
@@ -37,8 +37,8 @@ export class FulfillmentStore {
          ON CONFLICT (session_id) DO UPDATE SET
            status = EXCLUDED.status, payment_status = EXCLUDED.payment_status, currency = EXCLUDED.currency,
            amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now()
-         WHERE checkout_sessions.status NOT IN ('fulfilled', 'payment_failed', 'expired')`,
-        [view.sessionId, view.status, view.paymentStatus, view.currency, view.amountTotal, JSON.stringify(view)],
+         WHERE NOT (checkout_sessions.status = ANY($7::text[]))`,
+        [view.sessionId, view.status, view.paymentStatus, view.currency, view.amountTotal, JSON.stringify(view), SETTLED_STATUSES],
       );
     });
   }

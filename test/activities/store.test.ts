@@ -59,6 +59,13 @@ describe.each([
     expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilled');
   });
 
+  test('when a session failed and a later run fulfills it, then the record moves on to fulfilled', async () => {
+    const sessionId = newSessionId();
+    await store.recordStatus(view(sessionId, { status: 'failed', reason: 'StripeAuthentication' }), 'run-1', 1);
+    await store.recordStatus(view(sessionId, { status: 'fulfilled' }), 'run-2', 1);
+    expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilled');
+  });
+
   test('when a line item is fulfilled twice, then it is recorded once and stock moves once', async () => {
     const sessionId = newSessionId();
     const productId = `prod_${sessionId}`;

@@ -1,3 +1,4 @@
+import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -6,6 +7,7 @@ import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import {
   checkoutEventSignal,
   fulfillmentQuery,
+  receivedView,
   type CheckoutEvent,
   type FulfillCheckoutInput,
   type SessionSummary,
@@ -291,13 +293,28 @@ describe('fulfillCheckout', () => {
       },
     };
 
-    const result = await withWorker(missing, async () => (await start({ sessionId: paid.id })).result());
+    const error = await withWorker(missing, async () => (await start({ sessionId: paid.id })).result().catch((e: unknown) => e));
 
+    // The execution fails (operators see it as Failed), with the cause's type to filter on.
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = (error as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe('SessionNotFound');
+    expect(cause?.message).toBe(`SessionNotFound: Stripe does not know Checkout Session ${paid.id}`);
     expect(attempts).toBe(1);
-    expect(result.status).toBe('failed');
-    expect(result.reason).toBe(`SessionNotFound: Stripe does not know Checkout Session ${paid.id}`);
     expect(calls.fulfillLineItems).toHaveLength(0);
     expect(calls.statuses).toEqual(['received', 'failed']);
+  });
+
+  test('when the record says failed (the cause since fixed), then a new execution processes the session', async () => {
+    const paid = session();
+    const recorded = { ...receivedView(paid.id), status: 'failed' as const, reason: 'StripeAuthentication: Stripe refused the API key' };
+    const { activities, calls } = fakeActivities(stripeWith(paid), recorded);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id })).result());
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
   });
 
   test('when the record already says fulfilled (a late duplicate after retention), then nothing is done again', async () => {
