@@ -7,7 +7,7 @@ import type {
   SessionSummary,
 } from '../workflows/definitions';
 import type { Mailer } from '../src/email/mailer';
-import { renderPaymentFailed, renderReceipt } from '../src/email/render';
+import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import { retrieveSessionSummary, SESSION_ID_PATTERN } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
@@ -29,14 +29,15 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const { stripe, store, fulfiller, mailer } = deps;
 
-  async function sendOnce(kind: EmailKind, session: SessionSummary, render: () => ReturnType<typeof renderReceipt>) {
+  /** `sent`: the customer has this email, from this attempt or an earlier one. */
+  async function sendOnce(kind: EmailKind, session: SessionSummary, render: () => RenderedEmail): Promise<{ sent: boolean }> {
     if (!session.customerEmail) {
       Context.current().log.warn('No customer email on the session; nothing sent', { sessionId: session.id, kind });
       return { sent: false };
     }
     // At most once as far as our records tell: a crash between sending and recording may resend,
     // with the same Message-ID so mail systems can recognise the duplicate.
-    if (await store.emailSent(session.id, kind)) return { sent: false };
+    if (await store.emailSent(session.id, kind)) return { sent: true }; // by an earlier attempt
     const messageId = `<${kind}.${session.id}@${deps.emailDomain}>`;
     await mailer.send({ to: session.customerEmail, messageId, ...render() });
     await store.recordEmail(session.id, kind, messageId, session.customerEmail);

@@ -118,7 +118,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   await transition('received');
   let session = await retrieve();
-  const waitStartedAt = Date.now();
+  let paymentWaitStartedAt: number | undefined;
 
   for (;;) {
     const decision = decide(session, eventTypes);
@@ -140,7 +140,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
         return view;
       case 'await_payment': {
         if (view.status !== 'awaiting_payment') await transition('awaiting_payment');
-        const deadline = waitStartedAt + msToNumber(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
+        paymentWaitStartedAt ??= Date.now(); // the deadline runs from Checkout's completion, not from the landing page
+        const deadline = paymentWaitStartedAt + msToNumber(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
         if (Date.now() >= deadline) {
           view.reason = `no payment confirmation within ${String(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE)}`;
           await transition('payment_failed');
@@ -181,11 +182,13 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     await transition('fulfilled');
   }
 
-  /** An email that still fails after all its retries is recorded, never allowed to undo a fulfillment or an outcome. */
-  async function bestEffortEmail(send: () => Promise<unknown>, reasonIfFailed: string): Promise<boolean> {
+  /**
+   * Whether the customer has the email. One that still fails after all its retries is recorded in
+   * `reason`, never allowed to undo a fulfillment or an outcome.
+   */
+  async function bestEffortEmail(send: () => Promise<{ sent: boolean }>, reasonIfFailed: string): Promise<boolean> {
     try {
-      await send();
-      return true;
+      return (await send()).sent;
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       log.error('Email failed after all retries', { sessionId, error: String(err.cause ?? err) });

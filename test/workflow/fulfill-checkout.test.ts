@@ -281,6 +281,38 @@ describe('fulfillCheckout', () => {
     expect(calls.fulfillLineItems).toHaveLength(1);
   });
 
+  test('when the receipt cannot be sent even after all retries, then the session is still fulfilled and the reason recorded', async () => {
+    const paid = session();
+    const { activities, calls } = fakeActivities(stripeWith(paid));
+    let attempts = 0;
+    const smtpDown: Activities = {
+      ...activities,
+      async emailReceipt() {
+        attempts++;
+        throw new Error('connect ECONNREFUSED 127.0.0.1:25');
+      },
+    };
+
+    const result = await withWorker(smtpDown, async () => (await start({ sessionId: paid.id })).result());
+
+    expect(attempts).toBe(25);
+    expect(result.status).toBe('fulfilled');
+    expect(result.receiptSent).toBe(false);
+    expect(result.reason).toBe('the receipt email could not be sent');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when the session has no customer email, then it is fulfilled and no receipt is claimed', async () => {
+    const paid = session({ customerEmail: null });
+    const { activities } = fakeActivities(stripeWith(paid));
+    const noEmail: Activities = { ...activities, emailReceipt: async () => ({ sent: false }) };
+
+    const result = await withWorker(noEmail, async () => (await start({ sessionId: paid.id })).result());
+
+    expect(result.status).toBe('fulfilled');
+    expect(result.receiptSent).toBe(false);
+  });
+
   test('when Stripe does not know the session (non-retryable), then it ends failed with the reason and fulfills nothing', async () => {
     const paid = session();
     const { activities, calls } = fakeActivities(stripeWith(paid));
