@@ -29,6 +29,7 @@ const schema = z.object({
     .default('')
     .transform((value) => value.split(',').map((secret) => secret.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^whsec_\w+$/, 'each secret must look like whsec_...'))),
+  STRIPE_MAX_READS_PER_SECOND: z.coerce.number().positive().default(20),
   STRIPE_API_BASE: optional.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   TEMPORAL_ADDRESS: optional,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -54,6 +55,8 @@ export interface Config {
     secretKey: string;
     webhookSecrets: string[];
     apiBase?: StripeApiBase;
+    /** Cap on retrieve-session calls per second, for the whole cluster. */
+    maxReadsPerSecond: number;
   };
   temporal: {
     /** Unset: run the embedded dev server. */
@@ -118,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       secretKey: e.STRIPE_SECRET_KEY,
       webhookSecrets: e.STRIPE_WEBHOOK_SECRET,
       apiBase: e.STRIPE_API_BASE ? parseStripeApiBase(e.STRIPE_API_BASE) : undefined,
+      maxReadsPerSecond: e.STRIPE_MAX_READS_PER_SECOND,
     },
     temporal: {
       address: e.TEMPORAL_ADDRESS,

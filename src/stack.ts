@@ -7,7 +7,7 @@ import { FulfillmentStarter } from './ingress/fulfillment-starter';
 import { createLogger } from './logger';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
-import { createFulfillmentWorker } from './temporal/worker';
+import { createFulfillmentWorkers } from './temporal/worker';
 import { createStripeClient } from './stripe/sessions';
 
 export interface StackOptions {
@@ -29,7 +29,7 @@ export interface Stack {
   services: Services;
   client: Client;
   ingress?: RunningIngress;
-  worker?: Worker;
+  workers: Worker[];
   stop(): Promise<void>;
 }
 
@@ -44,20 +44,25 @@ export async function startStack(config: Config, options: StackOptions): Promise
   const clientConnection = await Connection.connect(temporal.connectionOptions);
   const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
 
-  let worker: Worker | undefined;
-  let workerRun: Promise<void> | undefined;
+  let workers: Worker[] = [];
+  let workersRun: Promise<unknown> | undefined;
   let workerConnection: NativeConnection | undefined;
   if (options.worker) {
     workerConnection = await NativeConnection.connect(temporal.connectionOptions);
-    worker = await createFulfillmentWorker({
+    workers = await createFulfillmentWorkers({
       connection: workerConnection,
       namespace: temporal.namespace,
       taskQueue: config.temporal.taskQueue,
       activities: createActivities(services.activityDeps),
+      stripeReadsPerSecond: config.stripe.maxReadsPerSecond,
       workflowBundle: options.workflowBundle,
     });
     // A worker that dies (e.g. its task queue's namespace vanished) is logged; the process keeps serving.
-    workerRun = worker.run().catch((err: unknown) => logger.error('Worker stopped with an error', { error: String(err) }));
+    workersRun = Promise.all(
+      workers.map((worker) =>
+        worker.run().catch((err: unknown) => logger.error('Worker stopped with an error', { error: String(err) })),
+      ),
+    );
   }
 
   let ingress: RunningIngress | undefined;
@@ -92,13 +97,13 @@ export async function startStack(config: Config, options: StackOptions): Promise
     services,
     client,
     ingress,
-    worker,
+    workers,
     stop() {
       // Ingress first (no new work), then the worker finishes what it holds, then the servers.
       stopped ??= (async () => {
         await ingress?.close();
-        if (worker && worker.getState() === 'RUNNING') worker.shutdown();
-        await workerRun;
+        for (const worker of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+        await workersRun;
         await workerConnection?.close();
         await clientConnection.close();
         await services.close();

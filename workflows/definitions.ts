@@ -10,6 +10,14 @@ export const WORKFLOW_TYPE = 'fulfillCheckout';
 export const DEFAULT_TASK_QUEUE = 'fulfillment';
 
 /**
+ * Stripe reads run on their own task queue, whose workers cap its rate for the whole cluster
+ * (Stripe allows about 100 reads a second in live mode and 25 in test mode, per account).
+ */
+export function stripeTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-stripe`;
+}
+
+/**
  * Where a Checkout Session stands, in one vocabulary for the database, the query, the search
  * attribute, the status API and the landing page.
  */

@@ -7,6 +7,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration, SearchAttributeUpdatePair } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
@@ -19,6 +20,7 @@ import {
   isSettledStatus,
   receivedView,
   searchAttributes,
+  stripeTaskQueue,
   type CheckoutEventType,
   type FulfillCheckoutInput,
   type FulfillmentStatus,
@@ -29,15 +31,14 @@ import {
 type Activities = ReturnType<typeof createActivities>;
 
 // Stripe and the database may be down for a while: keep retrying, backing off to once a minute.
-const { retrieveSession, recordStatus, loadRecord } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-});
+const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+
+const { recordStatus, loadRecord } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
 
 const { fulfillLineItems } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  retry: UNTIL_IT_WORKS,
 });
 
 // About three hours of attempts; after that the goods are delivered and the missing email is recorded.
@@ -59,6 +60,12 @@ const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
  */
 export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<FulfillmentView> {
   const { sessionId } = input;
+  // On the rate-limited Stripe queue; waiting there for a slot is fine (no schedule-to-start timeout).
+  const { retrieveSession } = proxyActivities<Activities>({
+    taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
+    startToCloseTimeout: '30 seconds',
+    retry: UNTIL_IT_WORKS,
+  });
   const view: FulfillmentView = receivedView(sessionId);
   const eventTypes = new Set<CheckoutEventType>();
   let unhandledEvent = false;

@@ -6,24 +6,42 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { Activities } from '../../activities';
+import { stripeTaskQueue } from '../../workflows/definitions';
 
 export interface FulfillmentWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
   activities: Activities;
+  /** Cap on Stripe reads per second across every worker of this task queue. */
+  stripeReadsPerSecond: number;
   /** Pre-bundled workflow code (tests bundle once per file); otherwise `workflows/` is bundled now. */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
 
-export async function createFulfillmentWorker(options: FulfillmentWorkerOptions): Promise<Worker> {
-  return Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    activities: options.activities,
-    workflowBundle: options.workflowBundle ?? (await bundleWorkflows(require.resolve('../../workflows'))),
-  });
+/**
+ * The two workers a fulfillment process runs: workflows and all other activities on the task
+ * queue, and retrieve-session on the rate-limited Stripe queue.
+ */
+export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions): Promise<Worker[]> {
+  const { connection, namespace, taskQueue, activities } = options;
+  return Promise.all([
+    Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      activities,
+      workflowBundle: options.workflowBundle ?? (await bundleWorkflows(require.resolve('../../workflows'))),
+    }),
+    Worker.create({
+      connection,
+      namespace,
+      taskQueue: stripeTaskQueue(taskQueue),
+      activities: { retrieveSession: activities.retrieveSession },
+      // Enforced by the server for the whole task queue, however many workers poll it.
+      maxTaskQueueActivitiesPerSecond: options.stripeReadsPerSecond,
+    }),
+  ]);
 }
 
 /** Bundles deterministic workflow code for the worker's sandbox, printing only warnings and errors (not webpack's report). */

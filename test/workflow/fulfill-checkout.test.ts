@@ -1,7 +1,8 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createFulfillmentWorkers } from '../../src/temporal/worker';
 import type { Activities } from '../../activities';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import {
@@ -30,9 +31,17 @@ afterAll(async () => {
   await env?.teardown();
 });
 
+/** The product's own pair of workers (workflows, and the rate-limited Stripe queue) around `fn`. */
 async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
-  return worker.runUntil(fn);
+  const [main, stripe] = await createFulfillmentWorkers({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    activities,
+    stripeReadsPerSecond: 100,
+    workflowBundle: bundle,
+  });
+  return main!.runUntil(stripe!.runUntil(fn));
 }
 
 function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
@@ -72,6 +81,24 @@ describe('fulfillCheckout', () => {
     expect(calls.emailReceipt).toHaveLength(1);
     expect(calls.emailPaymentFailed).toHaveLength(0);
     expect(calls.statuses).toEqual(['received', 'fulfilling', 'fulfilled']);
+  });
+
+  test('when the session is retrieved, then it runs on the rate-limited Stripe task queue', async () => {
+    const paid = session();
+    const { activities } = fakeActivities(stripeWith(paid));
+
+    const history = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: paid.id });
+      await handle.result();
+      return handle.fetchHistory();
+    });
+
+    const scheduled = (history.events ?? [])
+      .map((event) => event.activityTaskScheduledEventAttributes)
+      .filter((attributes) => attributes != null)
+      .map((attributes) => [attributes.activityType?.name, attributes.taskQueue?.name]);
+    expect(scheduled).toContainEqual(['retrieveSession', `${taskQueue}-stripe`]);
+    expect(scheduled).toContainEqual(['fulfillLineItems', taskQueue]);
   });
 
   test('when no payment is required, then it is fulfilled at once', async () => {
