@@ -8,4 +8,5 @@ module.exports = {
   // Servers (Temporal, PostgreSQL, SMTP) start once per file; give slow machines room.
   testTimeout: 60_000,
   verbose: true,
+  reporters: ['default', '<rootDir>/test/plain-summary-reporter.js'],
 };
