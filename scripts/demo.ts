@@ -8,10 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Stripe from 'stripe';
 import { loadConfig } from '../src/config';
 import { startStack, type Stack } from '../src/stack';
 import { startStripeEmulator, type EmulatedSession } from '../src/stripe/emulator';
+import { checkoutEventPayload, postSignedWebhook } from '../src/stripe/signed-events';
 import type { FulfillmentStatus } from '../workflows/definitions';
 
 // Demo-only credentials: the emulator accepts any well-formed test key, and we sign our own events.
@@ -35,22 +35,9 @@ function session(kind: 'card' | 'bank_debit'): EmulatedSession {
 }
 
 async function sendEvent(stack: Stack, type: string, sessionId: string): Promise<void> {
-  const payload = JSON.stringify({
-    id: `evt_demo${randomBytes(8).toString('hex')}`,
-    object: 'event',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    type,
-    data: { object: { id: sessionId, object: 'checkout.session' } },
-  });
-  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: DEMO_WEBHOOK_SECRET });
-  const response = await fetch(`${stack.ingress!.url}/webhook`, {
-    method: 'POST',
-    body: payload,
-    headers: { 'content-type': 'application/json', 'stripe-signature': signature },
-  });
+  const response = await postSignedWebhook(stack.ingress!.url, checkoutEventPayload(type, sessionId), { secret: DEMO_WEBHOOK_SECRET });
   console.log(`  → ${type} for ${sessionId}: HTTP ${response.status}`);
-  if (!response.ok) throw new Error(`webhook refused: ${await response.text()}`);
+  if (response.status !== 200) throw new Error(`webhook refused: ${JSON.stringify(response.body)}`);
 }
 
 async function waitFor(stack: Stack, sessionId: string, status: FulfillmentStatus): Promise<void> {

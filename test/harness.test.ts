@@ -3,7 +3,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflows, createDevServerEnv, createTimeSkippingEnv } from './helpers/temporal-env';
 import { eventually } from './helpers/eventually';
-import { freePort } from './helpers/ports';
+import { freePort } from '../src/net/free-port';
 import { echoViaActivity, sleepForDays } from './fixtures/workflows';
 
 let bundle: WorkflowBundleWithSourceMap;

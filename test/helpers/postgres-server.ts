@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { findPostgresBinDir } from '../../src/store/postgres-binaries';
-import { freePort } from './ports';
+import { freePort } from '../../src/net/free-port';
 import { startProcess, waitForPort } from './processes';
 
 /**

@@ -1,14 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Stripe from 'stripe';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
 import { createMemoryLogger } from '../../src/logger';
 import { startStack, type Stack, type StackOptions } from '../../src/stack';
 import type { StripeEmulator, EmulatedSession } from '../../src/stripe/emulator';
-import type { CheckoutEventType } from '../../workflows/definitions';
+import { checkoutEventPayload, postSignedWebhook, type PostOptions } from '../../src/stripe/signed-events';
 import { newSessionId } from '../fixtures/sessions';
 
 export const WEBHOOK_SECRET = 'whsec_test_primary';
@@ -70,38 +69,11 @@ export function emulatedSession(overrides: Partial<EmulatedSession> = {}): Emula
   };
 }
 
-export function eventPayload(type: CheckoutEventType | string, sessionId: string, eventId = `evt_${Math.random().toString(36).slice(2)}`): string {
-  return JSON.stringify({
-    id: eventId,
-    object: 'event',
-    api_version: '2025-01-01',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    type,
-    data: { object: { id: sessionId, object: 'checkout.session' } },
-  });
-}
+export const eventPayload = checkoutEventPayload;
 
-/** Posts a webhook exactly as Stripe does: raw JSON body, `Stripe-Signature` from the secret. */
-export async function postWebhook(
-  baseUrl: string,
-  payload: string,
-  { secret = WEBHOOK_SECRET, timestamp, header }: { secret?: string; timestamp?: number; header?: string | null } = {},
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const signature = header === undefined ? Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp }) : header;
-  const response = await fetch(`${baseUrl}/webhook`, {
-    method: 'POST',
-    body: payload,
-    headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'stripe-signature': signature }) },
-  });
-  const text = await response.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    body = { text };
-  }
-  return { status: response.status, body };
+/** Posts a webhook signed with the stack's primary secret unless told otherwise. */
+export function postWebhook(baseUrl: string, payload: string, options: Partial<PostOptions> = {}) {
+  return postSignedWebhook(baseUrl, payload, { secret: WEBHOOK_SECRET, ...options });
 }
 
 export type { StripeEmulator };

@@ -1,5 +1,5 @@
 import { requireStripeMock } from '../../src/temporal/tools';
-import { freePort } from './ports';
+import { freePort } from '../../src/net/free-port';
 import { startProcess, waitForPort } from './processes';
 
 /** Stripe's official API mock (provisioned by `npm run provision`), on loopback, HTTP only. */

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../helpers/ports';
+import { freePort } from '../../src/net/free-port';
 
 // `npm run demo`, as a newcomer runs it: the real embedded dev server, worker, ingress, PGlite,
 // outbox and the Stripe emulator, with signed events. `--exit` stops it after the purchases.

@@ -6,7 +6,7 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
-import { freePort } from '../helpers/ports';
+import { freePort } from '../../src/net/free-port';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { emulatedSession, eventPayload, postWebhook, startTestStack } from '../helpers/stack';
 import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
