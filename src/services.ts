@@ -1,3 +1,4 @@
+import type Stripe from 'stripe';
 import type { ActivityDeps } from '../activities';
 import type { Config } from './config';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from './email/mailer';
@@ -10,6 +11,8 @@ export interface Services {
   db: Database;
   store: FulfillmentStore;
   mailer: Mailer;
+  /** One Stripe client per process, for the activities and the ingress alike. */
+  stripe: Stripe;
   activityDeps: ActivityDeps;
   close(): Promise<void>;
 }
@@ -20,12 +23,14 @@ export async function openServices(config: Config, fulfiller: Fulfiller = stockF
   const mailer = config.email.smtpUrl
     ? createSmtpMailer(config.email.smtpUrl, config.email.from)
     : createOutboxMailer(config.email.outboxDir, config.email.from);
+  const stripe = createStripeClient(config.stripe.secretKey, config.stripe.apiBase);
   return {
     db,
     store,
     mailer,
+    stripe,
     activityDeps: {
-      stripe: createStripeClient(config.stripe.secretKey, config.stripe.apiBase),
+      stripe,
       store,
       fulfiller,
       mailer,

@@ -8,7 +8,7 @@ import { createLogger } from './logger';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
 import { createFulfillmentWorkers } from './temporal/worker';
-import { createStripeClient } from './stripe/sessions';
+import type { Fulfiller } from './fulfillment/fulfiller';
 
 export interface StackOptions {
   ingress: boolean;
@@ -21,6 +21,8 @@ export interface StackOptions {
   rateLimitPerMinute?: number;
   /** Listen on this host (default 127.0.0.1; 0.0.0.0 in a container). */
   host?: string;
+  /** The merchant's fulfillment; default: the stock fulfiller. */
+  fulfiller?: Fulfiller;
 }
 
 export interface Stack {
@@ -40,7 +42,7 @@ export interface Stack {
 export async function startStack(config: Config, options: StackOptions): Promise<Stack> {
   const logger = options.logger ?? createLogger();
   const temporal = options.temporal ?? (await resolveTemporal(config));
-  const services = await openServices(config);
+  const services = await openServices(config, options.fulfiller);
   const clientConnection = await Connection.connect(temporal.connectionOptions);
   const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
 
@@ -75,7 +77,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
     const app = createIngressApp({
       starter,
       store: services.store,
-      stripe: createStripeClient(config.stripe.secretKey, config.stripe.apiBase),
+      stripe: services.stripe,
       webhookSecrets: config.stripe.webhookSecrets,
       logger,
       landingWaitMs: options.landingWaitMs,
