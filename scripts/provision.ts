@@ -11,6 +11,7 @@ import {
   STRIPE_MOCK_VERSION,
   TEMPORAL_CLI_VERSION,
   TEMPORAL_TEST_SERVER_VERSION,
+  executableFromEnv,
   manifestPath,
   toolsCacheDir,
   type ServerExecutable,
@@ -76,11 +77,14 @@ async function internetReachable(): Promise<boolean> {
 }
 
 function overridden(name: string): ServerExecutable | undefined {
-  const value = process.env[name];
-  if (!value) return undefined;
-  if (!fs.existsSync(value)) throw new MissingToolchain(`${name}=${value} does not exist`);
-  log(`${name} set: using ${value}`);
-  return { type: 'existing-path', path: path.resolve(value) };
+  let executable: ServerExecutable | undefined;
+  try {
+    executable = executableFromEnv(name);
+  } catch (err) {
+    throw new MissingToolchain((err as Error).message);
+  }
+  if (executable) log(`${name} set: using ${process.env[name]}`);
+  return executable;
 }
 
 function goInstall(module: string, version: string, binary: string): string {

@@ -4,7 +4,7 @@
  * and the TEMPORAL_* connection variables. The embedded dev server registers them itself.
  */
 import { Connection } from '@temporalio/client';
-import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { remoteTemporal } from '../src/temporal/connection';
 import { registerSearchAttributes } from '../src/temporal/search-attributes';
 
 async function main(): Promise<void> {
@@ -12,10 +12,10 @@ async function main(): Promise<void> {
     console.error('TEMPORAL_ADDRESS is not set: nothing to set up (the embedded dev server registers its search attributes itself)');
     process.exit(2);
   }
-  const { connectionOptions, namespace = 'default' } = loadClientConnectConfig();
-  const connection = await Connection.connect({ ...connectionOptions, address: process.env.TEMPORAL_ADDRESS });
+  const temporal = remoteTemporal(process.env.TEMPORAL_ADDRESS);
+  const connection = await Connection.connect(temporal.connectionOptions);
   try {
-    const added = await registerSearchAttributes(connection, process.env.TEMPORAL_NAMESPACE ?? namespace);
+    const added = await registerSearchAttributes(connection, temporal.namespace);
     console.log(added.length > 0 ? `Registered search attributes: ${added.join(', ')}` : 'All search attributes already registered');
   } finally {
     await connection.close();

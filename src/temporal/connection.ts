@@ -11,19 +11,19 @@ export interface TemporalTarget {
   embedded?: EmbeddedDevServer;
 }
 
+/** A Temporal cluster or Temporal Cloud at `address`, with the rest (namespace, TLS, API key) from the SDK's envconfig. */
+export function remoteTemporal(address: string, defaultNamespace = 'default'): TemporalTarget {
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  return { namespace: namespace ?? defaultNamespace, connectionOptions: { ...connectionOptions, address } };
+}
+
 /**
  * Where Temporal is: TEMPORAL_ADDRESS (a cluster or Temporal Cloud, with TLS and API key read by
  * the SDK's envconfig from TEMPORAL_TLS_*, TEMPORAL_API_KEY, or a TEMPORAL_PROFILE), or, when it
  * is unset, the embedded dev server started here.
  */
 export async function resolveTemporal(config: Config): Promise<TemporalTarget> {
-  if (config.temporal.address) {
-    const { connectionOptions, namespace } = loadClientConnectConfig();
-    return {
-      namespace: namespace ?? config.temporal.namespace,
-      connectionOptions: { ...connectionOptions, address: config.temporal.address },
-    };
-  }
+  if (config.temporal.address) return remoteTemporal(config.temporal.address, config.temporal.namespace);
   const embedded = await startEmbeddedDevServer({
     dataDir: config.dataDir,
     namespace: config.temporal.namespace,

@@ -35,7 +35,8 @@ export function manifestPath(): string {
   return path.join(toolsCacheDir(), 'tools.json');
 }
 
-function fromEnv(name: string): ServerExecutable | undefined {
+/** A binary the user brings through `name` (e.g. TEMPORAL_CLI_PATH); throws when it names a missing file. */
+export function executableFromEnv(name: string): ServerExecutable | undefined {
   const value = process.env[name];
   if (!value) return undefined;
   if (!fs.existsSync(value)) throw new Error(`${name}=${value} does not exist`);
@@ -48,8 +49,8 @@ export function resolveTools(): ToolManifest {
   if (fs.existsSync(manifestPath())) {
     recorded = JSON.parse(fs.readFileSync(manifestPath(), 'utf8')) as Partial<ToolManifest>;
   }
-  const temporalCli = fromEnv('TEMPORAL_CLI_PATH') ?? recorded.temporalCli;
-  const testServer = fromEnv('TEMPORAL_TEST_SERVER_PATH') ?? recorded.testServer;
+  const temporalCli = executableFromEnv('TEMPORAL_CLI_PATH') ?? recorded.temporalCli;
+  const testServer = executableFromEnv('TEMPORAL_TEST_SERVER_PATH') ?? recorded.testServer;
   const stripeMock = process.env.STRIPE_MOCK_PATH || recorded.stripeMock;
   if (!temporalCli || !testServer) {
     throw new Error(`Temporal servers are not provisioned (no ${manifestPath()}): run \`npm run provision\``);
