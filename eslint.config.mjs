@@ -36,6 +36,10 @@ export default tseslint.config(
               allowTypeImports: true,
               message: 'Workflows import activities and services by type only; shared pure code lives in src/shared.',
             },
+            {
+              group: ['@temporalio/*/lib/*'],
+              message: "Workflow code uses the SDK's public API only: internal paths change without notice and break replay.",
+            },
           ],
         },
       ],

@@ -1,10 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import Stripe from 'stripe';
-import type {
-  FulfilledItem,
-  FulfillmentView,
-  LineItemSummary,
-  SessionSummary,
+import {
+  SESSION_NOT_FOUND_ERROR,
+  STRIPE_CONFIGURATION_ERROR,
+  type FulfilledItem,
+  type FulfillmentView,
+  type LineItemSummary,
+  type SessionSummary,
 } from '../workflows/definitions';
 import type { Mailer } from '../src/email/mailer';
 import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
@@ -29,18 +31,31 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const { stripe, store, fulfiller, mailer } = deps;
 
-  /** `sent`: the customer has this email, from this attempt or an earlier one. */
+  /**
+   * `sent`: the customer has this email, from this attempt or an earlier one. The send is claimed in
+   * the database first, with a lease longer than the mailer can take, so an attempt that overlaps
+   * a slow earlier one waits for it (retryable `EmailInFlight`) instead of sending a second copy.
+   */
   async function sendOnce(kind: EmailKind, session: SessionSummary, render: () => RenderedEmail): Promise<{ sent: boolean }> {
     if (!session.customerEmail) {
       Context.current().log.warn('No customer email on the session; nothing sent', { sessionId: session.id, kind });
       return { sent: false };
     }
-    // At most once as far as our records tell: a crash between sending and recording may resend,
-    // with the same Message-ID so mail systems can recognise the duplicate.
-    if (await store.emailSent(session.id, kind)) return { sent: true }; // by an earlier attempt
+    const claim = await store.claimEmail(session.id, kind, EMAIL_LEASE_SECONDS);
+    if (claim === 'sent') return { sent: true }; // by an earlier attempt
+    if (claim === 'in_flight') {
+      throw ApplicationFailure.retryable(`An earlier attempt is still sending the ${kind} email`, 'EmailInFlight');
+    }
+    // A crash between sending and recording resends after the lease, with the same Message-ID so
+    // mail systems can recognise the duplicate.
     const messageId = `<${kind}.${session.id}@${deps.emailDomain}>`;
-    await mailer.send({ to: session.customerEmail, messageId, ...render() });
-    await store.recordEmail(session.id, kind, messageId, session.customerEmail);
+    try {
+      await mailer.send({ to: session.customerEmail, messageId, ...render() });
+    } catch (err) {
+      await store.releaseEmail(claim);
+      throw err;
+    }
+    await store.markEmailSent(claim, messageId, session.customerEmail);
     return { sent: true };
   }
 
@@ -53,7 +68,27 @@ export function createActivities(deps: ActivityDeps) {
       try {
         return await retrieveSessionSummary(stripe, sessionId);
       } catch (err) {
-        throw classifyStripeError(err, sessionId);
+        const failure = classifyStripeError(err, sessionId);
+        if (failure instanceof ApplicationFailure && failure.type === STRIPE_CONFIGURATION_ERROR) {
+          Context.current().log.error('Stripe refused our request; fulfillment is paused until the configuration is fixed', {
+            sessionId,
+            error: failure.message,
+          });
+        }
+        throw failure;
+      }
+    },
+
+    /** Whether Stripe knows the session (the landing page's check), without its line items. */
+    async sessionExists(sessionId: string): Promise<boolean> {
+      if (!SESSION_ID_PATTERN.test(sessionId)) return false;
+      try {
+        await stripe.checkout.sessions.retrieve(sessionId);
+        return true;
+      } catch (err) {
+        const failure = classifyStripeError(err, sessionId);
+        if (failure instanceof ApplicationFailure && failure.type === SESSION_NOT_FOUND_ERROR) return false;
+        throw failure;
       }
     },
 
@@ -82,11 +117,13 @@ export function createActivities(deps: ActivityDeps) {
       return sendOnce('payment_failed', session, () => renderPaymentFailed(session, deps.merchantName));
     },
 
-    /** record-status: the transition, in the session's history and current record. */
-    async recordStatus(input: { view: FulfillmentView; seq: number }): Promise<void> {
-      // (run, seq) names this transition: a retry of the same write is a no-op.
+    /**
+     * record-status: the transition, in the session's history and current record. (run, seq) names
+     * it, so a retry of the same write is a no-op, and the run's start time orders runs.
+     */
+    async recordStatus(input: { view: FulfillmentView; runStartedAt: number; seq: number }): Promise<void> {
       const runId = Context.current().info.workflowExecution?.runId ?? 'unknown-run';
-      await store.recordStatus(input.view, runId, input.seq);
+      await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
     },
 
     /** The recorded state, checked before doing anything so a late duplicate never fulfills twice. */
@@ -98,18 +135,34 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-/** Stripe errors that retrying cannot fix become non-retryable failures with a type to branch on. */
-function classifyStripeError(err: unknown, sessionId: string): unknown {
-  if (err instanceof Stripe.errors.StripeInvalidRequestError) {
-    if (err.code === 'resource_missing' || err.statusCode === 404) {
-      return ApplicationFailure.nonRetryable(`Stripe does not know Checkout Session ${sessionId}`, 'SessionNotFound');
-    }
-    return ApplicationFailure.nonRetryable(`Stripe rejected the request: ${err.message}`, 'StripeInvalidRequest');
+/** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
+export function stripeActivities(activities: Activities) {
+  const { retrieveSession, sessionExists } = activities;
+  return { retrieveSession, sessionExists };
+}
+
+// Longer than the mailer can take to give up on a slow server (src/email/mailer.ts) and than the
+// activity's timeout, so a lease still held means an attempt may still be sending.
+export const EMAIL_LEASE_SECONDS = 5 * 60;
+
+/**
+ * Stripe errors become typed failures. Only facts about the session itself are final (Stripe does
+ * not know it). A refused key, a missing permission or a request Stripe rejects are ours to fix:
+ * `StripeConfiguration`, which the workflow shows as paused and retries until fixed. Rate limits,
+ * connection errors and Stripe 5xx stay plain errors, retried with backoff.
+ */
+export function classifyStripeError(err: unknown, sessionId: string): unknown {
+  if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.code === 'resource_missing' || err.statusCode === 404)) {
+    return ApplicationFailure.nonRetryable(`Stripe does not know Checkout Session ${sessionId}`, SESSION_NOT_FOUND_ERROR);
   }
-  if (err instanceof Stripe.errors.StripeAuthenticationError || err instanceof Stripe.errors.StripePermissionError) {
+  if (
+    err instanceof Stripe.errors.StripeAuthenticationError ||
+    err instanceof Stripe.errors.StripePermissionError ||
+    err instanceof Stripe.errors.StripeInvalidRequestError
+  ) {
     // The message names the problem, never the key.
-    return ApplicationFailure.nonRetryable(`Stripe refused the API key: ${err.type}`, 'StripeAuthentication');
+    const problem = err instanceof Stripe.errors.StripeInvalidRequestError ? `rejected the request (${err.message})` : `refused the API key (${err.type})`;
+    return ApplicationFailure.retryable(`Stripe ${problem}`, STRIPE_CONFIGURATION_ERROR);
   }
-  // Rate limits, connection errors and Stripe 5xx: retried with backoff by Temporal.
   return err;
 }

@@ -1,11 +1,18 @@
+import net from 'node:net';
 import path from 'node:path';
 import type { Duration } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
+import type { TrustProxy } from './ingress/app';
+import { durationMs } from './shared/duration';
 import { parseStripeApiBase, type StripeApiBase } from './stripe/sessions';
 
-const port = z.coerce.number().int().min(0).max(65535);
+// Digits only: an empty PORT is a mistake, not "any free port" (write 0 for that).
+const port = z
+  .string()
+  .regex(/^\d+$/, 'must be a port number (0-65535)')
+  .transform(Number)
+  .pipe(z.number().max(65535, 'must be a port number (0-65535)'));
 const optional = z
   .string()
   .optional()
@@ -37,14 +44,31 @@ const schema = z.object({
   TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional()),
-  SMTP_URL: optional.pipe(z.url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' }).optional()),
+  SMTP_URL: optional.pipe(
+    z
+      .url({ protocol: /^smtps?$/, error: 'must be an smtp:// or smtps:// URL' })
+      .refine((url) => new URL(url).hostname !== '', 'must name a host, e.g. smtp://user:pass@mail.example.com:587')
+      .optional(),
+  ),
   EMAIL_FROM: z.string().min(3).default('Shop <orders@shop.localhost>'),
   MERCHANT_NAME: z.string().min(1).default('Shop'),
   PAYMENT_DEADLINE: z
     .string()
     .default('7 days')
-    .refine(isDuration, 'must be a duration such as "7 days" or "36 hours"'),
+    .refine(
+      (value) => isDurationWithin(value, MIN_PAYMENT_DEADLINE_MS, MAX_PAYMENT_DEADLINE_MS),
+      'must be a duration between 1 hour and 365 days, such as "7 days" or "36 hours"',
+    ),
+  TRUST_PROXY: z
+    .string()
+    .default('loopback')
+    .transform(parseTrustProxy)
+    .refine((value) => value !== undefined, 'must be true, false, a number of hops, or comma-separated addresses/subnets (loopback, 10.0.0.0/8, ...)'),
 });
+
+// Below an hour a delayed payment method cannot settle; the deadline only bounds how long we wait.
+const MIN_PAYMENT_DEADLINE_MS = 3_600_000;
+const MAX_PAYMENT_DEADLINE_MS = 365 * 86_400_000;
 
 export interface Config {
   port: number;
@@ -54,6 +78,8 @@ export interface Config {
   stripe: {
     secretKey: string;
     webhookSecrets: string[];
+    /** From the key's prefix (`sk_live_`, `rk_live_`): events of the other mode are refused. */
+    livemode: boolean;
     apiBase?: StripeApiBase;
     /** Cap on retrieve-session calls per second, for the whole cluster. */
     maxReadsPerSecond: number;
@@ -76,6 +102,8 @@ export interface Config {
   };
   merchantName: string;
   paymentDeadline: Duration;
+  /** Express's `trust proxy` for the ingress (`TRUST_PROXY`). */
+  trustProxy: TrustProxy;
 }
 
 /** Which processes this one runs: both (`npm start`), or one of them when scaled out. */
@@ -120,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
     stripe: {
       secretKey: e.STRIPE_SECRET_KEY,
       webhookSecrets: e.STRIPE_WEBHOOK_SECRET,
+      livemode: /^(sk|rk)_live_/.test(e.STRIPE_SECRET_KEY),
       apiBase: e.STRIPE_API_BASE ? parseStripeApiBase(e.STRIPE_API_BASE) : undefined,
       maxReadsPerSecond: e.STRIPE_MAX_READS_PER_SECOND,
     },
@@ -138,14 +167,69 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       outboxDir: path.join(dataDir, 'outbox'),
     },
     merchantName: e.MERCHANT_NAME,
-    paymentDeadline: e.PAYMENT_DEADLINE as Duration, // checked by isDuration above
+    paymentDeadline: e.PAYMENT_DEADLINE as Duration, // checked by isDurationWithin above
+    trustProxy: e.TRUST_PROXY!,
   };
 }
 
-function isDuration(value: string): boolean {
+/**
+ * The configuration for a process about to start: `loadConfig`'s checks plus the ports it will
+ * listen on, every problem listed together. A port another process holds would otherwise fail
+ * late or, for the embedded Temporal, silently connect us to a foreign server.
+ */
+export async function loadConfigToStart(env: NodeJS.ProcessEnv, role: Role): Promise<Config> {
+  let config: Config | undefined;
+  const problems: string[] = [];
   try {
-    return msToNumber(value as Parameters<typeof msToNumber>[0]) > 0;
+    config = loadConfig(env, role);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+  }
+  const wanted: [string, string][] = [];
+  if (role !== 'worker') wanted.push(['PORT', env.HOST || '127.0.0.1']);
+  if (role === 'all' && !env.TEMPORAL_ADDRESS) wanted.push(['TEMPORAL_DEV_SERVER_PORT', '127.0.0.1'], ['TEMPORAL_UI_PORT', '127.0.0.1']);
+  for (const [name, host] of wanted) {
+    const parsed = schema.shape[name as 'PORT'].safeParse(env[name]);
+    if (!parsed.success || parsed.data === 0) continue; // reported above, or any free port
+    if (await portInUse(parsed.data, host)) {
+      problems.push(`${name}: ${host}:${parsed.data} is already in use by another process; stop it or choose another port`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config!;
+}
+
+function portInUse(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
+    server.listen(port, host, () => server.close(() => resolve(false)));
+  });
+}
+
+function isDurationWithin(value: string, minMs: number, maxMs: number): boolean {
+  try {
+    const ms = durationMs(value);
+    return ms >= minMs && ms <= maxMs;
   } catch {
     return false;
   }
+}
+
+/** `TRUST_PROXY` as Express takes it, or undefined when it is not one of its forms. */
+function parseTrustProxy(value: string): TrustProxy | undefined {
+  const trimmed = value.trim();
+  if (trimmed === 'true') return true;
+  if (trimmed === 'false') return false;
+  if (/^\d+$/.test(trimmed)) return Number(trimmed);
+  const entries = trimmed.split(',').map((entry) => entry.trim());
+  const valid = entries.every((entry) => {
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+    const [address, prefix] = entry.split('/');
+    const family = net.isIP(address ?? '');
+    if (family === 0) return false;
+    return prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+  });
+  return valid && entries.length > 0 ? entries : undefined;
 }

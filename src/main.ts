@@ -4,13 +4,14 @@
  *   npm run worker     the fulfillment worker only (scale out: run several)
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
-import { ConfigError, loadConfig, type Role } from './config';
+import { ConfigError, loadConfigToStart, type Role } from './config';
 import { startStack } from './stack';
+import { StartupError } from './temporal/search-attributes';
 
 async function main(): Promise<void> {
   const mode = (process.argv[2] ?? 'all') as Role;
   if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker or ingress`);
-  const config = loadConfig(process.env, mode);
+  const config = await loadConfigToStart(process.env, mode);
 
   const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: config.host });
 
@@ -50,6 +51,8 @@ main().catch((err: unknown) => {
     if (err.problems.some((problem) => problem.startsWith('STRIPE_'))) {
       console.error('No Stripe account at hand? `npm run demo` runs the whole product offline against a local Stripe emulator.');
     }
+  } else if (err instanceof StartupError) {
+    console.error(err.message);
   } else {
     console.error(err);
   }

@@ -7,6 +7,7 @@ import { FulfillmentStarter } from './ingress/fulfillment-starter';
 import { createLogger } from './logger';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
+import { assertSearchAttributesRegistered } from './temporal/search-attributes';
 import { createFulfillmentWorkers } from './temporal/worker';
 import type { Fulfiller } from './fulfillment/fulfiller';
 
@@ -42,15 +43,25 @@ export interface Stack {
 export async function startStack(config: Config, options: StackOptions): Promise<Stack> {
   const logger = options.logger ?? createLogger();
   const temporal = options.temporal ?? (await resolveTemporal(config));
+  let workerConnection: NativeConnection | undefined;
+  if (options.worker) {
+    // Checked before anything else opens, so a refusal leaves nothing behind.
+    workerConnection = await NativeConnection.connect(temporal.connectionOptions);
+    try {
+      await assertSearchAttributesRegistered(workerConnection, temporal.namespace);
+    } catch (err) {
+      await workerConnection.close();
+      await temporal.embedded?.stop();
+      throw err;
+    }
+  }
   const services = await openServices(config, options.fulfiller);
   const clientConnection = await Connection.connect(temporal.connectionOptions);
   const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
 
   let workers: Worker[] = [];
   let workersRun: Promise<unknown> | undefined;
-  let workerConnection: NativeConnection | undefined;
-  if (options.worker) {
-    workerConnection = await NativeConnection.connect(temporal.connectionOptions);
+  if (workerConnection) {
     workers = await createFulfillmentWorkers({
       connection: workerConnection,
       namespace: temporal.namespace,
@@ -69,7 +80,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
 
   let ingress: RunningIngress | undefined;
   if (options.ingress) {
-    const starter = new FulfillmentStarter(client, {
+    const starter = new FulfillmentStarter(client, services.store, {
       taskQueue: config.temporal.taskQueue,
       paymentDeadline: config.paymentDeadline,
       timeoutMs: 5000,
@@ -79,6 +90,8 @@ export async function startStack(config: Config, options: StackOptions): Promise
       store: services.store,
       stripe: services.stripe,
       webhookSecrets: config.stripe.webhookSecrets,
+      livemode: config.stripe.livemode,
+      trustProxy: config.trustProxy,
       logger,
       landingWaitMs: options.landingWaitMs,
       rateLimitPerMinute: options.rateLimitPerMinute,

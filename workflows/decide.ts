@@ -8,15 +8,18 @@ export type Decision =
   | { kind: 'expired' };
 
 /**
- * What to do next, from the session as Stripe last reported it and the verified events seen so far.
- * Stripe's `payment_status` is the source of truth for "paid"; a verified `async_payment_*`
- * event settles a delayed payment even if our last read of the session predates it.
+ * What to do next, from the session as Stripe reports it now and the verified events seen so far.
+ *
+ * Only a session Stripe reports `complete` and `paid` (or `no_payment_required`) is fulfilled:
+ * an open session may already say `no_payment_required` (setup mode, trials, 100 % discounts)
+ * before the customer has completed Checkout. Events only wake the workflow to read the session
+ * again, with one exception: Stripe's Checkout Session shows no trace of a failed delayed
+ * payment (it stays `complete` and `unpaid`), so `async_payment_failed` is the verdict itself.
  */
 export function decide(session: SessionSummary, events: ReadonlySet<CheckoutEventType>): Decision {
+  if (session.status === 'expired') return { kind: 'expired' };
+  if (session.status === 'open') return { kind: 'await_checkout' };
   if (session.paymentStatus === 'paid' || session.paymentStatus === 'no_payment_required') return { kind: 'fulfill' };
   if (events.has('checkout.session.async_payment_failed')) return { kind: 'payment_failed' };
-  if (events.has('checkout.session.async_payment_succeeded')) return { kind: 'fulfill' };
-  if (session.status === 'expired' || events.has('checkout.session.expired')) return { kind: 'expired' };
-  if (session.status === 'complete') return { kind: 'await_payment' };
-  return { kind: 'await_checkout' };
+  return { kind: 'await_payment' };
 }

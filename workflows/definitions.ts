@@ -26,14 +26,19 @@ export const FULFILLMENT_STATUSES = [
   'awaiting_checkout', // the session is still open: the customer has not completed Checkout yet
   'awaiting_payment', // Checkout completed with a delayed payment method; waiting for the funds
   'fulfilling', // paid; line items are being fulfilled and the receipt sent
+  'paused', // a configuration problem on our side (e.g. Stripe refuses the API key); resumes by itself once fixed
   'fulfilled', // every line item fulfilled and the receipt sent (final)
-  'payment_failed', // the delayed payment failed, or never arrived before the deadline (final)
-  'expired', // the session expired without payment; nothing fulfilled (final)
-  'failed', // the session could not be processed, e.g. Stripe does not know it; the execution fails (final)
+  'payment_failed', // Stripe reported the delayed payment failed (final)
+  'expired', // Stripe expired the session without payment; nothing fulfilled (final)
+  'failed', // the session could not be processed (Stripe does not know it, the fulfiller gave up); the execution fails (final)
 ] as const;
 export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
-/** Statuses an execution ends in. */
+/**
+ * Statuses that end an execution with a verdict. An execution may also end while still
+ * `awaiting_payment` or `awaiting_checkout`, when it stops waiting (see the payment deadline):
+ * that is no verdict, and a later event or landing-page visit runs the session again.
+ */
 export const FINAL_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired', 'failed'];
 
 export function isFinalStatus(status: FulfillmentStatus): boolean {
@@ -51,14 +56,25 @@ export function isSettledStatus(status: FulfillmentStatus): boolean {
   return SETTLED_STATUSES.includes(status);
 }
 
-/** Stripe's Checkout Session `status` and `payment_status`, as they are. */
+/** Stripe's Checkout Session `status`, `payment_status` and `mode`, as they are. */
 export type SessionStatus = 'open' | 'complete' | 'expired';
 export type PaymentStatus = 'paid' | 'unpaid' | 'no_payment_required';
+export type SessionMode = 'payment' | 'setup' | 'subscription';
+
+/**
+ * Failure types the workflow branches on. `StripeConfiguration`: Stripe refused our request for a
+ * reason of ours (key revoked, wrong account, missing permission), which an operator fixes: the
+ * session pauses and resumes by itself. Anything about the session itself is final.
+ */
+export const STRIPE_CONFIGURATION_ERROR = 'StripeConfiguration';
+export const SESSION_NOT_FOUND_ERROR = 'SessionNotFound';
+export const FULFILLMENT_FAILED_ERROR = 'FulfillmentFailed';
 
 export interface LineItemSummary {
   id: string;
   description: string;
-  quantity: number;
+  /** Null for metered (usage-based) prices: billed by usage later, nothing to count out now. */
+  quantity: number | null;
   priceId: string | null;
   productId: string | null;
   /** Minor units of `currency`, as Stripe sends them. */
@@ -72,6 +88,8 @@ export interface SessionSummary {
   id: string;
   status: SessionStatus;
   paymentStatus: PaymentStatus;
+  /** `setup` sessions save a payment method and have no line items: nothing is fulfilled or receipted. */
+  mode: SessionMode;
   livemode: boolean;
   currency: string | null;
   amountSubtotal: number | null;
@@ -86,7 +104,7 @@ export interface SessionSummary {
 export interface FulfilledItem {
   lineItemId: string;
   description: string;
-  quantity: number;
+  quantity: number | null;
 }
 
 /** What the query returns and the workflow's result: enough for the landing page and operators. */
@@ -94,9 +112,10 @@ export interface FulfillmentView {
   sessionId: string;
   status: FulfillmentStatus;
   paymentStatus: PaymentStatus | null;
+  mode: SessionMode | null;
   currency: string | null;
   amountTotal: number | null;
-  lineItems: { description: string; quantity: number; amountTotal: number }[];
+  lineItems: { description: string; quantity: number | null; amountTotal: number }[];
   fulfilled: FulfilledItem[];
   receiptSent: boolean;
   /** Why a final status that is not `fulfilled` was reached. */
@@ -111,6 +130,7 @@ export function receivedView(sessionId: string): FulfillmentView {
     sessionId,
     status: 'received',
     paymentStatus: null,
+    mode: null,
     currency: null,
     amountTotal: null,
     lineItems: [],
@@ -141,7 +161,11 @@ export const fulfillmentQuery = defineQuery<FulfillmentView>('fulfillment');
 
 export interface FulfillCheckoutInput {
   sessionId: string;
-  /** How long to wait for a delayed payment to settle. Default 7 days. */
+  /**
+   * How long to keep waiting for a delayed payment, from Checkout's completion. Default 7 days.
+   * Past it the execution stops waiting without a verdict: the session stays `awaiting_payment`
+   * and any later event, landing-page visit or reconciler pass runs it again.
+   */
   paymentDeadline?: Duration;
   /** How often to re-check the session with Stripe while waiting, in case a webhook never comes. Default 1 day. */
   paymentRecheckInterval?: Duration;

@@ -1,7 +1,9 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
+  isCancellation,
   log,
   proxyActivities,
   setCurrentDetails,
@@ -10,8 +12,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration, SearchAttributeUpdatePair } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time';
 import type { createActivities } from '../activities';
+import { durationMs } from '../src/shared/duration';
 import { formatAmount } from '../src/shared/money';
 import { decide } from './decide';
 import {
@@ -20,6 +22,7 @@ import {
   isSettledStatus,
   receivedView,
   searchAttributes,
+  STRIPE_CONFIGURATION_ERROR,
   stripeTaskQueue,
   type CheckoutEventType,
   type FulfillCheckoutInput,
@@ -42,32 +45,50 @@ const { fulfillLineItems } = proxyActivities<Activities>({
 });
 
 // About three hours of attempts; after that the goods are delivered and the missing email is recorded.
+// The mailer gives up on a slow SMTP server well within the timeout, and each send is claimed in
+// the database first, so an attempt that overlaps a slow earlier one waits for it instead of resending.
 const { emailReceipt, emailPaymentFailed } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
 });
 
 const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
 const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
 const DEFAULT_CHECKOUT_RECHECK: Duration = '1 hour';
-// Stripe expires an open session at `expires_at`; allow its expiry job some slack before we call it.
+// A success event whose session still reads unpaid: look again soon rather than at the next daily re-check.
+const SUCCESS_CONFIRMATION_RECHECK: Duration = '1 minute';
+// Stripe expires an open session at `expires_at`; allow its expiry job some slack before we stop waiting.
 const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
  * Checkout to complete or a delayed payment to settle when it must, fulfills the line items once,
  * emails the receipt and records every transition.
+ *
+ * Every way a run ends leaves a true recorded status: a verdict Stripe gave (`fulfilled`,
+ * `payment_failed`, `expired`), `failed` with the reason (the execution then fails, so it can be
+ * re-driven), or, when it stops waiting, the status it was waiting in, which any later event runs again.
  */
 export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<FulfillmentView> {
   const { sessionId } = input;
+  const stripeQueue = stripeTaskQueue(workflowInfo().taskQueue);
   // On the rate-limited Stripe queue; waiting there for a slot is fine (no schedule-to-start timeout).
+  // A configuration error comes back at once, so the session can be shown paused...
   const { retrieveSession } = proxyActivities<Activities>({
-    taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
+    taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
-    retry: UNTIL_IT_WORKS,
+    retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: [STRIPE_CONFIGURATION_ERROR] },
   });
+  // ...and is then retried inside Temporal until an operator fixes it: no history grows meanwhile.
+  const { retrieveSession: retrieveSessionOncePermitted } = proxyActivities<Activities>({
+    taskQueue: stripeQueue,
+    startToCloseTimeout: '30 seconds',
+    retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
+  });
+
   const view: FulfillmentView = receivedView(sessionId);
   const eventTypes = new Set<CheckoutEventType>();
+  // Set by every new event, cleared when a decision has taken it into account.
   let unhandledEvent = false;
   let transitions = 0;
 
@@ -88,104 +109,122 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     if (view.currency) updates.push({ key: searchAttributes.currency, value: view.currency });
     upsertSearchAttributes(updates);
     setCurrentDetails(describe(view));
-    await recordStatus({ view, seq: ++transitions });
+    // (run start, sequence) orders the writes: a late write from an older attempt or run never wins.
+    await recordStatus({ view, runStartedAt: workflowInfo().runStartTime.getTime(), seq: ++transitions });
   }
 
   async function retrieve(): Promise<SessionSummary> {
+    let session: SessionSummary;
     try {
-      const session = await retrieveSession(sessionId);
-      view.paymentStatus = session.paymentStatus;
-      view.currency = session.currency;
-      view.amountTotal = session.amountTotal;
-      view.lineItems = session.lineItems.map((item) => ({
-        description: item.description,
-        quantity: item.quantity,
-        amountTotal: item.amountTotal,
-      }));
-      upsertSearchAttributes([{ key: searchAttributes.livemode, value: session.livemode }]);
-      return session;
+      session = await retrieveSession(sessionId);
     } catch (err) {
-      const failure = nonRetryableCause(err);
-      if (!failure) throw err;
-      // Recorded for the status API, then the execution fails, visible as Failed in the Temporal UI;
-      // the reuse policy lets a redelivered event run the session again once the cause is fixed.
-      view.reason = `${failure.type}: ${failure.message}`;
-      await transition('failed');
-      throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
+      const failure = failureOf(err);
+      if (failure?.type !== STRIPE_CONFIGURATION_ERROR) throw err;
+      // Our configuration, not the session: pause visibly, resume by ourselves once it is fixed.
+      view.reason = `paused: ${failure.message}; retried until the configuration is fixed`;
+      log.error('Session paused on a configuration error', { sessionId, error: failure.message });
+      await transition('paused');
+      session = await retrieveSessionOncePermitted(sessionId);
+      view.reason = null;
     }
+    view.paymentStatus = session.paymentStatus;
+    view.mode = session.mode;
+    view.currency = session.currency;
+    view.amountTotal = session.amountTotal;
+    view.lineItems = session.lineItems.map((item) => ({
+      description: item.description,
+      quantity: item.quantity,
+      amountTotal: item.amountTotal,
+    }));
+    upsertSearchAttributes([{ key: searchAttributes.livemode, value: session.livemode }]);
+    return session;
   }
 
-  // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
-  const recorded = await loadRecord(sessionId);
-  if (recorded && isSettledStatus(recorded.status)) {
-    log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
-    Object.assign(view, recorded, { eventIds: view.eventIds });
-    return view;
+  /**
+   * Ends the run without a verdict: Stripe has not decided, so nothing may be refused later. The
+   * recorded status stays what it was waiting in, with the reason. Returns false when an event
+   * arrived while that was being recorded: the caller must act on it instead of ending.
+   */
+  async function stopWaiting(status: FulfillmentStatus, reason: string): Promise<boolean> {
+    view.reason = reason;
+    await transition(status);
+    if (!unhandledEvent) return true;
+    view.reason = null;
+    return false;
   }
 
-  await transition('received');
-  let session = await retrieve();
-  let paymentWaitStartedAt: number | undefined;
+  async function run(): Promise<FulfillmentView> {
+    await transition('received');
+    let session = await retrieve();
+    let paymentWaitStartedAt: number | undefined;
 
-  for (;;) {
-    const decision = decide(session, eventTypes);
-    unhandledEvent = false;
-    switch (decision.kind) {
-      case 'fulfill':
-        await fulfill(session);
-        return view;
-      case 'payment_failed': {
-        const failed = session;
-        view.reason = 'the delayed payment failed';
-        await bestEffortEmail(() => emailPaymentFailed(failed), 'the payment-failed email could not be sent');
-        await transition('payment_failed');
-        return view;
-      }
-      case 'expired':
-        view.reason = 'the Checkout Session expired before payment';
-        await transition('expired');
-        return view;
-      case 'await_payment': {
-        if (view.status !== 'awaiting_payment') await transition('awaiting_payment');
-        paymentWaitStartedAt ??= Date.now(); // the deadline runs from Checkout's completion, not from the landing page
-        const deadline = paymentWaitStartedAt + msToNumber(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
-        if (Date.now() >= deadline) {
-          view.reason = `no payment confirmation within ${String(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE)}`;
+    for (;;) {
+      const decision = decide(session, eventTypes);
+      unhandledEvent = false;
+      switch (decision.kind) {
+        case 'fulfill':
+          await fulfill(session);
+          return view;
+        case 'payment_failed': {
+          const failed = session;
+          view.reason = 'the delayed payment failed';
+          await bestEffortEmail(() => emailPaymentFailed(failed), 'the payment-failed email could not be sent');
           await transition('payment_failed');
           return view;
         }
-        await waitForEventOrRecheck(input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK, deadline);
-        break;
-      }
-      case 'await_checkout': {
-        if (view.status !== 'awaiting_checkout') await transition('awaiting_checkout');
-        const deadline = session.expiresAt * 1000 + CHECKOUT_EXPIRY_GRACE_MS;
-        if (Date.now() >= deadline) {
-          view.reason = 'the Checkout Session was still open after its expiry time';
+        case 'expired':
+          view.reason = 'the Checkout Session expired before payment';
           await transition('expired');
           return view;
+        case 'await_payment': {
+          if (view.status !== 'awaiting_payment') await transition('awaiting_payment');
+          paymentWaitStartedAt ??= Date.now(); // the deadline runs from Checkout's completion, not from the landing page
+          const deadlineSetting = input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE;
+          const deadline = paymentWaitStartedAt + durationMs(deadlineSetting);
+          if (Date.now() >= deadline) {
+            const reason = `stopped waiting after ${String(deadlineSetting)} without a payment confirmation; a later payment event resumes it`;
+            if (await stopWaiting('awaiting_payment', reason)) return view;
+            break;
+          }
+          const recheck = eventTypes.has('checkout.session.async_payment_succeeded')
+            ? SUCCESS_CONFIRMATION_RECHECK
+            : (input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK);
+          await waitForEventOrRecheck(recheck, deadline);
+          break;
         }
-        await waitForEventOrRecheck(input.checkoutRecheckInterval ?? DEFAULT_CHECKOUT_RECHECK, deadline);
-        break;
+        case 'await_checkout': {
+          if (view.status !== 'awaiting_checkout') await transition('awaiting_checkout');
+          const deadline = session.expiresAt * 1000 + CHECKOUT_EXPIRY_GRACE_MS;
+          if (Date.now() >= deadline) {
+            const reason = 'stopped waiting: the session was still open after its expiry time; a later Checkout event resumes it';
+            if (await stopWaiting('awaiting_checkout', reason)) return view;
+            break;
+          }
+          await waitForEventOrRecheck(input.checkoutRecheckInterval ?? DEFAULT_CHECKOUT_RECHECK, deadline);
+          break;
+        }
       }
+      // Whatever woke us (an event, a recheck, the deadline), read the session again: Stripe is the source of truth.
+      session = await retrieve();
     }
-    // Whatever woke us (an event, a recheck, the deadline), read the session again: Stripe is the source of truth.
-    session = await retrieve();
   }
 
   async function waitForEventOrRecheck(recheck: Duration, deadline: number): Promise<void> {
     const untilDeadline = deadline - Date.now();
     if (untilDeadline <= 0) return;
-    await condition(() => unhandledEvent, Math.min(msToNumber(recheck), untilDeadline));
+    await condition(() => unhandledEvent, Math.min(durationMs(recheck), untilDeadline));
   }
 
   async function fulfill(paid: SessionSummary): Promise<void> {
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId, lineItems: paid.lineItems });
-    view.receiptSent = await bestEffortEmail(
-      () => emailReceipt({ session: paid, fulfilled: view.fulfilled }),
-      'the receipt email could not be sent',
-    );
+    // A setup session saves a payment method: nothing was bought, so there is no receipt to send.
+    if (paid.mode !== 'setup') {
+      view.receiptSent = await bestEffortEmail(
+        () => emailReceipt({ session: paid, fulfilled: view.fulfilled }),
+        'the receipt email could not be sent',
+      );
+    }
     await transition('fulfilled');
   }
 
@@ -203,18 +242,45 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
       return false;
     }
   }
+
+  // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
+  const recorded = await loadRecord(sessionId);
+  if (recorded && isSettledStatus(recorded.status)) {
+    log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
+    Object.assign(view, recorded, { eventIds: view.eventIds });
+    return view;
+  }
+
+  try {
+    return await run();
+  } catch (err) {
+    // Every way out records why: the status API and the landing page never show a stale status.
+    const failure = failureOf(err);
+    if (failure?.nonRetryable) {
+      view.reason = `${failure.type ?? 'Error'}: ${failure.message}`;
+      await transition('failed');
+      // The execution fails, visible as Failed in the Temporal UI; a redelivered event or
+      // `npm run redrive` runs the session again once the cause is fixed.
+      throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
+    }
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        view.reason = 'canceled by an operator';
+        await transition('failed');
+      });
+    }
+    throw err;
+  }
 }
 
-function nonRetryableCause(err: unknown): ApplicationFailure | undefined {
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
-    return err.cause;
-  }
-  return undefined;
+/** The application failure an activity ended with, after Temporal's retries. */
+function failureOf(err: unknown): ApplicationFailure | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
 }
 
 /** The line an operator reads in the Temporal UI next to the execution. */
 function describe(view: FulfillmentView): string {
   const amount = view.amountTotal !== null && view.currency ? formatAmount(view.amountTotal, view.currency) : 'amount unknown';
-  const items = view.lineItems.reduce((sum, item) => sum + item.quantity, 0);
-  return `**${view.status}** · ${view.sessionId} · ${amount} · ${items} item${items === 1 ? '' : 's'}`;
+  const items = view.lineItems.length;
+  return `**${view.status}** · ${view.sessionId} · ${amount} · ${items} line item${items === 1 ? '' : 's'}`;
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
+import SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { RenderedEmail } from './render';
 
 export interface OutgoingEmail extends RenderedEmail {
@@ -16,9 +17,17 @@ export interface Mailer {
   close(): void;
 }
 
+/**
+ * How long the mailer waits on an SMTP server before giving up. nodemailer's own defaults are
+ * minutes long; these keep a whole send (connect, greeting, a handful of commands) well inside
+ * the email activity's 2-minute timeout and its 5-minute claim lease (activities/index.ts).
+ */
+export const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 15_000 } as const;
+
 /** Real SMTP, e.g. `smtp://user:pass@mail.example.com:587` or `smtps://...:465`. */
 export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
-  const transport = nodemailer.createTransport(smtpUrl);
+  // Built here so the timeouts survive: given a URL, createTransport keeps nothing but the URL.
+  const transport = nodemailer.createTransport(new SMTPTransport({ url: smtpUrl, ...SMTP_TIMEOUTS }));
   const url = new URL(smtpUrl);
   return {
     description: `SMTP ${url.protocol}//${url.host}`,

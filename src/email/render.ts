@@ -14,6 +14,11 @@ export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char]!);
 }
 
+/** A line item's quantity as customers read it; metered prices have none (billed by usage). */
+export function formatQuantity(quantity: number | null): string {
+  return quantity === null ? 'metered' : String(quantity);
+}
+
 function money(amount: number | null, currency: string | null): string {
   return amount === null || !currency ? '-' : formatAmount(amount, currency);
 }
@@ -42,7 +47,7 @@ function letter(
 export function renderReceipt(session: SessionSummary, fulfilled: FulfilledItem[], merchantName: string): RenderedEmail {
   const rows = session.lineItems.map((item) => ({
     description: item.description,
-    quantity: item.quantity,
+    quantity: formatQuantity(item.quantity),
     total: money(item.amountTotal, item.currency),
   }));
   const total = money(session.amountTotal, session.currency);

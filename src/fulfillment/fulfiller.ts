@@ -20,10 +20,13 @@ export interface Fulfiller {
   fulfillLineItem(order: LineItemOrder, tx: Queryable): Promise<void>;
 }
 
-/** The default: takes the quantity off the product's stock count, when the product is stock-managed. */
+/**
+ * The default: takes the quantity off the product's stock count, when the product is stock-managed.
+ * A metered line item (no quantity) is billed by usage later: there is nothing to count out now.
+ */
 export const stockFulfiller: Fulfiller = {
   async fulfillLineItem({ lineItem }, tx) {
-    if (!lineItem.productId) return;
+    if (!lineItem.productId || lineItem.quantity === null) return;
     await tx.query('UPDATE stock SET on_hand = on_hand - $2 WHERE product_id = $1', [lineItem.productId, lineItem.quantity]);
   },
 };

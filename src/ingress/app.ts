@@ -21,9 +21,13 @@ export interface IngressLogger {
 export interface IngressDeps {
   starter: FulfillmentStarter;
   store: FulfillmentStore;
-  /** Verifies webhook signatures and asks Stripe whether a landing-page session exists. */
+  /** Verifies webhook signatures (no API calls: Stripe reads go through the rate-limited queue). */
   stripe: Stripe;
   webhookSecrets: string[];
+  /** Whether the API key is a live one: events from the other mode start nothing. */
+  livemode: boolean;
+  /** Express's `trust proxy`: which proxies' X-Forwarded-For to believe, so rate limits see real clients. */
+  trustProxy: TrustProxy;
   /** Each throws when its dependency is unreachable. */
   readiness: { temporal: () => Promise<void>; database: () => Promise<void> };
   logger: IngressLogger;
@@ -33,11 +37,17 @@ export interface IngressDeps {
   rateLimitPerMinute?: number;
 }
 
+/** Express's `trust proxy` values: a boolean, a hop count, or addresses and subnets ('loopback', '10.0.0.0/8', ...). */
+export type TrustProxy = boolean | number | string[];
+
 const WEBHOOK_BODY_LIMIT = '1mb';
-const FULFILLMENT_EVENTS = new Set<string>([
+// Readiness answers within this even when a dependency hangs.
+const READINESS_TIMEOUT_MS = 2000;
+const CHECKOUT_EVENTS = new Set<string>([
   'checkout.session.completed',
   'checkout.session.async_payment_succeeded',
   'checkout.session.async_payment_failed',
+  'checkout.session.expired',
 ]);
 
 /**
@@ -49,7 +59,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   const landingWaitMs = deps.landingWaitMs ?? 5000;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', deps.trustProxy);
 
   // A fresh nonce per response lets the landing page's one inline script run under a strict CSP.
   app.use((_req, res, next) => {
@@ -87,23 +97,37 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       return void res.status(400).json({ error: verified.error });
     }
     const event = verified.event;
-    try {
-      if (FULFILLMENT_EVENTS.has(event.type) || event.type === 'checkout.session.expired') {
-        const session = event.data.object as { id?: unknown; object?: unknown };
-        const sessionId = typeof session.id === 'string' ? session.id : '';
-        if (!SESSION_ID_PATTERN.test(sessionId)) {
-          return void res.status(400).json({ error: 'event does not carry a Checkout Session ID' });
-        }
-        const checkoutEvent = { id: event.id, type: event.type as CheckoutEventType };
-        const delivery =
-          event.type === 'checkout.session.expired'
-            ? await starter.notify(sessionId, checkoutEvent)
-            : await starter.deliver(sessionId, checkoutEvent);
-        logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
-        return void res.status(200).json({ received: true, sessionId, delivery });
-      }
+    if (!isWellFormedEvent(event)) {
+      // Signed by Stripe's secret but not an event we can act on: retrying will not change it.
+      logger.warn('Webhook rejected: signed but malformed event');
+      return void res.status(400).json({ error: 'malformed event: expected an object with id, type, livemode and data.object' });
+    }
+    if (event.livemode !== deps.livemode) {
+      // Not acknowledged, so Stripe keeps the event while an operator fixes the keys or the endpoint.
+      logger.error('Webhook refused: its mode does not match the Stripe API key', {
+        eventId: event.id,
+        type: event.type,
+        eventLivemode: event.livemode,
+        keyLivemode: deps.livemode,
+      });
+      return void res.status(400).json({ error: `event livemode=${event.livemode} does not match the API key's mode` });
+    }
+    if (!CHECKOUT_EVENTS.has(event.type)) {
       logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
       return void res.status(200).json({ received: true, ignored: true });
+    }
+    const sessionId = (event.data.object as { id?: unknown }).id;
+    if (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId)) {
+      return void res.status(400).json({ error: 'event does not carry a Checkout Session ID' });
+    }
+    const checkoutEvent = { id: event.id, type: event.type as CheckoutEventType };
+    try {
+      const delivery =
+        event.type === 'checkout.session.expired'
+          ? await starter.notify(sessionId, checkoutEvent)
+          : await starter.deliver(sessionId, checkoutEvent);
+      logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
+      return void res.status(200).json({ received: true, sessionId, delivery });
     } catch (err) {
       // Not acknowledged: Stripe retries with backoff for up to three days.
       logger.error('Temporal did not accept the webhook; answering 503 so Stripe retries', {
@@ -116,6 +140,11 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   });
 
   // --- Landing page: the success / return URL, ?session_id={CHECKOUT_SESSION_ID}. ---
+  // Link scanners and previews send HEAD: it answers without starting anything (Express would
+  // otherwise run the GET handler for it).
+  app.head('/after-checkout', limiter, (_req, res) => {
+    res.status(200).type('html').end();
+  });
   app.get('/after-checkout', limiter, async (req: Request, res: Response) => {
     const sessionId = req.query.session_id;
     if (typeof sessionId !== 'string' || !SESSION_ID_PATTERN.test(sessionId)) {
@@ -127,8 +156,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     try {
       let record = await store.getRecord(sessionId);
       if (!record) {
-        // Ask Stripe before starting anything: made-up IDs must leave no workflow behind.
-        const known = await sessionExists(stripe, sessionId);
+        // Ask Stripe before starting anything (within the workers' read budget): made-up IDs start no fulfillment.
+        const known = await starter.sessionExists(sessionId);
         if (!known) {
           return void res
             .status(404)
@@ -172,14 +201,16 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
   });
+  // Anonymous callers learn only which dependency is down; the detail (hosts, ports, errors) goes to the log.
   app.get('/readyz', async (_req, res) => {
     const checks = await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {
         try {
-          await check();
+          await withTimeout(check(), READINESS_TIMEOUT_MS, `no answer within ${READINESS_TIMEOUT_MS} ms`);
           return [name, 'ok'] as const;
         } catch (err) {
-          return [name, `unavailable: ${(err as Error).message}`] as const;
+          logger.warn('Readiness check failed', { check: name, error: (err as Error).message });
+          return [name, 'unavailable'] as const;
         }
       }),
     );
@@ -217,16 +248,20 @@ function verifyEvent(stripe: Stripe, body: Buffer, signature: string, secrets: s
   return { error: reason };
 }
 
-async function sessionExists(stripe: Stripe, sessionId: string): Promise<boolean> {
-  try {
-    await stripe.checkout.sessions.retrieve(sessionId);
-    return true;
-  } catch (err) {
-    if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.statusCode === 404 || err.code === 'resource_missing')) {
-      return false;
-    }
-    throw err;
-  }
+/** What the handler relies on, checked after the signature: a signed `null` or a bare object is refused, not crashed on. */
+function isWellFormedEvent(event: unknown): event is Stripe.Event {
+  if (typeof event !== 'object' || event === null) return false;
+  const { id, type, livemode, data } = event as Record<string, unknown>;
+  const object = (data as { object?: unknown } | null | undefined)?.object;
+  return typeof id === 'string' && typeof type === 'string' && typeof livemode === 'boolean' && typeof object === 'object' && object !== null;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Waits, bounded, for the workflow to leave the pending statuses (fulfilled, awaiting payment, failed...). */

@@ -1,10 +1,12 @@
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { Duration } from '@temporalio/common';
-import { checkoutEventSignal, type CheckoutEvent, type FulfillCheckoutInput } from '../../workflows/definitions';
-import { fulfillCheckout } from '../../workflows';
+import { checkoutEventSignal, isSettledStatus, type CheckoutEvent, type FulfillCheckoutInput } from '../../workflows/definitions';
+import { checkSession, fulfillCheckout } from '../../workflows';
+import type { FulfillmentStore } from '../store/fulfillment-store';
 
-export type Delivery = 'accepted' | 'already_closed';
+/** `already_settled`: the session's outcome is recorded and final; the event changes nothing. */
+export type Delivery = 'accepted' | 'already_settled';
 
 export interface FulfillmentStarterOptions {
   taskQueue: string;
@@ -14,23 +16,23 @@ export interface FulfillmentStarterOptions {
 }
 
 /**
- * The ingress's only way into Temporal. Every call returns once Temporal has durably accepted the
- * start or signal, or throws, so the caller can answer Stripe 2xx or 5xx truthfully.
+ * The only way into Temporal for webhooks, the landing page and the reconciler. Every call
+ * returns once Temporal has durably accepted the start or signal, or throws, so the caller can
+ * answer Stripe 2xx or 5xx truthfully.
  */
 export class FulfillmentStarter {
   constructor(
     private readonly client: Client,
+    private readonly store: Pick<FulfillmentStore, 'getRecord'>,
     private readonly options: FulfillmentStarterOptions,
   ) {}
 
-  private common(sessionId: string) {
+  private common(sessionId: string, workflowIdReusePolicy: WorkflowIdReusePolicy) {
     return {
       taskQueue: this.options.taskQueue,
       workflowId: sessionId, // the Checkout Session ID, exactly: one execution per session
       args: [{ sessionId, paymentDeadline: this.options.paymentDeadline }] as [FulfillCheckoutInput],
-      // A closed execution that completed is never run again; one that failed or was terminated
-      // may be re-driven (the database still prevents any second fulfillment).
-      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+      workflowIdReusePolicy,
       staticSummary: `Checkout Session ${sessionId}`,
     };
   }
@@ -40,44 +42,75 @@ export class FulfillmentStarter {
    * (signal-with-start), so the order in which Stripe's events arrive does not matter.
    */
   async deliver(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
-    return this.acceptedUnlessClosed(() =>
+    return this.startOrReopen(sessionId, (policy) =>
       this.client.workflow.signalWithStart(fulfillCheckout, {
-        ...this.common(sessionId),
+        ...this.common(sessionId, policy),
         signal: checkoutEventSignal,
         signalArgs: [event],
       }),
     );
   }
 
-  /** The landing page: starts the session's workflow unless one is already running. */
+  /** The landing page and the reconciler: starts the session's workflow unless one is already running. */
   async ensureStarted(sessionId: string): Promise<Delivery> {
-    return this.acceptedUnlessClosed(() =>
+    return this.startOrReopen(sessionId, (policy) =>
       this.client.workflow.start(fulfillCheckout, {
-        ...this.common(sessionId),
+        ...this.common(sessionId, policy),
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       }),
     );
   }
 
-  /** Tells a running workflow its session expired. Never starts one: an abandoned session leaves no work running. */
-  async notify(sessionId: string, event: CheckoutEvent): Promise<'accepted' | 'no_workflow'> {
+  /**
+   * `checkout.session.expired`: tells a running workflow. A session we never recorded (abandoned
+   * before anyone looked at it) starts nothing; one whose last run stopped waiting is run again,
+   * so it ends `expired` instead of waiting forever.
+   */
+  async notify(sessionId: string, event: CheckoutEvent): Promise<Delivery | 'no_workflow'> {
     try {
       await this.withDeadline(() => this.client.workflow.getHandle(sessionId).signal(checkoutEventSignal, event));
       return 'accepted';
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return 'no_workflow';
-      throw err;
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
+    if (!(await this.store.getRecord(sessionId))) return 'no_workflow';
+    return this.deliver(sessionId, event);
   }
 
-  private async acceptedUnlessClosed(call: () => Promise<unknown>): Promise<Delivery> {
+  /**
+   * Whether Stripe knows the session, read through the rate-limited Stripe queue (`checkSession`),
+   * so landing-page visits share the workers' read budget. Concurrent visits share one check.
+   */
+  async sessionExists(sessionId: string): Promise<boolean> {
+    return this.withDeadline(() =>
+      this.client.workflow.execute(checkSession, {
+        taskQueue: this.options.taskQueue,
+        workflowId: `check-${sessionId}`,
+        args: [sessionId],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        staticSummary: `Landing page: does Stripe know ${sessionId}?`,
+      }),
+    );
+  }
+
+  /**
+   * Starts (or signals) under the strict reuse policy: a completed execution is not run again.
+   * When it refuses, the record decides: only a settled outcome is final. A run that stopped
+   * waiting for Stripe completed without a verdict, and this call must run the session again
+   * (the workflow checks the record before doing anything, so nothing settled is ever redone).
+   */
+  private async startOrReopen(sessionId: string, start: (policy: WorkflowIdReusePolicy) => Promise<unknown>): Promise<Delivery> {
     try {
-      await this.withDeadline(call);
+      await this.withDeadline(() => start(WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY));
       return 'accepted';
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already_closed';
-      throw err;
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
+    const record = await this.store.getRecord(sessionId);
+    if (record && isSettledStatus(record.view.status)) return 'already_settled';
+    await this.withDeadline(() => start(WorkflowIdReusePolicy.ALLOW_DUPLICATE));
+    return 'accepted';
   }
 
   private withDeadline<T>(call: () => Promise<T>): Promise<T> {

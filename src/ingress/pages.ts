@@ -1,9 +1,9 @@
 import type { FulfillmentView } from '../../workflows/definitions';
-import { escapeHtml } from '../email/render';
+import { escapeHtml, formatQuantity } from '../email/render';
 import { formatAmount } from '../shared/money';
 
 /** Statuses the landing page keeps polling on: the outcome is still being decided. */
-export const PENDING_STATUSES = new Set(['received', 'awaiting_checkout', 'fulfilling']);
+export const PENDING_STATUSES = new Set(['received', 'awaiting_checkout', 'fulfilling', 'paused']);
 
 export const POLL_INTERVAL_MS = 2000;
 export const MAX_POLLS = 15;
@@ -35,7 +35,7 @@ function itemsTable(view: FulfillmentView): string {
   const rows = view.lineItems
     .map(
       (item) =>
-        `<tr><td>${escapeHtml(item.description)}</td><td class="num">${item.quantity}</td><td class="num">${
+        `<tr><td>${escapeHtml(item.description)}</td><td class="num">${formatQuantity(item.quantity)}</td><td class="num">${
           view.currency ? escapeHtml(formatAmount(item.amountTotal, view.currency)) : ''
         }</td></tr>`,
     )
@@ -58,8 +58,16 @@ function reference(view: FulfillmentView): string {
 export function renderLandingPage(view: FulfillmentView, options: { nonce: string; statusUrl: string }): string {
   switch (view.status) {
     case 'fulfilled': {
+      if (view.mode === 'setup') {
+        return page(
+          'Thank you: your payment details are saved',
+          `<h1>Thank you! Your payment details are saved.</h1>
+<p>Nothing was charged today.</p>
+${reference(view)}`,
+        );
+      }
       const delivered = view.fulfilled
-        .map((item) => `<li>${item.quantity} × ${escapeHtml(item.description)}</li>`)
+        .map((item) => `<li>${item.quantity === null ? '' : `${item.quantity} × `}${escapeHtml(item.description)}</li>`)
         .join('\n');
       return page(
         'Thank you: your order is complete',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { SETTLED_STATUSES, type FulfillmentStatus, type FulfillmentView, type LineItemSummary } from '../../workflows/definitions';
 import type { Database, Queryable } from './database';
 
@@ -15,30 +16,57 @@ export interface FulfillmentRecord {
 
 export type EmailKind = 'receipt' | 'payment_failed';
 
+/** Which write of which run: runs are ordered by their start time, writes within a run by `seq`. */
+export interface WriteOrder {
+  runId: string;
+  runStartedAt: number;
+  seq: number;
+}
+
+/** The right to send one email, held until `lease_until`. */
+export interface EmailClaim {
+  sessionId: string;
+  kind: EmailKind;
+  token: string;
+}
+
 /** Every read and write of fulfillment records, in SQL that runs on PGlite and PostgreSQL alike. */
 export class FulfillmentStore {
   constructor(readonly db: Database) {}
 
   /**
    * Records a transition: appends it to the history (a retried write with the same run and
-   * sequence number is a no-op) and updates the current state, never moving a session out of
-   * a settled status: a late or concurrent execution cannot undo `fulfilled`.
+   * sequence number is a no-op) and updates the current state, unless a later write already did
+   * (a timed-out attempt or an older run writing late never moves the status backwards), and never
+   * out of a settled status: a late or concurrent execution cannot undo `fulfilled`.
    */
-  async recordStatus(view: FulfillmentView, runId: string, seq: number): Promise<void> {
+  async recordStatus(view: FulfillmentView, order: WriteOrder): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query(
         `INSERT INTO status_history (session_id, run_id, seq, status, reason)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-        [view.sessionId, runId, seq, view.status, view.reason],
+        [view.sessionId, order.runId, order.seq, view.status, view.reason],
       );
       await tx.query(
-        `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view, run_started_at, seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (session_id) DO UPDATE SET
            status = EXCLUDED.status, payment_status = EXCLUDED.payment_status, currency = EXCLUDED.currency,
-           amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now()
-         WHERE NOT (checkout_sessions.status = ANY($7::text[]))`,
-        [view.sessionId, view.status, view.paymentStatus, view.currency, view.amountTotal, JSON.stringify(view), SETTLED_STATUSES],
+           amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now(),
+           run_started_at = EXCLUDED.run_started_at, seq = EXCLUDED.seq
+         WHERE NOT (checkout_sessions.status = ANY($9::text[]))
+           AND (checkout_sessions.run_started_at, checkout_sessions.seq) < (EXCLUDED.run_started_at, EXCLUDED.seq)`,
+        [
+          view.sessionId,
+          view.status,
+          view.paymentStatus,
+          view.currency,
+          view.amountTotal,
+          JSON.stringify(view),
+          order.runStartedAt,
+          order.seq,
+          SETTLED_STATUSES,
+        ],
       );
     });
   }
@@ -84,8 +112,8 @@ export class FulfillmentStore {
     });
   }
 
-  async getFulfillments(sessionId: string): Promise<{ lineItemId: string; description: string; quantity: number }[]> {
-    const rows = await this.db.query<{ line_item_id: string; description: string; quantity: number }>(
+  async getFulfillments(sessionId: string): Promise<{ lineItemId: string; description: string; quantity: number | null }[]> {
+    const rows = await this.db.query<{ line_item_id: string; description: string; quantity: number | null }>(
       'SELECT line_item_id, description, quantity FROM fulfillments WHERE session_id = $1 ORDER BY fulfilled_at, line_item_id',
       [sessionId],
     );
@@ -104,20 +132,51 @@ export class FulfillmentStore {
     return rows[0]?.on_hand ?? null;
   }
 
-  async emailSent(sessionId: string, kind: EmailKind): Promise<boolean> {
-    const rows = await this.db.query('SELECT 1 FROM emails WHERE session_id = $1 AND kind = $2', [sessionId, kind]);
-    return rows.length > 0;
+  /**
+   * Claims the right to send one email: the claim, 'sent' when an earlier attempt sent it, or
+   * 'in_flight' while another attempt's lease runs. A lease that ran out (its attempt died) is
+   * taken over. Lease times are the database's, so workers' clocks do not matter.
+   */
+  async claimEmail(sessionId: string, kind: EmailKind, leaseSeconds: number): Promise<EmailClaim | 'sent' | 'in_flight'> {
+    const token = randomUUID();
+    const claimed = await this.db.query(
+      `INSERT INTO emails (session_id, kind, state, claim_token, lease_until)
+       VALUES ($1, $2, 'sending', $3, now() + make_interval(secs => $4))
+       ON CONFLICT (session_id, kind) DO UPDATE SET claim_token = EXCLUDED.claim_token, lease_until = EXCLUDED.lease_until
+       WHERE emails.state = 'sending' AND emails.lease_until < now()
+       RETURNING claim_token`,
+      [sessionId, kind, token, leaseSeconds],
+    );
+    if (claimed.length > 0) return { sessionId, kind, token };
+    return (await this.emailSent(sessionId, kind)) ? 'sent' : 'in_flight';
   }
 
-  async recordEmail(sessionId: string, kind: EmailKind, messageId: string, recipient: string): Promise<void> {
+  /** The send failed: give the claim back so the next attempt need not wait for the lease. */
+  async releaseEmail(claim: EmailClaim): Promise<void> {
+    await this.db.query(`DELETE FROM emails WHERE session_id = $1 AND kind = $2 AND claim_token = $3 AND state = 'sending'`, [
+      claim.sessionId,
+      claim.kind,
+      claim.token,
+    ]);
+  }
+
+  async markEmailSent(claim: EmailClaim, messageId: string, recipient: string): Promise<void> {
     await this.db.query(
-      'INSERT INTO emails (session_id, kind, message_id, recipient) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-      [sessionId, kind, messageId, recipient],
+      `UPDATE emails SET state = 'sent', message_id = $4, recipient = $5, sent_at = now(), lease_until = NULL
+       WHERE session_id = $1 AND kind = $2 AND claim_token = $3`,
+      [claim.sessionId, claim.kind, claim.token, messageId, recipient],
     );
   }
 
+  async emailSent(sessionId: string, kind: EmailKind): Promise<boolean> {
+    const rows = await this.db.query(`SELECT 1 FROM emails WHERE session_id = $1 AND kind = $2 AND state = 'sent'`, [sessionId, kind]);
+    return rows.length > 0;
+  }
+
   async countEmails(sessionId: string): Promise<number> {
-    const rows = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM emails WHERE session_id = $1', [sessionId]);
+    const rows = await this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM emails WHERE session_id = $1 AND state = 'sent'`, [
+      sessionId,
+    ]);
     return rows[0]?.n ?? 0;
   }
 }

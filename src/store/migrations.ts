@@ -62,17 +62,40 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'ordered status writes, metered line items, claimed emails',
+    sql: `
+      -- The (run start, sequence) of the write that set the current state: older writes never win.
+      ALTER TABLE checkout_sessions ADD COLUMN run_started_at bigint NOT NULL DEFAULT 0;
+      ALTER TABLE checkout_sessions ADD COLUMN seq integer NOT NULL DEFAULT 0;
+
+      -- Metered (usage-based) prices carry no quantity.
+      ALTER TABLE fulfillments ALTER COLUMN quantity DROP NOT NULL;
+
+      -- An email is claimed ('sending', with a lease) before it is sent, then marked 'sent'.
+      ALTER TABLE emails ADD COLUMN state text NOT NULL DEFAULT 'sent';
+      ALTER TABLE emails ADD COLUMN claim_token text;
+      ALTER TABLE emails ADD COLUMN lease_until timestamptz;
+      ALTER TABLE emails ALTER COLUMN message_id DROP NOT NULL;
+      ALTER TABLE emails ALTER COLUMN recipient DROP NOT NULL;
+    `,
+  },
 ];
 
-/** Applies pending migrations. Safe when several workers start at once: an advisory lock serializes them. */
+/**
+ * Applies pending migrations. Safe when several workers start at once on a fresh database: the
+ * advisory lock is taken before anything else, even the bookkeeping table's creation (concurrent
+ * `CREATE TABLE IF NOT EXISTS` collide in PostgreSQL's catalog).
+ */
 export async function migrate(db: Database): Promise<number[]> {
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version    integer PRIMARY KEY,
-    name       text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-  )`);
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(7233001)');
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version    integer PRIMARY KEY,
+      name       text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
     const applied = new Set(
       (await tx.query<{ version: number }>('SELECT version FROM schema_migrations')).map((row) => row.version),
     );

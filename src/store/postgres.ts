@@ -4,9 +4,21 @@ import type { Database, Queryable } from './database';
 // bigint (int8) columns hold Stripe amounts in minor units, far below 2^53: read them as numbers.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+// A server that does not answer fails the attempt (Temporal retries it) instead of hanging it past
+// its timeout; statements that run away are stopped by the server itself.
+const CONNECTION_TIMEOUT_MS = 5000;
+const STATEMENT_TIMEOUT_MS = 30_000;
+
 /** A PostgreSQL server through node-postgres, when DATABASE_URL is set. */
 export async function openPostgres(connectionString: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString, max: 10 });
+  const pool = new pg.Pool({
+    connectionString,
+    max: 10,
+    connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+    // The client-side bound, for a server that stops answering mid-query.
+    query_timeout: STATEMENT_TIMEOUT_MS + 5000,
+  });
   // An idle connection the server drops (restart, failover) is replaced on next use; without a
   // listener its error would crash the process.
   pool.on('error', (err) => console.warn(`PostgreSQL connection lost: ${err.message}`));

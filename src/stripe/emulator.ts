@@ -8,17 +8,20 @@ import express, { type Response } from 'express';
  * becomes paid, expires) and Stripe's error shapes. stripe-mock checks request shapes but is
  * stateless; this plays scenarios. Listens on 127.0.0.1 only.
  *
- * Stripe API:   GET /v1/checkout/sessions/:id[?expand[]=line_items]
+ * Stripe API:   GET /v1/checkout/sessions?created[gte]=&status=&limit=&starting_after=   (newest first)
+ *               GET /v1/checkout/sessions/:id[?expand[]=line_items]
  *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
  * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
- *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so)
+ *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so:
+ *                                             400 invalid request, 401 bad key, 403 permission, 429 rate limit, 5xx)
  *               GET /emulator/requests       (the Stripe API requests seen, for tests)
  */
 
 export interface EmulatedLineItem {
   id: string;
   description: string;
-  quantity: number;
+  /** Null for a metered price. */
+  quantity: number | null;
   priceId: string;
   productId: string;
   unitAmount: number;
@@ -28,6 +31,10 @@ export interface EmulatedSession {
   id: string;
   status: 'open' | 'complete' | 'expired';
   paymentStatus: 'paid' | 'unpaid' | 'no_payment_required';
+  /** Default `payment`. */
+  mode?: 'payment' | 'setup' | 'subscription';
+  /** Unix seconds; default when it was put. */
+  created?: number;
   currency: string;
   customerEmail: string | null;
   customerName: string | null;
@@ -36,6 +43,13 @@ export interface EmulatedSession {
   expiresAt?: number;
   lineItems: EmulatedLineItem[];
 }
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  429: 'rate_limit_error',
+};
 
 // Stripe's expanded `line_items` holds only the first page; the rest must be listed.
 const EXPANDED_PAGE_SIZE = 10;
@@ -59,10 +73,10 @@ export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
   // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
   app.set('query parser', 'extended');
 
+  const put = (session: EmulatedSession) => void sessions.set(session.id, { created: Math.floor(Date.now() / 1000), ...session });
   app.put('/emulator/sessions/:id', express.json({ limit: '5mb' }), (req, res) => {
-    const session = { ...(req.body as EmulatedSession), id: String(req.params.id) };
-    sessions.set(session.id, session);
-    res.json(toStripeSession(session, false));
+    put({ ...(req.body as EmulatedSession), id: String(req.params.id) });
+    res.json(toStripeSession(sessions.get(String(req.params.id))!, false));
   });
   app.get('/emulator/requests', (_req, res) => {
     res.json(requests);
@@ -82,11 +96,30 @@ export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
     }
     if (failures.remaining > 0) {
       failures.remaining--;
-      const type = failures.status === 429 ? 'rate_limit_error' : 'api_error';
+      const type = ERROR_TYPES[failures.status] ?? 'api_error';
       stripeError(res, failures.status, type, failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
       return;
     }
     next();
+  });
+
+  // Stripe lists newest first and pages with `starting_after` (the last ID of the previous page).
+  app.get('/v1/checkout/sessions', (req, res) => {
+    const created = (req.query.created ?? {}) as { gte?: string };
+    const gte = created.gte === undefined ? 0 : Number(created.gte);
+    const status = typeof req.query.status === 'string' ? req.query.status : undefined;
+    const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
+    const matching = [...sessions.values()]
+      .filter((session) => (session.created ?? 0) >= gte && (!status || session.status === status))
+      .sort((a, b) => (b.created ?? 0) - (a.created ?? 0) || (a.id < b.id ? -1 : 1));
+    const after = typeof req.query.starting_after === 'string' ? matching.findIndex((s) => s.id === req.query.starting_after) + 1 : 0;
+    const page = matching.slice(after, after + limit);
+    res.json({
+      object: 'list',
+      data: page.map((session) => toStripeSession(session, false)),
+      has_more: after + limit < matching.length,
+      url: '/v1/checkout/sessions',
+    });
   });
 
   app.get('/v1/checkout/sessions/:id', (req, res) => {
@@ -114,7 +147,7 @@ export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessions,
     requests,
-    put: (session) => void sessions.set(session.id, session),
+    put,
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
     close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
   };
@@ -129,7 +162,7 @@ function stripeError(res: Response, status: number, type: string, code: string |
 }
 
 function toStripeLineItem(item: EmulatedLineItem, currency: string) {
-  const amount = item.unitAmount * item.quantity;
+  const amount = item.unitAmount * (item.quantity ?? 0);
   return {
     id: item.id,
     object: 'item',
@@ -163,7 +196,7 @@ function lineItemPage(session: EmulatedSession, limit: number, startingAfter?: s
 }
 
 function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
-  const total = session.lineItems.reduce((sum, item) => sum + item.unitAmount * item.quantity, 0);
+  const total = session.lineItems.reduce((sum, item) => sum + item.unitAmount * (item.quantity ?? 0), 0);
   return {
     id: session.id,
     object: 'checkout.session',
@@ -174,7 +207,8 @@ function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
     customer_email: session.customerEmail,
     expires_at: session.expiresAt ?? Math.floor(Date.now() / 1000) + 24 * 3600,
     livemode: session.livemode ?? false,
-    mode: 'payment',
+    created: session.created ?? Math.floor(Date.now() / 1000),
+    mode: session.mode ?? 'payment',
     payment_status: session.paymentStatus,
     status: session.status,
     ...(expandLineItems ? { line_items: lineItemPage(session, EXPANDED_PAGE_SIZE) } : {}),

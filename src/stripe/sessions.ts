@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import type { LineItemSummary, PaymentStatus, SessionStatus, SessionSummary } from '../../workflows/definitions';
+import type { LineItemSummary, PaymentStatus, SessionMode, SessionStatus, SessionSummary } from '../../workflows/definitions';
 
 export interface StripeApiBase {
   protocol: 'http' | 'https';
@@ -45,6 +45,7 @@ export async function retrieveSessionSummary(stripe: Stripe, sessionId: string):
     id: session.id,
     status: (session.status ?? 'open') as SessionStatus,
     paymentStatus: session.payment_status as PaymentStatus,
+    mode: session.mode as SessionMode,
     livemode: session.livemode,
     currency: session.currency,
     amountSubtotal: session.amount_subtotal,
@@ -61,7 +62,8 @@ function toLineItemSummary(item: Stripe.LineItem): LineItemSummary {
   return {
     id: item.id,
     description: item.description ?? '',
-    quantity: item.quantity ?? 1,
+    // Null for metered prices: never guess a count Stripe does not give.
+    quantity: item.quantity ?? null,
     priceId: item.price?.id ?? null,
     productId: typeof product === 'string' ? product : (product?.id ?? null),
     amountSubtotal: item.amount_subtotal,

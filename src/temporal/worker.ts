@@ -5,7 +5,7 @@ import {
   type Logger,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
-import type { Activities } from '../../activities';
+import { stripeActivities, type Activities } from '../../activities';
 import { stripeTaskQueue } from '../../workflows/definitions';
 
 export interface FulfillmentWorkerOptions {
@@ -30,18 +30,24 @@ export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions
       connection,
       namespace,
       taskQueue,
-      activities,
+      activities: withoutStripeReads(activities),
       workflowBundle: options.workflowBundle ?? (await bundleWorkflows(require.resolve('../../workflows'))),
     }),
     Worker.create({
       connection,
       namespace,
       taskQueue: stripeTaskQueue(taskQueue),
-      activities: { retrieveSession: activities.retrieveSession },
+      activities: stripeActivities(activities),
       // Enforced by the server for the whole task queue, however many workers poll it.
       maxTaskQueueActivitiesPerSecond: options.stripeReadsPerSecond,
     }),
   ]);
+}
+
+/** Everything but the Stripe reads, which only the rate-limited queue's worker may run. */
+function withoutStripeReads(activities: Activities): Partial<Activities> {
+  const stripeReads = new Set(Object.keys(stripeActivities(activities)));
+  return Object.fromEntries(Object.entries(activities).filter(([name]) => !stripeReads.has(name)));
 }
 
 /** Bundles deterministic workflow code for the worker's sandbox, printing only warnings and errors (not webpack's report). */

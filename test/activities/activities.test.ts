@@ -145,13 +145,36 @@ describe('retrieve-session against the local Stripe emulator', () => {
     expect(failure.nonRetryable).toBe(true);
   });
 
-  test('when the API key is rejected, then it fails non-retryably as StripeAuthentication without the key', async () => {
+  test('when the API key is rejected, then it fails as a retryable StripeConfiguration error without the key', async () => {
     const badKey = 'sk_bad-key-shape';
     const { retrieveSession } = activitiesWith({ stripe: createStripeClient(badKey, parseStripeApiBase(emulator.url)) });
     const failure = await expectFailure(run(retrieveSession, newSessionId()));
-    expect(failure.type).toBe('StripeAuthentication');
-    expect(failure.nonRetryable).toBe(true);
+    expect(failure.type).toBe('StripeConfiguration');
+    // Our configuration, not the session: the workflow pauses and retries until an operator fixes it.
+    expect(failure.nonRetryable).toBe(false);
     expect(failure.message).not.toContain(badKey);
+  });
+
+  test.each([
+    [401, 'authentication'],
+    [403, 'permission (a restricted key without Checkout read access)'],
+    [400, 'a request Stripe rejects'],
+  ])('when Stripe answers %i (%s), then it is a retryable StripeConfiguration error, never final', async (status) => {
+    const session = emulated(1);
+    emulator.put(session);
+    emulator.failNext(status, 1);
+    const failure = await expectFailure(run(activities().retrieveSession, session.id));
+    expect(failure.type).toBe('StripeConfiguration');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
+  test('when a line item has no quantity (a metered price), then its quantity is null, not 1', async () => {
+    const metered = emulated(1);
+    metered.lineItems[0]!.quantity = null;
+    emulator.put({ ...metered, mode: 'subscription' });
+    const summary = await run(activities().retrieveSession, metered.id);
+    expect(summary.mode).toBe('subscription');
+    expect(summary.lineItems[0]!.quantity).toBeNull();
   });
 
   test('when the ID is not a Checkout Session ID, then it fails non-retryably before calling Stripe', async () => {
@@ -204,6 +227,7 @@ describe('record-status and the recorded state', () => {
     const base = {
       sessionId,
       paymentStatus: 'unpaid' as const,
+      mode: 'payment' as const,
       currency: 'usd',
       amountTotal: 100,
       lineItems: [],
@@ -213,8 +237,8 @@ describe('record-status and the recorded state', () => {
       eventIds: [],
     };
     expect(await run(loadRecord, sessionId)).toBeNull();
-    await run(recordStatus, { view: { ...base, status: 'received' }, seq: 1 });
-    await run(recordStatus, { view: { ...base, status: 'awaiting_payment' }, seq: 2 });
+    await run(recordStatus, { view: { ...base, status: 'received' }, runStartedAt: 1000, seq: 1 });
+    await run(recordStatus, { view: { ...base, status: 'awaiting_payment' }, runStartedAt: 1000, seq: 2 });
 
     expect((await run(loadRecord, sessionId))?.status).toBe('awaiting_payment');
     expect((await store.getHistory(sessionId)).map((entry) => entry.status)).toEqual(['received', 'awaiting_payment']);
@@ -290,6 +314,38 @@ describe('email-receipt', () => {
     } finally {
       fs.rmSync(outbox, { recursive: true, force: true });
     }
+  });
+
+  test('when a retry overlaps an attempt still sending to a slow SMTP server, then it waits for it and one receipt arrives', async () => {
+    const slow = await startSmtpServer({ dataDelayMs: 1500 });
+    try {
+      const paid = sessionSummary();
+      const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(slow.url, 'shop@shop.test') });
+      const first = run(emailReceipt, { session: paid, fulfilled: [] });
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the first attempt is mid-send
+
+      const overlapping = await expectFailure(run(emailReceipt, { session: paid, fulfilled: [] }));
+      expect(overlapping.type).toBe('EmailInFlight');
+      expect(overlapping.nonRetryable).toBe(false); // Temporal retries it with backoff
+
+      expect(await first).toEqual({ sent: true });
+      expect(await run(emailReceipt, { session: paid, fulfilled: [] })).toEqual({ sent: true }); // the retry sees it sent
+      expect(slow.messages.filter((m) => m.parsed.messageId === `<receipt.${paid.id}@shop.test>`)).toHaveLength(1);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  test('when the SMTP server refuses the connection, then the attempt fails retryably and the next one may send', async () => {
+    const paid = sessionSummary();
+    const down = activitiesWith({ mailer: createSmtpMailer('smtp://127.0.0.1:9', 'shop@shop.test') });
+    const err = await run(down.emailReceipt, { session: paid, fulfilled: [] }).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/ECONNREFUSED/);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+
+    const up = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
+    expect(await run(up.emailReceipt, { session: paid, fulfilled: [] })).toEqual({ sent: true });
+    expect(smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${paid.id}@shop.test>`)).toHaveLength(1);
   });
 
   test('when the session has no customer email, then nothing is sent and nothing recorded', async () => {

@@ -1,4 +1,5 @@
 import { migrate, openDatabase, FulfillmentStore, type Database } from '../../src/store';
+import type { EmailClaim } from '../../src/store/fulfillment-store';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
 import { receivedView, type FulfillmentView } from '../../workflows/definitions';
 import { lineItem, newSessionId } from '../fixtures/sessions';
@@ -7,6 +8,10 @@ import { startPostgresServer } from '../helpers/postgres-server';
 function view(sessionId: string, overrides: Partial<FulfillmentView> = {}): FulfillmentView {
   return { ...receivedView(sessionId), paymentStatus: 'paid', currency: 'usd', amountTotal: 4500, ...overrides };
 }
+
+// Runs are ordered by start time; writes within a run by sequence.
+const RUN_1 = { runId: 'run-1', runStartedAt: 1_000 };
+const RUN_2 = { runId: 'run-2', runStartedAt: 2_000 };
 
 // The same behaviour on both databases: the embedded default and a real PostgreSQL server.
 describe.each([
@@ -35,15 +40,15 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2]);
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
     const sessionId = newSessionId();
-    await store.recordStatus(view(sessionId, { status: 'received' }), 'run-1', 1);
-    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), 'run-1', 2);
-    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), 'run-1', 2); // a retried write
-    await store.recordStatus(view(sessionId, { status: 'fulfilled', receiptSent: true }), 'run-1', 3);
+    await store.recordStatus(view(sessionId, { status: 'received' }), { ...RUN_1, seq: 1 });
+    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), { ...RUN_1, seq: 2 });
+    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), { ...RUN_1, seq: 2 }); // a retried write
+    await store.recordStatus(view(sessionId, { status: 'fulfilled', receiptSent: true }), { ...RUN_1, seq: 3 });
 
     expect((await store.getHistory(sessionId)).map((entry) => entry.status)).toEqual(['received', 'awaiting_payment', 'fulfilled']);
     const record = await store.getRecord(sessionId);
@@ -54,15 +59,36 @@ describe.each([
 
   test('when a late execution records an earlier status after fulfilled, then the record stays fulfilled', async () => {
     const sessionId = newSessionId();
-    await store.recordStatus(view(sessionId, { status: 'fulfilled' }), 'run-1', 1);
-    await store.recordStatus(view(sessionId, { status: 'received' }), 'run-2', 1);
+    await store.recordStatus(view(sessionId, { status: 'fulfilled' }), { ...RUN_1, seq: 1 });
+    await store.recordStatus(view(sessionId, { status: 'received' }), { ...RUN_2, seq: 1 });
     expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilled');
+  });
+
+  test('when a timed-out attempt writes an earlier transition late, then the record does not move backwards', async () => {
+    const sessionId = newSessionId();
+    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), { ...RUN_1, seq: 2 });
+    await store.recordStatus(view(sessionId, { status: 'received' }), { ...RUN_1, seq: 1 }); // the late write
+    expect((await store.getRecord(sessionId))?.view.status).toBe('awaiting_payment');
+  });
+
+  test('when an older run writes failed after a newer run made progress, then the newer progress stands', async () => {
+    const sessionId = newSessionId();
+    await store.recordStatus(view(sessionId, { status: 'fulfilling' }), { ...RUN_2, seq: 3 });
+    await store.recordStatus(view(sessionId, { status: 'failed', reason: 'late' }), { ...RUN_1, seq: 9 });
+    expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilling');
+  });
+
+  test('when a newer run starts over after an older one stopped waiting, then its first status is recorded', async () => {
+    const sessionId = newSessionId();
+    await store.recordStatus(view(sessionId, { status: 'awaiting_payment' }), { ...RUN_1, seq: 5 });
+    await store.recordStatus(view(sessionId, { status: 'received' }), { ...RUN_2, seq: 1 });
+    expect((await store.getRecord(sessionId))?.view.status).toBe('received');
   });
 
   test('when a session failed and a later run fulfills it, then the record moves on to fulfilled', async () => {
     const sessionId = newSessionId();
-    await store.recordStatus(view(sessionId, { status: 'failed', reason: 'StripeAuthentication' }), 'run-1', 1);
-    await store.recordStatus(view(sessionId, { status: 'fulfilled' }), 'run-2', 1);
+    await store.recordStatus(view(sessionId, { status: 'failed', reason: 'StripeAuthentication' }), { ...RUN_1, seq: 1 });
+    await store.recordStatus(view(sessionId, { status: 'fulfilled' }), { ...RUN_2, seq: 1 });
     expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilled');
   });
 
@@ -113,13 +139,75 @@ describe.each([
     expect(await store.getFulfillments(sessionId)).toHaveLength(1);
   });
 
-  test('when an email is recorded twice, then one record remains', async () => {
+  test('when an email is claimed, then a second claim waits while the lease runs, and sees it sent after', async () => {
     const sessionId = newSessionId();
+    const claim = await store.claimEmail(sessionId, 'receipt', 300);
+    expect(claim).toEqual(expect.objectContaining({ sessionId, kind: 'receipt' }));
+    expect(await store.claimEmail(sessionId, 'receipt', 300)).toBe('in_flight');
     expect(await store.emailSent(sessionId, 'receipt')).toBe(false);
-    await store.recordEmail(sessionId, 'receipt', `<receipt.${sessionId}@shop.test>`, 'a@example.com');
-    await store.recordEmail(sessionId, 'receipt', `<receipt.${sessionId}@shop.test>`, 'a@example.com');
-    expect(await store.emailSent(sessionId, 'receipt')).toBe(true);
+
+    await store.markEmailSent(claim as EmailClaim, `<receipt.${sessionId}@shop.test>`, 'a@example.com');
+    expect(await store.claimEmail(sessionId, 'receipt', 300)).toBe('sent');
     expect(await store.countEmails(sessionId)).toBe(1);
+  });
+
+  test('when a claim is released (the send failed), then the next attempt claims it at once', async () => {
+    const sessionId = newSessionId();
+    const claim = (await store.claimEmail(sessionId, 'payment_failed', 300)) as EmailClaim;
+    await store.releaseEmail(claim);
+    expect(await store.claimEmail(sessionId, 'payment_failed', 300)).toEqual(expect.objectContaining({ sessionId }));
+  });
+
+  test('when a claim holder died and its lease ran out, then another attempt takes it over and the dead one cannot mark it', async () => {
+    const sessionId = newSessionId();
+    const dead = (await store.claimEmail(sessionId, 'receipt', 1)) as EmailClaim;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const taker = await store.claimEmail(sessionId, 'receipt', 300);
+    expect(taker).toEqual(expect.objectContaining({ sessionId }));
+
+    await store.markEmailSent(dead, 'stale', 'a@example.com'); // the old token no longer matches
+    expect(await store.emailSent(sessionId, 'receipt')).toBe(false);
+    await store.markEmailSent(taker as EmailClaim, `<receipt.${sessionId}@shop.test>`, 'a@example.com');
+    expect(await store.emailSent(sessionId, 'receipt')).toBe(true);
+  });
+
+  test('when a metered line item (no quantity) is fulfilled, then it is recorded without a count and stock is untouched', async () => {
+    const sessionId = newSessionId();
+    const productId = `prod_${sessionId}`;
+    await store.setStock(productId, 10);
+    const item = lineItem({ productId, quantity: null });
+    await store.fulfillLineItemOnce(sessionId, item, (tx) =>
+      stockFulfiller.fulfillLineItem({ sessionId, lineItem: item, idempotencyKey: `${sessionId}:${item.id}` }, tx),
+    );
+    expect(await store.getFulfillments(sessionId)).toEqual([{ lineItemId: item.id, description: item.description, quantity: null }]);
+    expect(await store.getStock(productId)).toBe(10);
+  });
+});
+
+describe('migrations on a fresh PostgreSQL server', () => {
+  let server: Awaited<ReturnType<typeof startPostgresServer>>;
+  beforeAll(async () => {
+    server = await startPostgresServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  test('when 30 processes start at once on an empty database, then every one of them migrates without error', async () => {
+    const url = server.url.replace(/\/postgres$/, '/concurrent_start');
+    const admin = await openDatabase({ databaseUrl: server.url });
+    await admin.query('CREATE DATABASE concurrent_start');
+    await admin.close();
+
+    const starts = await Promise.allSettled(Array.from({ length: 30 }, () => openDatabase({ databaseUrl: url })));
+    const failures = starts.filter((start) => start.status === 'rejected').map((start) => String(start.reason));
+    for (const start of starts) if (start.status === 'fulfilled') await start.value.close();
+
+    expect(failures).toEqual([]);
+    const db = await openDatabase({ databaseUrl: url });
+    const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+    await db.close();
+    expect(rows.map((row) => row.version)).toEqual([1, 2]);
   });
 });
 
@@ -131,7 +219,7 @@ test('when PGlite is reopened from its data directory, then the records are stil
   const sessionId = newSessionId();
   try {
     const first = await openDatabase({ pgliteDir: dir });
-    await new FulfillmentStore(first).recordStatus(view(sessionId, { status: 'fulfilled' }), 'run-1', 1);
+    await new FulfillmentStore(first).recordStatus(view(sessionId, { status: 'fulfilled' }), { ...RUN_1, seq: 1 });
     await first.close();
 
     const second = await openDatabase({ pgliteDir: dir });

@@ -12,11 +12,16 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
     emailReceipt: [] as Parameters<Activities['emailReceipt']>[0][],
     emailPaymentFailed: [] as SessionSummary[],
     statuses: [] as string[],
+    /** Every recorded view, in order, as copies: the last is what the database would hold. */
+    views: [] as FulfillmentView[],
   };
   const activities: Activities = {
     async retrieveSession() {
       calls.retrieveSession++;
       return stripe.current();
+    },
+    async sessionExists() {
+      return true;
     },
     async fulfillLineItems(input) {
       calls.fulfillLineItems.push(input);
@@ -32,6 +37,7 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
     },
     async recordStatus({ view }) {
       calls.statuses.push(view.status);
+      calls.views.push(structuredClone(view));
     },
     async loadRecord() {
       return recorded;

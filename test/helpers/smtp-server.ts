@@ -8,8 +8,8 @@ export interface CapturedMail {
   parsed: ParsedMail;
 }
 
-/** A real SMTP server on 127.0.0.1 that keeps every message it accepts. */
-export async function startSmtpServer(): Promise<{ url: string; messages: CapturedMail[]; stop: () => Promise<void> }> {
+/** A real SMTP server on 127.0.0.1 that keeps every message it accepts, after `dataDelayMs` when it should be slow. */
+export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<{ url: string; messages: CapturedMail[]; stop: () => Promise<void> }> {
   const messages: CapturedMail[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -21,7 +21,8 @@ export async function startSmtpServer(): Promise<{ url: string; messages: Captur
       stream.on('end', () => {
         const raw = Buffer.concat(chunks).toString('utf8');
         simpleParser(raw)
-          .then((parsed) => {
+          .then(async (parsed) => {
+            if (dataDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, dataDelayMs));
             messages.push({ envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
             callback();
           })

@@ -1,7 +1,8 @@
+import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createIngressApp, listen } from '../../src/ingress/app';
+import { createIngressApp, listen, type IngressDeps } from '../../src/ingress/app';
 import { FulfillmentStarter } from '../../src/ingress/fulfillment-starter';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
@@ -9,6 +10,7 @@ import { SEARCH_ATTRIBUTE_KEYS, type FulfillmentStatus } from '../../workflows/d
 import { newSessionId } from '../fixtures/sessions';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
+import { fetchStatus } from '../helpers/status-api';
 import { emulatedSession, eventPayload, postWebhook, ROTATED_SECRET, startTestStack, WEBHOOK_SECRET } from '../helpers/stack';
 import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
 
@@ -35,16 +37,28 @@ afterAll(async () => {
   await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
 });
 
-async function statusOf(sessionId: string): Promise<{ status: number; body: { status?: FulfillmentStatus } & Record<string, unknown> }> {
-  const response = await fetch(`${url}/api/fulfillments/${sessionId}`);
-  return { status: response.status, body: (await response.json()) as { status?: FulfillmentStatus } };
+/** The ingress's dependencies as the stack wires them, for tests that run an ingress of their own. */
+function ingressDeps(overrides: Partial<IngressDeps> = {}): IngressDeps {
+  return {
+    starter: new FulfillmentStarter(stack.client, stack.services.store, { taskQueue: 'fulfillment', paymentDeadline: '7 days', timeoutMs: 5000 }),
+    store: stack.services.store,
+    stripe: createStripeClient('sk_test_integration', parseStripeApiBase(emulator.url)),
+    webhookSecrets: [WEBHOOK_SECRET],
+    livemode: false,
+    trustProxy: ['loopback'],
+    logger: stack.logger,
+    readiness: { temporal: async () => undefined, database: async () => undefined },
+    ...overrides,
+  };
 }
+
+const statusOf = (sessionId: string) => fetchStatus(url, sessionId);
 
 async function waitForStatus(sessionId: string, status: FulfillmentStatus) {
   const seen = await eventually(
     () => statusOf(sessionId),
     (r) => r.body.status === status,
-    { timeoutMs: 20_000 },
+    { timeoutMs: 20_000, intervalMs: 250 },
   );
   expect(seen.body.status).toBe(status);
   return seen.body;
@@ -135,7 +149,7 @@ describe('webhooks', () => {
     // Redelivered after completion: still 2xx, and nothing runs again.
     const late = await postWebhook(url, payload);
     expect(late.status).toBe(200);
-    expect(late.body.delivery).toBe('already_closed');
+    expect(late.body.delivery).toBe('already_settled');
     await eventually(async () => mailsFor(session.id).length, (n) => n >= 1);
     expect(mailsFor(session.id)).toHaveLength(1);
     expect(await stack.services.store.getFulfillments(session.id)).toHaveLength(2);
@@ -187,6 +201,87 @@ describe('webhooks', () => {
     emulator.put({ ...session, status: 'expired' });
     expect((await postWebhook(url, eventPayload('checkout.session.expired', session.id))).status).toBe(200);
     await waitForStatus(session.id, 'expired');
+  });
+
+  test('when a delayed payment succeeds after the run stopped waiting, then the event is accepted and the order fulfilled', async () => {
+    const session = emulatedSession({ paymentStatus: 'unpaid' });
+    emulator.put(session);
+    // A run whose payment deadline has passed: it ends still awaiting_payment, without a verdict.
+    const stopped = await env.client.workflow.start('fulfillCheckout', {
+      taskQueue: 'fulfillment',
+      workflowId: session.id,
+      args: [{ sessionId: session.id, paymentDeadline: '1 second' }],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+    });
+    expect(((await stopped.result()) as { status: string }).status).toBe('awaiting_payment');
+    expect((await statusOf(session.id)).body).toEqual(expect.objectContaining({ status: 'awaiting_payment', reason: expect.stringMatching(/^stopped waiting/) }));
+
+    emulator.put({ ...session, paymentStatus: 'paid' });
+    const late = await postWebhook(url, eventPayload('checkout.session.async_payment_succeeded', session.id));
+
+    expect(late.status).toBe(200);
+    expect(late.body.delivery).toBe('accepted');
+    await waitForStatus(session.id, 'fulfilled');
+    await eventually(async () => mailsFor(session.id).length, (n) => n === 1);
+    expect(mailsFor(session.id)).toHaveLength(1);
+    expect(await stack.services.store.getFulfillments(session.id)).toHaveLength(2);
+  });
+
+  test('when Stripe refuses the API key for a while, then the session shows paused and is fulfilled once the key works again', async () => {
+    const session = emulatedSession();
+    emulator.put(session);
+    emulator.failNext(401, 3); // the first read and two of the paused retries
+
+    expect((await postWebhook(url, eventPayload('checkout.session.completed', session.id))).status).toBe(200);
+    await waitForStatus(session.id, 'paused');
+    expect((await statusOf(session.id)).body.reason).toMatch(/^paused: Stripe refused the API key/);
+
+    await waitForStatus(session.id, 'fulfilled');
+    expect((await stack.services.store.getHistory(session.id)).map((entry) => entry.status)).toEqual([
+      'received',
+      'paused',
+      'fulfilling',
+      'fulfilled',
+    ]);
+  });
+
+  describe('signed but malformed events are refused with 400, never 5xx, and start nothing', () => {
+    const signedBodies: [string, (sessionId: string) => string][] = [
+      ['a body of null', () => 'null'],
+      ['an array', () => '[]'],
+      ['an event without data', (id) => JSON.stringify({ id: `evt_${id}`, object: 'event', type: 'checkout.session.completed', livemode: false })],
+      [
+        'an event whose data.object is null',
+        (id) => JSON.stringify({ id: `evt_${id}`, object: 'event', type: 'checkout.session.completed', livemode: false, data: { object: null } }),
+      ],
+      [
+        'an event without livemode',
+        (id) => JSON.stringify({ id: `evt_${id}`, object: 'event', type: 'checkout.session.completed', data: { object: { id } } }),
+      ],
+    ];
+    test.each(signedBodies)('when the signed body is %s, then it answers 400', async (_name, body) => {
+      const session = emulatedSession();
+      emulator.put(session);
+      const response = await postWebhook(url, body(session.id));
+      expect(response.status).toBe(400);
+      expect(String(response.body.error)).toMatch(/malformed event/);
+      expect(await hasWorkflow(session.id)).toBe(false);
+    });
+  });
+
+  test('when a live-mode event reaches a test-mode key, then it starts nothing, is refused and logged at error level', async () => {
+    const session = emulatedSession();
+    emulator.put(session);
+    const payload = eventPayload('checkout.session.completed', session.id).replace('"livemode":false', '"livemode":true');
+    const eventId = (JSON.parse(payload) as { id: string }).id;
+
+    const response = await postWebhook(url, payload);
+
+    expect(response.status).toBe(400);
+    expect(String(response.body.error)).toMatch(/livemode=true does not match/);
+    expect(await hasWorkflow(session.id)).toBe(false);
+    expect((await statusOf(session.id)).status).toBe(404);
+    expect(stack.logger.entries).toContainEqual(expect.objectContaining({ level: 'error', meta: expect.objectContaining({ eventId }) }));
   });
 
   describe('bad input is refused and starts nothing', () => {
@@ -280,12 +375,37 @@ describe('landing page', () => {
     expect(html).not.toContain('<script>');
   });
 
-  test('when Stripe does not know the session, then a 404 page is shown and no workflow is left', async () => {
+  test('when Stripe does not know the session, then a 404 page is shown and no fulfillment is started', async () => {
     const sessionId = newSessionId();
     const page = await fetch(`${url}/after-checkout?session_id=${sessionId}`);
     expect(page.status).toBe(404);
     expect(await page.text()).toContain('Order not found');
     expect(await hasWorkflow(sessionId)).toBe(false);
+    expect((await statusOf(sessionId)).status).toBe(404);
+  });
+
+  test('when the landing page asks Stripe whether a session exists, then the read runs on the rate-limited Stripe queue', async () => {
+    const session = emulatedSession({ paymentStatus: 'unpaid' });
+    emulator.put(session);
+    expect((await fetch(`${url}/after-checkout?session_id=${session.id}`)).status).toBe(200);
+
+    const history = await env.client.workflow.getHandle(`check-${session.id}`).fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((event) => event.activityTaskScheduledEventAttributes)
+      .filter((attributes) => attributes != null)
+      .map((attributes) => [attributes.activityType?.name, attributes.taskQueue?.name]);
+    expect(scheduled).toEqual([['sessionExists', 'fulfillment-stripe']]);
+  });
+
+  test('when a link scanner sends HEAD, then it gets 200 and nothing is started or read', async () => {
+    const session = emulatedSession();
+    emulator.put(session);
+    const requestsBefore = emulator.requests.length;
+    const head = await fetch(`${url}/after-checkout?session_id=${session.id}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await hasWorkflow(session.id)).toBe(false);
+    expect(await hasWorkflow(`check-${session.id}`)).toBe(false);
+    expect(emulator.requests.length).toBe(requestsBefore);
   });
 });
 
@@ -315,15 +435,57 @@ describe('status API and health', () => {
     expect(await ready.json()).toEqual({ ready: true, checks: { temporal: 'ok', database: 'ok' } });
   });
 
+  test('when a dependency is down or hangs, then /readyz answers 503 naming it, and the detail goes only to the log', async () => {
+    const app = await listen(
+      createIngressApp(
+        ingressDeps({
+          readiness: {
+            temporal: () => new Promise(() => undefined), // never answers
+            database: async () => {
+              throw new Error('connect ECONNREFUSED 10.20.30.40:5432');
+            },
+          },
+        }),
+      ),
+      0,
+    );
+    try {
+      const response = await fetch(`${app.url}/readyz`);
+      const text = await response.text();
+      expect(response.status).toBe(503);
+      expect(JSON.parse(text)).toEqual({ ready: false, checks: { temporal: 'unavailable', database: 'unavailable' } });
+      expect(text).not.toContain('10.20.30.40');
+      expect(stack.logger.entries).toContainEqual(
+        expect.objectContaining({ message: 'Readiness check failed', meta: { check: 'database', error: 'connect ECONNREFUSED 10.20.30.40:5432' } }),
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+  test.each([
+    ['trusted (TRUST_PROXY=loopback)', ['loopback'], [404, 404, 404, 404]],
+    ['not trusted (TRUST_PROXY=false)', false, [404, 404, 429, 429]],
+  ] as const)('when the proxy is %s, then clients behind it get their own rate-limit buckets or share one', async (_name, trustProxy, expected) => {
+    const behindProxy = await listen(createIngressApp(ingressDeps({ trustProxy: trustProxy as IngressDeps['trustProxy'], rateLimitPerMinute: 2 })), 0);
+    try {
+      const statuses = [];
+      for (const client of ['203.0.113.1', '203.0.113.2']) {
+        for (let i = 0; i < 2; i++) {
+          const response = await fetch(`${behindProxy.url}/api/fulfillments/${newSessionId()}`, { headers: { 'x-forwarded-for': client } });
+          statuses.push(response.status);
+        }
+      }
+      expect(statuses).toEqual(expected);
+    } finally {
+      await behindProxy.close();
+    }
+  });
+
   test('when a client exceeds the rate limit, then it gets 429', async () => {
     const limited = await listen(
       createIngressApp({
-        starter: new FulfillmentStarter(stack.client, { taskQueue: 'fulfillment', paymentDeadline: '7 days', timeoutMs: 5000 }),
-        store: stack.services.store,
-        stripe: createStripeClient('sk_test_integration', parseStripeApiBase(emulator.url)),
-        webhookSecrets: [WEBHOOK_SECRET],
-        logger: stack.logger,
-        readiness: { temporal: async () => undefined, database: async () => undefined },
+        ...ingressDeps(),
         rateLimitPerMinute: 3,
       }),
       0,

@@ -7,6 +7,7 @@ import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emula
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
 import { freePort } from '../../src/net/free-port';
+import { fetchStatus } from '../helpers/status-api';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { emulatedSession, eventPayload, postWebhook, startTestStack } from '../helpers/stack';
 import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
@@ -37,8 +38,8 @@ afterAll(async () => {
 });
 
 async function status(url: string, sessionId: string): Promise<string | undefined> {
-  const response = await fetch(`${url}/api/fulfillments/${sessionId}`);
-  return response.ok ? ((await response.json()) as { status: string }).status : undefined;
+  const { status: code, body } = await fetchStatus(url, sessionId);
+  return code === 200 ? body.status : undefined;
 }
 
 test('when Temporal is down, then webhooks get 5xx; when it is back, then the redelivered event is fulfilled', async () => {

@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from '../../src/config';
+import net from 'node:net';
+import { ConfigError, loadConfig, loadConfigToStart } from '../../src/config';
 
 const valid = { STRIPE_SECRET_KEY: 'sk_test_abc', STRIPE_WEBHOOK_SECRET: 'whsec_one' };
 
@@ -60,5 +61,47 @@ describe('loadConfig', () => {
       expect.arrayContaining(['STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'PORT', 'SMTP_URL', 'PAYMENT_DEADLINE']),
     );
     expect(message).not.toContain('pk_live_secretvalue');
+  });
+
+  test.each([
+    ['PORT', '', /PORT: must be a port number/],
+    ['SMTP_URL', 'smtp://', /SMTP_URL: must (name a host|be an smtp)/],
+    ['PAYMENT_DEADLINE', '1ms', /PAYMENT_DEADLINE: must be a duration between 1 hour and 365 days/],
+    ['PAYMENT_DEADLINE', '400 days', /PAYMENT_DEADLINE: must be a duration between/],
+    ['TRUST_PROXY', 'sometimes', /TRUST_PROXY: must be/],
+    ['TRUST_PROXY', '10.0.0.0/99', /TRUST_PROXY: must be/],
+  ])('when %s is %j, then it is refused with a clear message', (name, value, message) => {
+    expect(() => loadConfig({ ...valid, [name]: value })).toThrow(message);
+  });
+
+  test('when TRUST_PROXY is set, then Express gets a boolean, a hop count or a list of addresses', () => {
+    expect(loadConfig(valid).trustProxy).toEqual(['loopback']);
+    expect(loadConfig({ ...valid, TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ ...valid, TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ ...valid, TRUST_PROXY: 'loopback, 10.0.0.0/8, fd00::/8' }).trustProxy).toEqual(['loopback', '10.0.0.0/8', 'fd00::/8']);
+  });
+
+  test('when the key is a live key, then the configuration says live mode', () => {
+    expect(loadConfig(valid).stripe.livemode).toBe(false);
+    expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'rk_live_abc' }).stripe.livemode).toBe(true);
+  });
+
+  test('when the embedded dev server port is taken by another process, then start-up refuses, listing it with every other problem', async () => {
+    const squatter = net.createServer();
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve));
+    const taken = (squatter.address() as net.AddressInfo).port;
+    try {
+      const attempt = loadConfigToStart({ ...valid, TEMPORAL_DEV_SERVER_PORT: String(taken), TEMPORAL_UI_PORT: '0', PORT: '0', SMTP_URL: 'smtp://' }, 'all');
+      await expect(attempt).rejects.toThrow(ConfigError);
+      const { problems } = (await attempt.catch((err: unknown) => err)) as ConfigError;
+      expect(problems).toEqual([
+        expect.stringMatching(/^SMTP_URL/),
+        `TEMPORAL_DEV_SERVER_PORT: 127.0.0.1:${taken} is already in use by another process; stop it or choose another port`,
+      ]);
+      // Against a remote Temporal the local port is not ours to check.
+      await expect(loadConfigToStart({ ...valid, TEMPORAL_ADDRESS: `127.0.0.1:${taken}`, PORT: '0' }, 'all')).resolves.toBeDefined();
+    } finally {
+      squatter.close();
+    }
   });
 });

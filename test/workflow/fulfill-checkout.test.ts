@@ -14,6 +14,7 @@ import {
   type SessionSummary,
 } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
+import { FulfillmentStarter } from '../../src/ingress/fulfillment-starter';
 import { fakeActivities } from '../helpers/fake-activities';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';
@@ -57,6 +58,25 @@ const failed = (id = 'evt_failed'): CheckoutEvent => ({ id, type: 'checkout.sess
 /** The test server's clock runs ahead of the wall clock once tests skip time: session times must follow it. */
 async function serverNowSeconds(plusSeconds = 0): Promise<number> {
   return Math.floor((await env.currentTimeMs()) / 1000) + plusSeconds;
+}
+
+/** Polls a condition the workers change (real time: nothing awaits a result, so nothing skips). */
+async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The timers an execution started, in order, with whether each fired (rather than being cut short by an event). */
+async function timersOf(workflowId: string): Promise<{ seconds: number; fired: boolean }[]> {
+  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const fired = new Set(events.map((event) => event.timerFiredEventAttributes?.timerId).filter(Boolean));
+  return events
+    .map((event) => event.timerStartedEventAttributes)
+    .filter((attributes) => attributes != null)
+    .map((attributes) => ({ seconds: Number(attributes.startToFireTimeout?.seconds ?? 0), fired: fired.has(attributes.timerId) }));
 }
 
 /** A Stripe whose session the test can change between calls. */
@@ -160,18 +180,108 @@ describe('fulfillCheckout', () => {
     expect(calls.statuses).toEqual(['received', 'awaiting_payment', 'payment_failed']);
   });
 
-  test('when no payment arrives before the deadline, then it ends payment_failed after daily re-checks', async () => {
+  test('when no payment arrives before the deadline, then it stops waiting without a verdict: still awaiting_payment', async () => {
     const unpaid = session({ paymentStatus: 'unpaid' });
     const { activities, calls } = fakeActivities(stripeWith(unpaid));
 
     const result = await withWorker(activities, async () => (await start({ sessionId: unpaid.id })).result());
 
-    expect(result.status).toBe('payment_failed');
-    expect(result.reason).toBe('no payment confirmation within 7 days');
+    // Stripe never said the payment failed: nothing may refuse a later success.
+    expect(result.status).toBe('awaiting_payment');
+    expect(result.reason).toMatch(/^stopped waiting after 7 days without a payment confirmation/);
+    expect(calls.views.at(-1)).toEqual(expect.objectContaining({ status: 'awaiting_payment', reason: result.reason }));
     // The first read, then one a day for seven days.
     expect(calls.retrieveSession).toBe(8);
     expect(calls.fulfillLineItems).toHaveLength(0);
     expect(calls.emailPaymentFailed).toHaveLength(0);
+  });
+
+  test('when the payment succeeds after the run stopped waiting, then the next delivery runs the session again and fulfills it', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+    // The database is whatever the workflow last recorded.
+    const store = { getRecord: async () => (calls.views.length ? { view: calls.views.at(-1)!, createdAt: new Date(), updatedAt: new Date() } : null) };
+    const starter = new FulfillmentStarter(env.client, store, { taskQueue, paymentDeadline: '2 days', timeoutMs: 10_000 });
+
+    const result = await withWorker(activities, async () => {
+      await starter.deliver(unpaid.id, { id: 'evt_completed', type: 'checkout.session.completed' });
+      const stopped = await env.client.workflow.getHandle(unpaid.id).result();
+      expect(stopped.status).toBe('awaiting_payment');
+
+      // Weeks later (Konbini, Boleto, bank transfers): Stripe reports the payment.
+      stripe.session = { ...unpaid, paymentStatus: 'paid' };
+      expect(await starter.deliver(unpaid.id, succeeded('evt_late'))).toBe('accepted');
+      return env.client.workflow.getHandle(unpaid.id).result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.emailReceipt).toHaveLength(1);
+    // And once settled, a further duplicate changes nothing.
+    expect(await starter.deliver(unpaid.id, succeeded('evt_late'))).toBe('already_settled');
+  });
+
+  test('when the success event arrives while the run records that it stops waiting, then it is acted on, not dropped', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+    let entered!: () => void;
+    const recordingStop = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const slowStopRecord: Activities = {
+      ...activities,
+      async recordStatus(input) {
+        if (input.view.reason?.startsWith('stopped waiting')) {
+          entered();
+          await released;
+        }
+        return activities.recordStatus(input);
+      },
+    };
+
+    const result = await withWorker(slowStopRecord, async () => {
+      const handle = await start({ sessionId: unpaid.id, paymentDeadline: '1 hour' });
+      const outcome = handle.result(); // lets the test server skip to the deadline
+      await recordingStop;
+      stripe.session = { ...unpaid, paymentStatus: 'paid' };
+      await handle.signal(checkoutEventSignal, succeeded());
+      release();
+      return outcome;
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.statuses.slice(-3)).toEqual(['awaiting_payment', 'fulfilling', 'fulfilled']);
+  });
+
+  test('when a success event arrives but Stripe still reads unpaid, then it looks again within minutes, not the next day', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+    const fakeWithLag: Activities = {
+      ...activities,
+      async retrieveSession(sessionId) {
+        const read = await activities.retrieveSession(sessionId);
+        if (calls.retrieveSession === 2) stripe.session = { ...unpaid, paymentStatus: 'paid' }; // visible from the next read
+        return read;
+      },
+    };
+
+    const { result, timers } = await withWorker(fakeWithLag, async () => {
+      const handle = await start({ sessionId: unpaid.id }, succeeded());
+      const view = await handle.result();
+      return { result: view, timers: await timersOf(handle.workflowId) };
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.retrieveSession).toBe(3);
+    // Two one-minute re-checks (the read lagged twice), never the daily one.
+    expect(timers).toEqual([
+      { seconds: 60, fired: true },
+      { seconds: 60, fired: true },
+    ]);
   });
 
   test('when a re-check finds the session paid and no webhook ever came, then it is fulfilled', async () => {
@@ -231,25 +341,140 @@ describe('fulfillCheckout', () => {
     expect(calls.emailReceipt).toHaveLength(0);
   });
 
-  test('when the expired event arrives for an open session, then it ends expired without waiting for the re-check', async () => {
+  test('when the expired event arrives for an open session, then it reads the session and ends expired without waiting for the re-check', async () => {
     const open = session({ status: 'open', paymentStatus: 'unpaid', expiresAt: await serverNowSeconds(24 * 3600) });
-    const { activities, calls } = fakeActivities(stripeWith(open));
+    const stripe = stripeWith(open);
+    const { activities, calls } = fakeActivities(stripe);
 
-    const result = await withWorker(activities, async () => {
+    const { result, timers } = await withWorker(activities, async () => {
       const handle = await start({ sessionId: open.id });
+      await waitFor(() => calls.statuses.includes('awaiting_checkout'));
+      stripe.session = { ...open, status: 'expired' };
       await handle.signal(checkoutEventSignal, { id: 'evt_expired', type: 'checkout.session.expired' });
-      return handle.result();
+      const view = await handle.result();
+      return { result: view, timers: await timersOf(handle.workflowId) };
     });
 
     expect(result.status).toBe('expired');
     expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(timers).toEqual([{ seconds: 3600, fired: false }]); // the hourly re-check, cut short by the event
   });
 
-  test('when the success event arrives before the workflow starts (signal-with-start), then it is not lost', async () => {
+  test('when an open session is still open long after its expiry time, then it stops waiting without calling it expired', async () => {
+    const open = session({ status: 'open', paymentStatus: 'unpaid', expiresAt: await serverNowSeconds(3600) });
+    const { activities, calls } = fakeActivities(stripeWith(open));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: open.id })).result());
+
+    expect(result.status).toBe('awaiting_checkout');
+    expect(result.reason).toMatch(/^stopped waiting: the session was still open after its expiry time/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when an open session already reads no_payment_required (setup, trial, 100 % off), then nothing is fulfilled until Checkout completes', async () => {
+    const open = session({ status: 'open', paymentStatus: 'no_payment_required', amountTotal: 0, expiresAt: await serverNowSeconds(24 * 3600) });
+    const stripe = stripeWith(open);
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: open.id });
+      await env.sleep('10 minutes');
+      expect((await handle.query(fulfillmentQuery)).status).toBe('awaiting_checkout');
+      expect(calls.fulfillLineItems).toHaveLength(0);
+      stripe.session = { ...open, status: 'complete' };
+      await handle.signal(checkoutEventSignal, { id: 'evt_completed', type: 'checkout.session.completed' });
+      return handle.result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when a setup-mode session completes, then it is recorded fulfilled with nothing to deliver and no receipt', async () => {
+    const setup = session({ mode: 'setup', paymentStatus: 'no_payment_required', amountTotal: null, amountSubtotal: null, currency: null, lineItems: [] });
+    const { activities, calls } = fakeActivities(stripeWith(setup));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: setup.id })).result());
+
+    expect(result.status).toBe('fulfilled');
+    expect(result.mode).toBe('setup');
+    expect(result.receiptSent).toBe(false);
+    expect(calls.emailReceipt).toHaveLength(0);
+  });
+
+  test('when Stripe refuses the API key, then the session is paused visibly and resumes by itself once the key is fixed', async () => {
+    const paid = session();
+    const { activities, calls } = fakeActivities(stripeWith(paid));
+    let keyFixed = false;
+    let refusals = 0;
+    const badKey: Activities = {
+      ...activities,
+      async retrieveSession(sessionId) {
+        if (!keyFixed) {
+          refusals++;
+          throw ApplicationFailure.retryable('Stripe refused the API key (authentication_error)', 'StripeConfiguration');
+        }
+        return activities.retrieveSession(sessionId);
+      },
+    };
+
+    const result = await withWorker(badKey, async () => {
+      const handle = await start({ sessionId: paid.id });
+      await waitFor(() => calls.statuses.includes('paused'));
+      const described = await handle.describe();
+      expect(described.typedSearchAttributes.get({ name: 'FulfillmentStatus', type: 'KEYWORD' })).toBe('paused');
+      expect(calls.views.at(-1)?.reason).toMatch(/^paused: Stripe refused the API key/);
+      expect(described.status.name).toBe('RUNNING');
+      await waitFor(() => refusals >= 2); // still retrying, inside Temporal
+      keyFixed = true; // the operator rotates the key
+      return handle.result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(result.reason).toBeNull();
+    expect(calls.statuses).toEqual(['received', 'paused', 'fulfilling', 'fulfilled']);
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when the fulfiller gives up (non-retryable), then failed is recorded with its reason and the execution fails', async () => {
+    const paid = session();
+    const { activities, calls } = fakeActivities(stripeWith(paid));
+    const givesUp: Activities = {
+      ...activities,
+      async fulfillLineItems() {
+        throw ApplicationFailure.nonRetryable('product prod_tshirt is discontinued', 'OutOfStock');
+      },
+    };
+
+    const error = await withWorker(givesUp, async () => (await start({ sessionId: paid.id })).result().catch((e: unknown) => e));
+
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(calls.statuses).toEqual(['received', 'fulfilling', 'failed']);
+    expect(calls.views.at(-1)?.reason).toBe('OutOfStock: product prod_tshirt is discontinued');
+    expect(calls.emailReceipt).toHaveLength(0);
+  });
+
+  test('when an operator cancels a waiting execution, then failed is recorded with the reason', async () => {
     const unpaid = session({ paymentStatus: 'unpaid' });
     const { activities, calls } = fakeActivities(stripeWith(unpaid));
 
-    const result = await withWorker(activities, async () => (await start({ sessionId: unpaid.id }, succeeded())).result());
+    const error = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: unpaid.id });
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    });
+
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(calls.statuses.at(-1)).toBe('failed');
+    expect(calls.views.at(-1)?.reason).toBe('canceled by an operator');
+  });
+
+  test('when the success event arrives before the workflow starts (signal-with-start), then it is not lost', async () => {
+    const paid = session({ paymentStatus: 'paid' });
+    const { activities, calls } = fakeActivities(stripeWith(paid));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, succeeded())).result());
 
     expect(result.status).toBe('fulfilled');
     expect(result.eventIds).toEqual(['evt_succeeded']);
@@ -269,12 +494,11 @@ describe('fulfillCheckout', () => {
   });
 
   test('when the same event is delivered many times, then it is acted on once', async () => {
-    const unpaid = session({ paymentStatus: 'unpaid' });
-    const stripe = stripeWith(unpaid);
-    const { activities, calls } = fakeActivities(stripe);
+    const paid = session({ paymentStatus: 'paid' });
+    const { activities, calls } = fakeActivities(stripeWith(paid));
 
     const result = await withWorker(activities, async () => {
-      const handle = await start({ sessionId: unpaid.id }, succeeded('evt_1'));
+      const handle = await start({ sessionId: paid.id }, succeeded('evt_1'));
       for (let i = 0; i < 4; i++) await handle.signal(checkoutEventSignal, succeeded('evt_1'));
       const view = await handle.result();
       // A signal after the end is rejected by Temporal: the execution is closed.
@@ -382,6 +606,7 @@ describe('fulfillCheckout', () => {
       sessionId: paid.id,
       status: 'fulfilled' as const,
       paymentStatus: 'paid' as const,
+      mode: 'payment' as const,
       currency: 'usd',
       amountTotal: 4500,
       lineItems: [],

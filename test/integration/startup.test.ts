@@ -1,0 +1,42 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
+import { registerSearchAttributes, StartupError } from '../../src/temporal/search-attributes';
+import { startSmtpServer } from '../helpers/smtp-server';
+import { startTestStack } from '../helpers/stack';
+import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let emulator: StripeEmulator;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+
+beforeAll(async () => {
+  // A cluster where `npm run temporal:setup` was never run: no custom search attributes.
+  [env, bundle, emulator, smtp] = await Promise.all([
+    createDevServerEnv(),
+    bundleWorkflows(require.resolve('../../workflows')),
+    startStripeEmulator(),
+    startSmtpServer(),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
+});
+
+test('when the search attributes are not registered, then the worker refuses to start with one line naming what to run', async () => {
+  const attempt = startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
+
+  await expect(attempt).rejects.toThrow(StartupError);
+  const error = (await attempt.catch((err: unknown) => err)) as Error;
+  expect(error.message).toMatch(/^Search attributes FulfillmentStatus, PaymentStatus, AmountTotal, Currency, Livemode are not registered/);
+  expect(error.message).toContain('npm run temporal:setup');
+  expect(error.message).not.toContain('\n');
+
+  // The operator runs temporal:setup (the same registration), and the worker starts.
+  expect(await registerSearchAttributes(env.connection, 'default')).toHaveLength(5);
+  const stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
+  expect(stack.workers.map((worker) => worker.getState())).toEqual(['RUNNING', 'RUNNING']);
+  await stack.stop();
+});
