@@ -1,13 +1,18 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import Stripe from 'stripe';
 import {
+  isSettledStatus,
   SESSION_NOT_FOUND_ERROR,
   STRIPE_CONFIGURATION_ERROR,
+  TRANSIENT_STATUSES,
   type FulfilledItem,
   type FulfillmentView,
   type LineItemSummary,
+  type PaymentStatus,
+  type ReconcileReport,
   type SessionSummary,
 } from '../workflows/definitions';
+import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
 import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
@@ -19,6 +24,8 @@ export interface ActivityDeps {
   store: FulfillmentStore;
   fulfiller: Fulfiller;
   mailer: Mailer;
+  /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
+  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver'>;
   /** Shown in emails, and the domain of their Message-IDs. */
   merchantName: string;
   emailDomain: string;
@@ -29,7 +36,7 @@ export interface ActivityDeps {
  * clients, tests pass their own. Workflows use `ReturnType<typeof createActivities>` as the type.
  */
 export function createActivities(deps: ActivityDeps) {
-  const { stripe, store, fulfiller, mailer } = deps;
+  const { stripe, store, fulfiller, mailer, starter } = deps;
 
   /**
    * `sent`: the customer has this email, from this attempt or an earlier one. The send is claimed in
@@ -126,6 +133,72 @@ export function createActivities(deps: ActivityDeps) {
       await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
     },
 
+    /** The reconciler's Stripe read: one page of the Checkout Sessions completed since `createdSince` (unix seconds), newest first. */
+    async listCompletedSessions(input: {
+      createdSince: number;
+      startingAfter?: string;
+      limit: number;
+    }): Promise<{ sessions: ListedSession[]; hasMore: boolean }> {
+      try {
+        const page = await stripe.checkout.sessions.list({
+          created: { gte: input.createdSince },
+          status: 'complete',
+          limit: input.limit,
+          ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
+        });
+        return {
+          sessions: page.data.map((session) => ({ id: session.id, paymentStatus: session.payment_status as PaymentStatus })),
+          hasMore: page.has_more,
+        };
+      } catch (err) {
+        throw classifyStripeError(err, 'listing');
+      }
+    },
+
+    /**
+     * The reconciler's decisions for one page: a settled record is left alone; a session with no
+     * record (no webhook ever reached us) is started; one with an unsettled record has its workflow
+     * ensured, and is woken when it waits for a payment Stripe now reports paid.
+     */
+    async reconcileSessions(input: { sessions: ListedSession[]; reconcileId: string }): Promise<Omit<ReconcileReport, 'listed' | 'stuckRedriven' | 'pages'>> {
+      const found = { settled: 0, started: 0, resumed: 0, woken: 0 };
+      const log = Context.current().log;
+      for (const session of input.sessions) {
+        const record = await store.getRecord(session.id);
+        if (record && isSettledStatus(record.view.status)) {
+          found.settled++;
+          continue;
+        }
+        const paid = session.paymentStatus !== 'unpaid';
+        if (record?.view.status === 'awaiting_payment' && paid) {
+          await starter.deliver(session.id, { id: `reconcile:${input.reconcileId}`, type: 'reconciler.recheck' });
+          found.woken++;
+          log.info('Reconciler woke a session Stripe reports paid', { sessionId: session.id });
+        } else if (!record) {
+          await starter.ensureStarted(session.id);
+          found.started++;
+          log.warn('Reconciler started a session no webhook ever delivered', { sessionId: session.id, paymentStatus: session.paymentStatus });
+        } else {
+          await starter.ensureStarted(session.id);
+          found.resumed++;
+          log.info('Reconciler ensured an unsettled session', { sessionId: session.id, status: record.view.status });
+        }
+        Context.current().heartbeat();
+      }
+      return found;
+    },
+
+    /** Re-drives records stuck in a transient status: their execution is gone (terminated, lost). A running one is left alone. */
+    async redriveStuckSessions(input: { stuckAfterMs: number }): Promise<number> {
+      const stuck = await store.listStaleSessions(TRANSIENT_STATUSES, input.stuckAfterMs, STUCK_BATCH);
+      for (const sessionId of stuck) {
+        await starter.ensureStarted(sessionId);
+        Context.current().log.warn('Reconciler re-drove a stuck session', { sessionId });
+        Context.current().heartbeat();
+      }
+      return stuck.length;
+    },
+
     /** The recorded state, checked before doing anything so a late duplicate never fulfills twice. */
     async loadRecord(sessionId: string): Promise<FulfillmentView | null> {
       return (await store.getRecord(sessionId))?.view ?? null;
@@ -137,9 +210,18 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
 export function stripeActivities(activities: Activities) {
-  const { retrieveSession, sessionExists } = activities;
-  return { retrieveSession, sessionExists };
+  const { retrieveSession, sessionExists, listCompletedSessions } = activities;
+  return { retrieveSession, sessionExists, listCompletedSessions };
 }
+
+/** A session as Stripe's list shows it: enough for the reconciler to decide. */
+export interface ListedSession {
+  id: string;
+  paymentStatus: PaymentStatus;
+}
+
+// Stuck sessions re-driven per reconciler run; the next run takes the rest.
+const STUCK_BATCH = 500;
 
 // Longer than the mailer can take to give up on a slow server (src/email/mailer.ts) and than the
 // activity's timeout, so a lease still held means an attempt may still be sending.

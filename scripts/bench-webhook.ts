@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     STRIPE_API_BASE: emulator.url,
     STRIPE_MAX_READS_PER_SECOND: '1000',
     LOG_LEVEL: 'warn',
+    RECONCILE_EVERY: 'off', // measured alone: the webhook path
   });
   const quiet = { debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error };
   const stack = await startStack(config, { ingress: true, worker: true, logger: quiet });

@@ -59,6 +59,18 @@ const schema = z.object({
       (value) => isDurationWithin(value, MIN_PAYMENT_DEADLINE_MS, MAX_PAYMENT_DEADLINE_MS),
       'must be a duration between 1 hour and 365 days, such as "7 days" or "36 hours"',
     ),
+  RECONCILE_EVERY: z
+    .string()
+    .default('15 minutes')
+    .refine((value) => value === 'off' || isDurationWithin(value, 60_000, 7 * 86_400_000), 'must be "off" or a duration between 1 minute and 7 days'),
+  RECONCILE_LOOKBACK: z
+    .string()
+    .default('3 days')
+    .refine((value) => isDurationWithin(value, 3_600_000, 90 * 86_400_000), 'must be a duration between 1 hour and 90 days'),
+  RECONCILE_STUCK_AFTER: z
+    .string()
+    .default('1 hour')
+    .refine((value) => isDurationWithin(value, 5 * 60_000, 30 * 86_400_000), 'must be a duration between 5 minutes and 30 days'),
   TRUST_PROXY: z
     .string()
     .default('loopback')
@@ -104,6 +116,12 @@ export interface Config {
   paymentDeadline: Duration;
   /** Express's `trust proxy` for the ingress (`TRUST_PROXY`). */
   trustProxy: TrustProxy;
+  reconciler: {
+    /** Null: turned off. */
+    every: Duration | null;
+    lookback: Duration;
+    stuckAfter: Duration;
+  };
 }
 
 /** Which processes this one runs: both (`npm start`), or one of them when scaled out. */
@@ -169,6 +187,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
     merchantName: e.MERCHANT_NAME,
     paymentDeadline: e.PAYMENT_DEADLINE as Duration, // checked by isDurationWithin above
     trustProxy: e.TRUST_PROXY!,
+    reconciler: {
+      every: e.RECONCILE_EVERY === 'off' ? null : (e.RECONCILE_EVERY as Duration),
+      lookback: e.RECONCILE_LOOKBACK as Duration,
+      stuckAfter: e.RECONCILE_STUCK_AFTER as Duration,
+    },
   };
 }
 

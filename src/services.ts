@@ -13,7 +13,8 @@ export interface Services {
   mailer: Mailer;
   /** One Stripe client per process, for the activities and the ingress alike. */
   stripe: Stripe;
-  activityDeps: ActivityDeps;
+  /** Everything the activities need but the starter, which needs a Temporal client (see stack.ts). */
+  activityDeps: Omit<ActivityDeps, 'starter'>;
   close(): Promise<void>;
 }
 

@@ -3,11 +3,13 @@ import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from 
 import { createActivities } from '../activities';
 import type { Config } from './config';
 import { createIngressApp, listen, type IngressLogger, type RunningIngress } from './ingress/app';
-import { FulfillmentStarter } from './ingress/fulfillment-starter';
+import { FulfillmentStarter } from './temporal/fulfillment-starter';
 import { createLogger } from './logger';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
+import { ensureReconcilerSchedule } from './temporal/reconciler-schedule';
 import { assertSearchAttributesRegistered } from './temporal/search-attributes';
+import { RECONCILER_SCHEDULE_ID } from '../workflows/definitions';
 import { createFulfillmentWorkers } from './temporal/worker';
 import type { Fulfiller } from './fulfillment/fulfiller';
 
@@ -58,6 +60,12 @@ export async function startStack(config: Config, options: StackOptions): Promise
   const services = await openServices(config, options.fulfiller);
   const clientConnection = await Connection.connect(temporal.connectionOptions);
   const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
+  // The only way into Temporal for webhooks, the landing page and the reconciler alike.
+  const starter = new FulfillmentStarter(client, services.store, {
+    taskQueue: config.temporal.taskQueue,
+    paymentDeadline: config.paymentDeadline,
+    timeoutMs: 5000,
+  });
 
   let workers: Worker[] = [];
   let workersRun: Promise<unknown> | undefined;
@@ -66,10 +74,12 @@ export async function startStack(config: Config, options: StackOptions): Promise
       connection: workerConnection,
       namespace: temporal.namespace,
       taskQueue: config.temporal.taskQueue,
-      activities: createActivities(services.activityDeps),
+      activities: createActivities({ ...services.activityDeps, starter }),
       stripeReadsPerSecond: config.stripe.maxReadsPerSecond,
       workflowBundle: options.workflowBundle,
     });
+    const schedule = await ensureReconcilerSchedule(client, { ...config.reconciler, taskQueue: config.temporal.taskQueue });
+    logger.info('Reconciler schedule', { scheduleId: RECONCILER_SCHEDULE_ID, state: schedule, every: config.reconciler.every ?? 'off' });
     // A worker that dies (e.g. its task queue's namespace vanished) is logged; the process keeps serving.
     workersRun = Promise.all(
       workers.map((worker) =>
@@ -80,11 +90,6 @@ export async function startStack(config: Config, options: StackOptions): Promise
 
   let ingress: RunningIngress | undefined;
   if (options.ingress) {
-    const starter = new FulfillmentStarter(client, services.store, {
-      taskQueue: config.temporal.taskQueue,
-      paymentDeadline: config.paymentDeadline,
-      timeoutMs: 5000,
-    });
     const app = createIngressApp({
       starter,
       store: services.store,

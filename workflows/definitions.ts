@@ -141,15 +141,20 @@ export function receivedView(sessionId: string): FulfillmentView {
   };
 }
 
-/** The Stripe webhook events that matter to a running fulfillment. */
+/**
+ * What wakes a running fulfillment: the Stripe webhook events that matter to it, and
+ * `reconciler.recheck`, which is not Stripe's: the reconciler saw the session paid while the
+ * workflow was still waiting (its webhook never came), so it should read the session now.
+ */
 export type CheckoutEventType =
   | 'checkout.session.completed'
   | 'checkout.session.async_payment_succeeded'
   | 'checkout.session.async_payment_failed'
-  | 'checkout.session.expired';
+  | 'checkout.session.expired'
+  | 'reconciler.recheck';
 
 export interface CheckoutEvent {
-  /** Stripe's event ID (`evt_...`): a redelivered event carries the same one. */
+  /** Stripe's event ID (`evt_...`): a redelivered event carries the same one. The reconciler's are `reconcile:...`. */
   id: string;
   type: CheckoutEventType;
 }
@@ -171,6 +176,48 @@ export interface FulfillCheckoutInput {
   paymentRecheckInterval?: Duration;
   /** How often to re-check an open session. Default 1 hour. */
   checkoutRecheckInterval?: Duration;
+}
+
+/** The reconciler's Temporal Schedule and the workflow it runs (see workflows/reconcile.ts). */
+export const RECONCILER_SCHEDULE_ID = 'checkout-reconciler';
+export const RECONCILE_WORKFLOW_TYPE = 'reconcile';
+
+/** Statuses a healthy run leaves within minutes: a record still in one long after lost its execution. */
+export const TRANSIENT_STATUSES: readonly FulfillmentStatus[] = ['received', 'fulfilling', 'paused'];
+
+export interface ReconcileInput {
+  /** Sessions created this long ago or later are listed. */
+  lookback: Duration;
+  /** A record in a transient status not updated for this long is re-driven. */
+  stuckAfter: Duration;
+  /** Sessions per Stripe list call (at most 100). */
+  pageSize?: number;
+  /** Carried across continue-as-new: where the listing stands and what was found so far. */
+  createdSince?: number;
+  startingAfter?: string;
+  report?: ReconcileReport;
+}
+
+/** What one reconciler run found and did: the workflow's result, shown in the Temporal UI. */
+export interface ReconcileReport {
+  /** Checkout Sessions Stripe lists as complete within the look-back window. */
+  listed: number;
+  /** Already settled in our records: nothing to do. */
+  settled: number;
+  /** No record at all, so no webhook ever reached us: started now. */
+  started: number;
+  /** A record that is not settled: its workflow was ensured (a no-op when it is running, a new run when not). */
+  resumed: number;
+  /** Waiting for a payment Stripe now reports paid: woken to read the session at once. */
+  woken: number;
+  /** Records stuck in a transient status past the threshold, re-driven. */
+  stuckRedriven: number;
+  /** Stripe list calls made (reads from the rate-limited budget). */
+  pages: number;
+}
+
+export function emptyReconcileReport(): ReconcileReport {
+  return { listed: 0, settled: 0, started: 0, resumed: 0, woken: 0, stuckRedriven: 0, pages: 0 };
 }
 
 /**

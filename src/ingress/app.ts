@@ -8,7 +8,7 @@ import Stripe from 'stripe';
 import { isFinalStatus, receivedView, type CheckoutEventType } from '../../workflows/definitions';
 import { SESSION_ID_PATTERN } from '../stripe/sessions';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
-import type { FulfillmentStarter } from './fulfillment-starter';
+import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
 import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
 
 export interface IngressLogger {

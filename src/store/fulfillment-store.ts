@@ -82,6 +82,17 @@ export class FulfillmentStore {
     return { view, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
   }
 
+  /** Sessions whose record has sat in one of `statuses` for longer than `olderThanMs`, oldest first. */
+  async listStaleSessions(statuses: readonly FulfillmentStatus[], olderThanMs: number, limit: number): Promise<string[]> {
+    const rows = await this.db.query<{ session_id: string }>(
+      `SELECT session_id FROM checkout_sessions
+       WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)
+       ORDER BY updated_at LIMIT $3`,
+      [statuses, olderThanMs / 1000, limit],
+    );
+    return rows.map((row) => row.session_id);
+  }
+
   async getHistory(sessionId: string): Promise<StatusHistoryEntry[]> {
     const rows = await this.db.query<{ status: FulfillmentStatus; reason: string | null; recorded_at: Date }>(
       'SELECT status, reason, recorded_at FROM status_history WHERE session_id = $1 ORDER BY id',

@@ -41,6 +41,14 @@ function activitiesWith(overrides: Partial<ActivityDeps>) {
     store,
     fulfiller: stockFulfiller,
     mailer: unusedMailer,
+    starter: {
+      ensureStarted: async () => {
+        throw new Error('no Temporal in this test');
+      },
+      deliver: async () => {
+        throw new Error('no Temporal in this test');
+      },
+    },
     merchantName: 'Test Shop',
     emailDomain: 'shop.test',
     ...overrides,
@@ -79,6 +87,24 @@ describe('retrieve-session against stripe-mock (request shape)', () => {
     expect(summary.lineItems[0]).toEqual(
       expect.objectContaining({ id: expect.any(String), quantity: expect.any(Number), amountTotal: expect.any(Number) }),
     );
+  });
+});
+
+describe('the reconciler’s listing against stripe-mock (request shape)', () => {
+  let mock: Awaited<ReturnType<typeof startStripeMock>>;
+  beforeAll(async () => {
+    mock = await startStripeMock();
+  });
+  afterAll(async () => {
+    await mock?.stop();
+  });
+
+  test('when completed sessions are listed by creation time and page, then Stripe accepts the parameters', async () => {
+    const { listCompletedSessions } = activitiesWith({ stripe: createStripeClient(TEST_KEY, parseStripeApiBase(mock.url)) });
+    const page = await run(listCompletedSessions, { createdSince: 1_700_000_000, startingAfter: 'cs_test_previous', limit: 100 });
+    expect(page.sessions.length).toBeGreaterThan(0);
+    expect(page.sessions[0]).toEqual({ id: expect.stringMatching(/^cs_/), paymentStatus: expect.any(String) });
+    expect(typeof page.hasMore).toBe('boolean');
   });
 });
 

@@ -39,6 +39,15 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
       calls.statuses.push(view.status);
       calls.views.push(structuredClone(view));
     },
+    async listCompletedSessions() {
+      return { sessions: [], hasMore: false };
+    },
+    async reconcileSessions() {
+      return { settled: 0, started: 0, resumed: 0, woken: 0 };
+    },
+    async redriveStuckSessions() {
+      return 0;
+    },
     async loadRecord() {
       return recorded;
     },

@@ -16,7 +16,14 @@ export const ROTATED_SECRET = 'whsec_test_rotated';
 /** The real product (ingress + worker) on a test Temporal, PGlite in a temp dir, real SMTP, the Stripe emulator. */
 export async function startTestStack(
   env: Pick<TestWorkflowEnvironment, 'address'>,
-  deps: { emulatorUrl: string; smtpUrl: string; workflowBundle: WorkflowBundleWithSourceMap; dataDir?: string },
+  deps: {
+    emulatorUrl: string;
+    smtpUrl: string;
+    workflowBundle: WorkflowBundleWithSourceMap;
+    dataDir?: string;
+    /** More settings, as environment variables. */
+    env?: Record<string, string>;
+  },
   options: Partial<StackOptions> = {},
 ): Promise<Stack & { dataDir: string; logger: ReturnType<typeof createMemoryLogger> }> {
   // A given data directory is the caller's to keep (restart tests); a fresh one is removed on stop.
@@ -30,6 +37,9 @@ export async function startTestStack(
     SMTP_URL: deps.smtpUrl,
     EMAIL_FROM: 'Test Shop <orders@shop.test>',
     MERCHANT_NAME: 'Test Shop',
+    // Off unless a test turns it on: a run between tests would start sessions they expect untouched.
+    RECONCILE_EVERY: 'off',
+    ...deps.env,
   });
   const logger = createMemoryLogger();
   const stack = await startStack(config, {

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createIngressApp, listen, type IngressDeps } from '../../src/ingress/app';
-import { FulfillmentStarter } from '../../src/ingress/fulfillment-starter';
+import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { SEARCH_ATTRIBUTE_KEYS, type FulfillmentStatus } from '../../workflows/definitions';

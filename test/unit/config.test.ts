@@ -69,6 +69,9 @@ describe('loadConfig', () => {
     ['PAYMENT_DEADLINE', '1ms', /PAYMENT_DEADLINE: must be a duration between 1 hour and 365 days/],
     ['PAYMENT_DEADLINE', '400 days', /PAYMENT_DEADLINE: must be a duration between/],
     ['TRUST_PROXY', 'sometimes', /TRUST_PROXY: must be/],
+    ['RECONCILE_EVERY', '5s', /RECONCILE_EVERY: must be "off" or a duration/],
+    ['RECONCILE_LOOKBACK', 'forever', /RECONCILE_LOOKBACK: must be a duration/],
+    ['RECONCILE_STUCK_AFTER', '10s', /RECONCILE_STUCK_AFTER: must be a duration/],
     ['TRUST_PROXY', '10.0.0.0/99', /TRUST_PROXY: must be/],
   ])('when %s is %j, then it is refused with a clear message', (name, value, message) => {
     expect(() => loadConfig({ ...valid, [name]: value })).toThrow(message);
@@ -79,6 +82,11 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...valid, TRUST_PROXY: '1' }).trustProxy).toBe(1);
     expect(loadConfig({ ...valid, TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     expect(loadConfig({ ...valid, TRUST_PROXY: 'loopback, 10.0.0.0/8, fd00::/8' }).trustProxy).toEqual(['loopback', '10.0.0.0/8', 'fd00::/8']);
+  });
+
+  test('when the reconciler is configured, then its interval, look-back and threshold are kept; off turns it off', () => {
+    expect(loadConfig(valid).reconciler).toEqual({ every: '15 minutes', lookback: '3 days', stuckAfter: '1 hour' });
+    expect(loadConfig({ ...valid, RECONCILE_EVERY: 'off' }).reconciler.every).toBeNull();
   });
 
   test('when the key is a live key, then the configuration says live mode', () => {

@@ -14,7 +14,7 @@ import {
   type SessionSummary,
 } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
-import { FulfillmentStarter } from '../../src/ingress/fulfillment-starter';
+import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { fakeActivities } from '../helpers/fake-activities';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';

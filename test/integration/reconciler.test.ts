@@ -1,0 +1,139 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
+import { RECONCILER_SCHEDULE_ID, SEARCH_ATTRIBUTE_KEYS, type ReconcileReport } from '../../workflows/definitions';
+import { reconcile } from '../../workflows';
+import { eventually } from '../helpers/eventually';
+import { startSmtpServer } from '../helpers/smtp-server';
+import { emulatedSession, eventPayload, postWebhook, startTestStack } from '../helpers/stack';
+import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let emulator: StripeEmulator;
+let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+let stack: Awaited<ReturnType<typeof startTestStack>>;
+
+beforeAll(async () => {
+  [env, bundle, emulator, smtp] = await Promise.all([
+    createDevServerEnv({ searchAttributes: SEARCH_ATTRIBUTE_KEYS }),
+    bundleWorkflows(require.resolve('../../workflows')),
+    startStripeEmulator(),
+    startSmtpServer(),
+  ]);
+  // Hourly, so in the test only triggered runs happen.
+  stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: { RECONCILE_EVERY: '1 hour' } });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
+});
+
+const receiptsFor = (sessionId: string) => smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${sessionId}@shop.test>`);
+
+/** Runs the reconciler now, the way the schedule does, and returns its report. */
+async function reconcileNow(pageSize?: number): Promise<ReconcileReport> {
+  return env.client.workflow.execute(reconcile, {
+    taskQueue: 'fulfillment',
+    workflowId: `reconcile-test-${Date.now()}`,
+    args: [{ lookback: '3 days', stuckAfter: '1 hour', pageSize }],
+  });
+}
+
+async function fulfilledOnce(sessionId: string, lineItems: number): Promise<void> {
+  await eventually(
+    async () => (await stack.services.store.getRecord(sessionId))?.view.status,
+    (status) => status === 'fulfilled',
+    { timeoutMs: 60_000, intervalMs: 200 },
+  );
+  await eventually(async () => receiptsFor(sessionId).length, (n) => n >= 1);
+  expect((await stack.services.store.getRecord(sessionId))?.view.status).toBe('fulfilled');
+  expect(await stack.services.store.getFulfillments(sessionId)).toHaveLength(lineItems);
+  expect(receiptsFor(sessionId)).toHaveLength(1);
+}
+
+test('when the worker starts, then the reconciler schedule exists, visible to operators, with the configured interval', async () => {
+  const described = await env.client.schedule.getHandle(RECONCILER_SCHEDULE_ID).describe();
+  expect(described.spec.intervals).toEqual([expect.objectContaining({ every: 3_600_000 })]);
+  expect(described.action).toEqual(expect.objectContaining({ type: 'startWorkflow', workflowType: 'reconcile' }));
+  expect(described.state.paused).toBe(false);
+});
+
+test('when a paid session’s webhooks never arrive, then the scheduled reconciler fulfills it', async () => {
+  const lost = emulatedSession();
+  emulator.put(lost);
+
+  await env.client.schedule.getHandle(RECONCILER_SCHEDULE_ID).trigger();
+
+  await fulfilledOnce(lost.id, 2);
+  expect((await stack.services.store.getHistory(lost.id)).map((entry) => entry.status)).toEqual(['received', 'fulfilling', 'fulfilled']);
+});
+
+test('when a reconciler run races a webhook burst, then nothing is doubled', async () => {
+  const sessions = Array.from({ length: 12 }, () => emulatedSession());
+  for (const session of sessions) emulator.put(session);
+
+  const deliveries = sessions.flatMap((session) => {
+    const payload = eventPayload('checkout.session.completed', session.id);
+    return [postWebhook(stack.ingress!.url, payload), postWebhook(stack.ingress!.url, payload)];
+  });
+  const [report, ...responses] = await Promise.all([reconcileNow(), ...deliveries]);
+
+  expect(responses.map((response) => response.status)).toEqual(responses.map(() => 200));
+  expect(report.listed).toBeGreaterThanOrEqual(sessions.length);
+  for (const session of sessions) await fulfilledOnce(session.id, 2);
+});
+
+test('when more sessions are completed than one page holds, then a run lists them all', async () => {
+  const sessions = Array.from({ length: 25 }, () => emulatedSession({ paymentStatus: 'unpaid' }));
+  for (const session of sessions) emulator.put(session);
+  const listedInEmulator = [...emulator.sessions.values()].filter((session) => session.status === 'complete').length;
+
+  const report = await reconcileNow(10);
+
+  expect(report.listed).toBe(listedInEmulator);
+  expect(report.pages).toBe(Math.ceil(listedInEmulator / 10));
+  expect(report.started).toBe(sessions.length); // the new ones; the rest are settled or already known
+  for (const session of sessions) {
+    await eventually(
+      async () => (await stack.services.store.getRecord(session.id))?.view.status,
+      (status) => status === 'awaiting_payment',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+  }
+});
+
+test('when a waiting session is paid but its success webhook never comes, then the reconciler wakes it and it is fulfilled', async () => {
+  const session = emulatedSession({ paymentStatus: 'unpaid' });
+  emulator.put(session);
+  expect((await postWebhook(stack.ingress!.url, eventPayload('checkout.session.completed', session.id))).status).toBe(200);
+  await eventually(
+    async () => (await stack.services.store.getRecord(session.id))?.view.status,
+    (status) => status === 'awaiting_payment',
+  );
+
+  emulator.put({ ...session, paymentStatus: 'paid' }); // paid at Stripe; async_payment_succeeded is lost
+  const report = await reconcileNow();
+
+  expect(report.woken).toBeGreaterThanOrEqual(1);
+  await fulfilledOnce(session.id, 2);
+});
+
+test('when a record is stuck in a transient status and its execution is gone, then the reconciler re-drives it', async () => {
+  const session = emulatedSession();
+  emulator.put(session);
+  // A run that recorded `fulfilling` and was then terminated by an operator, long ago.
+  await stack.services.store.recordStatus(
+    { sessionId: session.id, status: 'fulfilling', paymentStatus: 'paid', mode: 'payment', currency: 'usd', amountTotal: 4500, lineItems: [], fulfilled: [], receiptSent: false, reason: null, eventIds: [] },
+    { runId: 'terminated-run', runStartedAt: 1, seq: 1 },
+  );
+  await stack.services.db.query(`UPDATE checkout_sessions SET updated_at = now() - interval '2 hours' WHERE session_id = $1`, [session.id]);
+  emulator.sessions.delete(session.id); // not in the listing: only the stuck re-drive can find it
+  emulator.sessions.set(session.id, { ...session, created: 0 });
+
+  const report = await reconcileNow();
+
+  expect(report.stuckRedriven).toBe(1);
+  await fulfilledOnce(session.id, 2);
+});
