@@ -195,6 +195,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
   };
 }
 
+type Settings = typeof schema.shape;
+
+/** One setting, validated exactly as `loadConfig` validates it, for tools that need only a few. */
+export function loadSetting<K extends keyof Settings>(env: NodeJS.ProcessEnv, name: K): z.output<Settings[K]> {
+  const parsed = schema.shape[name].safeParse(env[name]);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => `${name}: ${issue.message}`));
+  return parsed.data as z.output<Settings[K]>;
+}
+
 /**
  * The configuration for a process about to start: `loadConfig`'s checks plus the ports it will
  * listen on, every problem listed together. A port another process holds would otherwise fail

@@ -6,18 +6,17 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 // A server that does not answer fails the attempt (Temporal retries it) instead of hanging it past
 // its timeout; statements that run away are stopped by the server itself.
-const CONNECTION_TIMEOUT_MS = 5000;
-const STATEMENT_TIMEOUT_MS = 30_000;
+export const POSTGRES_TIMEOUTS = { connectionMs: 5000, statementMs: 30_000 };
 
 /** A PostgreSQL server through node-postgres, when DATABASE_URL is set. */
-export async function openPostgres(connectionString: string): Promise<Database> {
+export async function openPostgres(connectionString: string, timeouts = POSTGRES_TIMEOUTS): Promise<Database> {
   const pool = new pg.Pool({
     connectionString,
     max: 10,
-    connectionTimeoutMillis: CONNECTION_TIMEOUT_MS,
-    statement_timeout: STATEMENT_TIMEOUT_MS,
+    connectionTimeoutMillis: timeouts.connectionMs,
+    statement_timeout: timeouts.statementMs,
     // The client-side bound, for a server that stops answering mid-query.
-    query_timeout: STATEMENT_TIMEOUT_MS + 5000,
+    query_timeout: timeouts.statementMs + 5000,
   });
   // An idle connection the server drops (restart, failover) is replaced on next use; without a
   // listener its error would crash the process.

@@ -1,5 +1,6 @@
 import { migrate, openDatabase, FulfillmentStore, type Database } from '../../src/store';
 import type { EmailClaim } from '../../src/store/fulfillment-store';
+import { openPostgres } from '../../src/store/postgres';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
 import { receivedView, type FulfillmentView } from '../../workflows/definitions';
 import { lineItem, newSessionId } from '../fixtures/sessions';
@@ -181,6 +182,34 @@ describe.each([
     );
     expect(await store.getFulfillments(sessionId)).toEqual([{ lineItemId: item.id, description: item.description, quantity: null }]);
     expect(await store.getStock(productId)).toBe(10);
+  });
+});
+
+describe('PostgreSQL timeouts', () => {
+  test('when the server accepts connections but never answers, then opening fails within the connection timeout instead of hanging', async () => {
+    const net = await import('node:net');
+    const silent = net.createServer(() => undefined); // accepts, says nothing
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as import('node:net').AddressInfo).port;
+    try {
+      await expect(openPostgres(`postgres://postgres@127.0.0.1:${port}/postgres`, { connectionMs: 300, statementMs: 1000 })).rejects.toThrow(
+        /timeout/i,
+      );
+    } finally {
+      silent.close();
+    }
+  });
+
+  test('when a statement runs past the statement timeout, then the server cancels it', async () => {
+    const server = await startPostgresServer();
+    const db = await openPostgres(server.url, { connectionMs: 5000, statementMs: 200 });
+    try {
+      await expect(db.query('SELECT pg_sleep(3)')).rejects.toThrow(/statement timeout/);
+      expect(await db.query<{ ok: number }>('SELECT 1 AS ok')).toEqual([{ ok: 1 }]); // the pool is still usable
+    } finally {
+      await db.close();
+      await server.stop();
+    }
   });
 });
 

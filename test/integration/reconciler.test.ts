@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { RECONCILER_SCHEDULE_ID, SEARCH_ATTRIBUTE_KEYS, type ReconcileReport } from '../../workflows/definitions';
@@ -14,6 +18,17 @@ let emulator: StripeEmulator;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 let stack: Awaited<ReturnType<typeof startTestStack>>;
 
+// The merchant's fulfiller gives up on a discontinued product until the merchant restocks it.
+let discontinuedRestocked = false;
+const merchantFulfiller: Fulfiller = {
+  async fulfillLineItem(order, tx) {
+    if (order.lineItem.productId?.startsWith('prod_discontinued') && !discontinuedRestocked) {
+      throw ApplicationFailure.nonRetryable(`${order.lineItem.productId} is discontinued`, 'OutOfStock');
+    }
+    await stockFulfiller.fulfillLineItem(order, tx);
+  },
+};
+
 beforeAll(async () => {
   [env, bundle, emulator, smtp] = await Promise.all([
     createDevServerEnv({ searchAttributes: SEARCH_ATTRIBUTE_KEYS }),
@@ -22,7 +37,11 @@ beforeAll(async () => {
     startSmtpServer(),
   ]);
   // Hourly, so in the test only triggered runs happen.
-  stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: { RECONCILE_EVERY: '1 hour' } });
+  stack = await startTestStack(
+    env,
+    { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: { RECONCILE_EVERY: '1 hour' } },
+    { fulfiller: merchantFulfiller },
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -135,5 +154,27 @@ test('when a record is stuck in a transient status and its execution is gone, th
   const report = await reconcileNow();
 
   expect(report.stuckRedriven).toBe(1);
+  await fulfilledOnce(session.id, 2);
+});
+
+test('when the fulfiller gave up and the merchant fixed the cause, then `npm run redrive` fulfills what is missing, once', async () => {
+  const session = emulatedSession();
+  session.lineItems[1]!.productId = `prod_discontinued_${session.id}`;
+  emulator.put(session);
+  expect((await postWebhook(stack.ingress!.url, eventPayload('checkout.session.completed', session.id))).status).toBe(200);
+  const failed = await eventually(
+    async () => (await stack.services.store.getRecord(session.id))?.view,
+    (view) => view?.status === 'failed',
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+  expect(failed?.reason).toBe(`OutOfStock: prod_discontinued_${session.id} is discontinued`);
+  expect(await stack.services.store.getFulfillments(session.id)).toHaveLength(1); // the T-shirt went out
+
+  discontinuedRestocked = true;
+  const { stdout } = await promisify(execFile)('npx', ['tsx', 'scripts/redrive.ts', session.id], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: 'fulfillment' },
+  });
+
+  expect(stdout).toContain(`${session.id}: running`);
   await fulfilledOnce(session.id, 2);
 });
