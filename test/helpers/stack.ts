@@ -6,9 +6,42 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
 import { createMemoryLogger } from '../../src/logger';
 import { startStack, type Stack, type StackOptions } from '../../src/stack';
-import type { StripeEmulator, EmulatedSession } from '../../src/stripe/emulator';
+import { startStripeEmulator, type StripeEmulator, type EmulatedSession } from '../../src/stripe/emulator';
+import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
+import { startSmtpServer } from './smtp-server';
+import { bundleWorkflows, createDevServerEnv } from './temporal-env';
 import { checkoutEventPayload, postSignedWebhook, type PostOptions } from '../../src/stripe/signed-events';
 import { newSessionId } from '../fixtures/sessions';
+
+export interface ProductSurroundings {
+  env: TestWorkflowEnvironment;
+  bundle: WorkflowBundleWithSourceMap;
+  emulator: StripeEmulator;
+  smtp: Awaited<ReturnType<typeof startSmtpServer>>;
+  stop(): Promise<void>;
+}
+
+/**
+ * What the product runs against in an integration test, started side by side: a dev server (with
+ * our search attributes unless told otherwise), the bundled workflows, the Stripe emulator and SMTP.
+ */
+export async function startSurroundings({ searchAttributes = true } = {}): Promise<ProductSurroundings> {
+  const [env, bundle, emulator, smtp] = await Promise.all([
+    createDevServerEnv(searchAttributes ? { searchAttributes: SEARCH_ATTRIBUTE_KEYS } : {}),
+    bundleWorkflows(require.resolve('../../workflows')),
+    startStripeEmulator(),
+    startSmtpServer(),
+  ]);
+  return {
+    env,
+    bundle,
+    emulator,
+    smtp,
+    stop: async () => {
+      await Promise.all([env.teardown(), emulator.close(), smtp.stop()]);
+    },
+  };
+}
 
 export const WEBHOOK_SECRET = 'whsec_test_primary';
 export const ROTATED_SECRET = 'whsec_test_rotated';

@@ -5,15 +5,24 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createIngressApp, listen, type IngressDeps } from '../../src/ingress/app';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
-import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
-import { SEARCH_ATTRIBUTE_KEYS, type FulfillmentStatus } from '../../workflows/definitions';
+import type { StripeEmulator } from '../../src/stripe/emulator';
+import type { FulfillmentStatus } from '../../workflows/definitions';
 import { newSessionId } from '../fixtures/sessions';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { fetchStatus } from '../helpers/status-api';
-import { emulatedSession, eventPayload, postWebhook, ROTATED_SECRET, startTestStack, WEBHOOK_SECRET } from '../helpers/stack';
-import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
+import {
+  emulatedSession,
+  eventPayload,
+  postWebhook,
+  ROTATED_SECRET,
+  startSurroundings,
+  startTestStack,
+  WEBHOOK_SECRET,
+  type ProductSurroundings,
+} from '../helpers/stack';
 
+let surroundings: ProductSurroundings;
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
@@ -22,19 +31,15 @@ let stack: Awaited<ReturnType<typeof startTestStack>>;
 let url: string;
 
 beforeAll(async () => {
-  [env, bundle, emulator, smtp] = await Promise.all([
-    createDevServerEnv({ searchAttributes: SEARCH_ATTRIBUTE_KEYS }),
-    bundleWorkflows(require.resolve('../../workflows')),
-    startStripeEmulator(),
-    startSmtpServer(),
-  ]);
+  surroundings = await startSurroundings();
+  ({ env, bundle, emulator, smtp } = surroundings);
   stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
   url = stack.ingress!.url;
 }, 120_000);
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
+  await surroundings?.stop();
 });
 
 /** The ingress's dependencies as the stack wires them, for tests that run an ingress of their own. */

@@ -4,14 +4,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
-import { RECONCILER_SCHEDULE_ID, SEARCH_ATTRIBUTE_KEYS, type ReconcileReport } from '../../workflows/definitions';
+import type { StripeEmulator } from '../../src/stripe/emulator';
+import { RECONCILER_SCHEDULE_ID, type ReconcileReport } from '../../workflows/definitions';
 import { reconcile } from '../../workflows';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
-import { emulatedSession, eventPayload, postWebhook, startTestStack } from '../helpers/stack';
-import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
+import { emulatedSession, eventPayload, postWebhook, startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
 
+let surroundings: ProductSurroundings;
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
@@ -30,12 +30,8 @@ const merchantFulfiller: Fulfiller = {
 };
 
 beforeAll(async () => {
-  [env, bundle, emulator, smtp] = await Promise.all([
-    createDevServerEnv({ searchAttributes: SEARCH_ATTRIBUTE_KEYS }),
-    bundleWorkflows(require.resolve('../../workflows')),
-    startStripeEmulator(),
-    startSmtpServer(),
-  ]);
+  surroundings = await startSurroundings();
+  ({ env, bundle, emulator, smtp } = surroundings);
   // Hourly, so in the test only triggered runs happen.
   stack = await startTestStack(
     env,
@@ -46,7 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
+  await surroundings?.stop();
 });
 
 const receiptsFor = (sessionId: string) => smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${sessionId}@shop.test>`);

@@ -1,11 +1,11 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
+import type { StripeEmulator } from '../../src/stripe/emulator';
 import { registerSearchAttributes, StartupError } from '../../src/temporal/search-attributes';
 import { startSmtpServer } from '../helpers/smtp-server';
-import { startTestStack } from '../helpers/stack';
-import { bundleWorkflows, createDevServerEnv } from '../helpers/temporal-env';
+import { startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
 
+let surroundings: ProductSurroundings;
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
@@ -13,16 +13,12 @@ let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
 
 beforeAll(async () => {
   // A cluster where `npm run temporal:setup` was never run: no custom search attributes.
-  [env, bundle, emulator, smtp] = await Promise.all([
-    createDevServerEnv(),
-    bundleWorkflows(require.resolve('../../workflows')),
-    startStripeEmulator(),
-    startSmtpServer(),
-  ]);
+  surroundings = await startSurroundings({ searchAttributes: false });
+  ({ env, bundle, emulator, smtp } = surroundings);
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([env?.teardown(), emulator?.close(), smtp?.stop()]);
+  await surroundings?.stop();
 });
 
 test('when the search attributes are not registered, then the worker refuses to start with one line naming what to run', async () => {
