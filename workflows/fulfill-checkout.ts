@@ -55,8 +55,10 @@ const { emailReceipt, emailPaymentFailed } = proxyActivities<Activities>({
 const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
 const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
 const DEFAULT_CHECKOUT_RECHECK: Duration = '1 hour';
-// A success event whose session still reads unpaid: look again soon rather than at the next daily re-check.
+// A success event whose session still reads unpaid: look again soon rather than at the next daily
+// re-check, and keep looking for a while even past the payment deadline, since Stripe said it succeeded.
 const SUCCESS_CONFIRMATION_RECHECK: Duration = '1 minute';
+const SUCCESS_CONFIRMATION_WINDOW_MS = 60 * 60 * 1000;
 // Stripe expires an open session at `expires_at`; allow its expiry job some slack before we stop waiting.
 const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
 
@@ -90,6 +92,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   const eventTypes = new Set<CheckoutEventType>();
   // Set by every new event, cleared when a decision has taken it into account.
   let unhandledEvent = false;
+  // When Stripe first told us the delayed payment succeeded (workflow time).
+  let paymentSucceededAt: number | undefined;
   let transitions = 0;
 
   // Registered before the first await, so an event sent with signal-with-start is never lost.
@@ -97,6 +101,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     if (view.eventIds.includes(event.id)) return; // a redelivery: already acted on
     view.eventIds.push(event.id);
     eventTypes.add(event.type);
+    if (event.type === 'checkout.session.async_payment_succeeded') paymentSucceededAt ??= Date.now();
     unhandledEvent = true;
   });
   setHandler(fulfillmentQuery, () => view);
@@ -180,15 +185,16 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
           if (view.status !== 'awaiting_payment') await transition('awaiting_payment');
           paymentWaitStartedAt ??= Date.now(); // the deadline runs from Checkout's completion, not from the landing page
           const deadlineSetting = input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE;
-          const deadline = paymentWaitStartedAt + durationMs(deadlineSetting);
+          const deadline = Math.max(
+            paymentWaitStartedAt + durationMs(deadlineSetting),
+            paymentSucceededAt === undefined ? 0 : paymentSucceededAt + SUCCESS_CONFIRMATION_WINDOW_MS,
+          );
           if (Date.now() >= deadline) {
             const reason = `stopped waiting after ${String(deadlineSetting)} without a payment confirmation; a later payment event resumes it`;
             if (await stopWaiting('awaiting_payment', reason)) return view;
             break;
           }
-          const recheck = eventTypes.has('checkout.session.async_payment_succeeded')
-            ? SUCCESS_CONFIRMATION_RECHECK
-            : (input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK);
+          const recheck = paymentSucceededAt !== undefined ? SUCCESS_CONFIRMATION_RECHECK : (input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK);
           await waitForEventOrRecheck(recheck, deadline);
           break;
         }

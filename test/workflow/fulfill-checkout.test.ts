@@ -256,6 +256,44 @@ describe('fulfillCheckout', () => {
     expect(calls.statuses.slice(-3)).toEqual(['awaiting_payment', 'fulfilling', 'fulfilled']);
   });
 
+  test('when a success event arrives at the deadline but Stripe still reads unpaid, then it keeps looking instead of stopping', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+    let entered!: () => void;
+    const recordingStop = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let readsAfterEvent = -1;
+    const lagging: Activities = {
+      ...activities,
+      async recordStatus(input) {
+        if (input.view.reason?.startsWith('stopped waiting') && readsAfterEvent < 0) {
+          entered();
+          await released;
+        }
+        return activities.recordStatus(input);
+      },
+      async retrieveSession(sessionId) {
+        if (readsAfterEvent >= 0 && ++readsAfterEvent === 3) stripe.session = { ...unpaid, paymentStatus: 'paid' };
+        return activities.retrieveSession(sessionId);
+      },
+    };
+
+    const result = await withWorker(lagging, async () => {
+      const handle = await start({ sessionId: unpaid.id, paymentDeadline: '1 hour' });
+      const outcome = handle.result();
+      await recordingStop;
+      readsAfterEvent = 0; // Stripe's read lags the event by a few minutes
+      await handle.signal(checkoutEventSignal, succeeded());
+      release();
+      return outcome;
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
   test('when a success event arrives but Stripe still reads unpaid, then it looks again within minutes, not the next day', async () => {
     const unpaid = session({ paymentStatus: 'unpaid' });
     const stripe = stripeWith(unpaid);
