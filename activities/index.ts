@@ -40,8 +40,9 @@ export function createActivities(deps: ActivityDeps) {
 
   /**
    * `sent`: the customer has this email, from this attempt or an earlier one. The send is claimed in
-   * the database first, with a lease longer than the mailer can take, so an attempt that overlaps
-   * a slow earlier one waits for it (retryable `EmailInFlight`) instead of sending a second copy.
+   * the database first, and the claim's lease is renewed while the send runs, so an attempt that
+   * overlaps a slow earlier one waits for it (retryable `EmailInFlight`) instead of sending a second
+   * copy, while a claim whose worker died lapses within a lease and is taken over.
    */
   async function sendOnce(kind: EmailKind, session: SessionSummary, render: () => RenderedEmail): Promise<{ sent: boolean }> {
     if (!session.customerEmail) {
@@ -53,14 +54,23 @@ export function createActivities(deps: ActivityDeps) {
     if (claim === 'in_flight') {
       throw ApplicationFailure.retryable(`An earlier attempt is still sending the ${kind} email`, 'EmailInFlight');
     }
-    // A crash between sending and recording resends after the lease, with the same Message-ID so
-    // mail systems can recognise the duplicate.
+    // A crash between sending and recording resends once the lease lapses, with the same
+    // Message-ID so mail systems can recognise the duplicate.
     const messageId = `<${kind}.${session.id}@${deps.emailDomain}>`;
+    const context = Context.current();
+    // Renewed until the send settles, even past a timeout of this attempt: while it may still be
+    // sending, no retry may start another.
+    const renewal = setInterval(() => {
+      context.heartbeat();
+      store.renewEmailClaim(claim, EMAIL_LEASE_SECONDS).catch(() => undefined);
+    }, EMAIL_LEASE_RENEW_MS);
     try {
       await mailer.send({ to: session.customerEmail, messageId, ...render() });
     } catch (err) {
       await store.releaseEmail(claim);
       throw err;
+    } finally {
+      clearInterval(renewal);
     }
     await store.markEmailSent(claim, messageId, session.customerEmail);
     return { sent: true };
@@ -223,9 +233,10 @@ export interface ListedSession {
 // Stuck sessions re-driven per reconciler run; the next run takes the rest.
 const STUCK_BATCH = 500;
 
-// Longer than the mailer can take to give up on a slow server (src/email/mailer.ts) and than the
-// activity's timeout, so a lease still held means an attempt may still be sending.
-export const EMAIL_LEASE_SECONDS = 5 * 60;
+// An email claim lapses this long after its last renewal: a worker that died mid-send holds up the
+// customer's email by about this much, never forever.
+export const EMAIL_LEASE_SECONDS = 30;
+const EMAIL_LEASE_RENEW_MS = 5000;
 
 /**
  * Stripe errors become typed failures. Only facts about the session itself are final (Stripe does

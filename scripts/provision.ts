@@ -9,6 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   STRIPE_MOCK_VERSION,
+  TEMPORAL_SERVER_VERSION,
+  TEMPORAL_UI_SERVER_VERSION,
+  type ClusterTools,
   TEMPORAL_CLI_VERSION,
   TEMPORAL_TEST_SERVER_VERSION,
   executableFromEnv,
@@ -18,6 +21,7 @@ import {
   type ToolManifest,
 } from '../src/temporal/tools';
 import { findPostgresBinDir } from '../src/store/postgres-binaries';
+import { HAPROXY } from '../src/cluster/haproxy';
 
 const cache = toolsCacheDir();
 const provisionDir = path.join(__dirname, 'provision');
@@ -87,8 +91,9 @@ function overridden(name: string): ServerExecutable | undefined {
   return executable;
 }
 
-function goInstall(module: string, version: string, binary: string): string {
-  const dir = path.join(cache, `${binary}-v${version}`);
+/** `go install module@vVERSION` into `<cache>/<name>-vVERSION/` (its own directory: two tools' binaries are both named `server`). */
+function goInstall(module: string, version: string, binary: string, name = binary): string {
+  const dir = path.join(cache, `${name}-v${version}`);
   const target = path.join(dir, binary);
   if (fs.existsSync(target)) {
     log(`${binary} v${version}: cached at ${target}`);
@@ -179,22 +184,56 @@ function provisionStripeMock(): string | undefined {
   return goInstall('github.com/stripe/stripe-mock', STRIPE_MOCK_VERSION, 'stripe-mock');
 }
 
-/** A PostgreSQL server for the store's tests against real PostgreSQL (the product itself defaults to PGlite). */
+/**
+ * The production topology's Temporal parts, built from the Go module proxy: the server (PostgreSQL
+ * persistence, SQL visibility), temporal-sql-tool and the Web UI server (assets embedded). The
+ * schemas ship inside the server's module; they are copied beside the tools so the cache does not
+ * depend on Go's module cache staying put.
+ */
+function provisionClusterTools(): ClusterTools | undefined {
+  if (!goAvailable()) {
+    log('cluster tools: skipped (no Go >= 1.25); `npm run cluster` and its tests need them');
+    return undefined;
+  }
+  const temporalServer = goInstall('go.temporal.io/server/cmd/server', TEMPORAL_SERVER_VERSION, 'server', 'temporal-server');
+  const temporalSqlTool = goInstall('go.temporal.io/server/cmd/tools/sql', TEMPORAL_SERVER_VERSION, 'sql', 'temporal-sql-tool');
+  const uiServer = goInstall('github.com/temporalio/ui-server/v2/cmd/server', TEMPORAL_UI_SERVER_VERSION, 'server', 'temporal-ui-server');
+  const postgresSchemaDir = path.join(path.dirname(temporalServer), 'schema', 'postgresql', 'v12');
+  if (!fs.existsSync(postgresSchemaDir)) {
+    const modCache = run('go', ['env', 'GOMODCACHE']).trim();
+    const shipped = path.join(modCache, 'go.temporal.io', `server@v${TEMPORAL_SERVER_VERSION}`, 'schema', 'postgresql', 'v12');
+    fs.cpSync(shipped, postgresSchemaDir, { recursive: true });
+    log(`temporal schemas: copied to ${postgresSchemaDir}`);
+  }
+  return { temporalServer, temporalSqlTool, postgresSchemaDir, uiServer };
+}
+
+/** A Debian package the tests and the cluster need, installed with apt-get when missing and we may. */
+function provisionDebianPackage(pkg: string, present: () => boolean, purpose: string): void {
+  if (present()) return;
+  if (process.getuid?.() !== 0 || tryRun('apt-get', ['--version']) === undefined) {
+    log(`${pkg}: not installed, and apt-get is not usable here; install the Debian package \`${pkg}\` for ${purpose}`);
+    return;
+  }
+  log(`${pkg}: installing the Debian package \`${pkg}\``);
+  timed(`${pkg}: installed`, () => {
+    run('apt-get', ['update', '-q'], { DEBIAN_FRONTEND: 'noninteractive' });
+    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', pkg], { DEBIAN_FRONTEND: 'noninteractive' });
+  });
+}
+
+/** A PostgreSQL server for the store's tests and the cluster (the product itself defaults to PGlite). */
 function provisionPostgres(): void {
   const existing = findPostgresBinDir();
-  if (existing) {
-    log(`postgresql: server binaries at ${existing}`);
-    return;
-  }
-  if (process.getuid?.() !== 0 || tryRun('apt-get', ['--version']) === undefined) {
-    log('postgresql: not installed, and apt-get is not usable here; install the Debian package `postgresql` for the PostgreSQL tests');
-    return;
-  }
-  log('postgresql: installing the Debian package `postgresql`');
-  timed('postgresql: installed', () => {
-    run('apt-get', ['update', '-q'], { DEBIAN_FRONTEND: 'noninteractive' });
-    run('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'postgresql'], { DEBIAN_FRONTEND: 'noninteractive' });
-  });
+  if (existing) log(`postgresql: server binaries at ${existing}`);
+  provisionDebianPackage('postgresql', () => findPostgresBinDir() !== undefined, 'the PostgreSQL tests and `npm run cluster`');
+}
+
+/** HAProxy, the reverse proxy in front of the cluster's ingress processes. */
+function provisionHaproxy(): void {
+  const version = tryRun(HAPROXY, ['-v'])?.split('\n')[0];
+  if (version) log(`haproxy: ${version}`);
+  provisionDebianPackage('haproxy', () => tryRun(HAPROXY, ['-v']) !== undefined, '`npm run cluster`');
 }
 
 async function main(): Promise<void> {
@@ -205,9 +244,11 @@ async function main(): Promise<void> {
     temporalCli: await provisionTemporalCli(),
     testServer: await provisionTestServer(),
     stripeMock: provisionStripeMock(),
+    cluster: provisionClusterTools(),
   };
   fs.writeFileSync(manifestPath(), JSON.stringify(manifest, null, 2) + '\n');
   provisionPostgres();
+  provisionHaproxy();
   log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s; manifest ${manifestPath()}`);
 }
 

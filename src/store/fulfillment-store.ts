@@ -162,6 +162,15 @@ export class FulfillmentStore {
     return (await this.emailSent(sessionId, kind)) ? 'sent' : 'in_flight';
   }
 
+  /** The send is still running: extend its lease. */
+  async renewEmailClaim(claim: EmailClaim, leaseSeconds: number): Promise<void> {
+    await this.db.query(
+      `UPDATE emails SET lease_until = now() + make_interval(secs => $4)
+       WHERE session_id = $1 AND kind = $2 AND claim_token = $3 AND state = 'sending'`,
+      [claim.sessionId, claim.kind, claim.token, leaseSeconds],
+    );
+  }
+
   /** The send failed: give the claim back so the next attempt need not wait for the lease. */
   async releaseEmail(claim: EmailClaim): Promise<void> {
     await this.db.query(`DELETE FROM emails WHERE session_id = $1 AND kind = $2 AND claim_token = $3 AND state = 'sending'`, [

@@ -14,6 +14,9 @@ import path from 'node:path';
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 export const TEMPORAL_TEST_SERVER_VERSION = '1.38.0';
 export const STRIPE_MOCK_VERSION = '0.197.0';
+/** The production topology (`npm run cluster`): Temporal server on PostgreSQL, its SQL tool and the Web UI server. */
+export const TEMPORAL_SERVER_VERSION = '1.29.1';
+export const TEMPORAL_UI_SERVER_VERSION = '2.42.1';
 
 /** How the Temporal SDK should obtain a server: its own shape, passed through unchanged. */
 export type ServerExecutable = { type: 'existing-path'; path: string } | { type: 'cached-download' };
@@ -23,6 +26,16 @@ export interface ToolManifest {
   testServer: ServerExecutable;
   /** Absent when it could not be provisioned (no Go); only tests and the demo need it. */
   stripeMock?: string;
+  /** Absent without Go: only `npm run cluster` and its tests need it. */
+  cluster?: ClusterTools;
+}
+
+export interface ClusterTools {
+  temporalServer: string;
+  temporalSqlTool: string;
+  /** The PostgreSQL schemas shipped in the server's module: `<dir>/temporal/versioned`, `<dir>/visibility/versioned`. */
+  postgresSchemaDir: string;
+  uiServer: string;
 }
 
 export function toolsCacheDir(): string {
@@ -55,7 +68,15 @@ export function resolveTools(): ToolManifest {
   if (!temporalCli || !testServer) {
     throw new Error(`Temporal servers are not provisioned (no ${manifestPath()}): run \`npm run provision\``);
   }
-  return { temporalCli, testServer, stripeMock };
+  return { temporalCli, testServer, stripeMock, cluster: recorded.cluster };
+}
+
+export function requireClusterTools(): ClusterTools {
+  const { cluster } = resolveTools();
+  if (!cluster || !fs.existsSync(cluster.temporalServer)) {
+    throw new Error('The Temporal server is not provisioned: install Go >= 1.25 and run `npm run provision`');
+  }
+  return cluster;
 }
 
 export function requireStripeMock(): string {

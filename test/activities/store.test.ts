@@ -152,6 +152,15 @@ describe.each([
     expect(await store.countEmails(sessionId)).toBe(1);
   });
 
+  test('when a claim is renewed while its send runs, then it outlives its first lease', async () => {
+    const sessionId = newSessionId();
+    const claim = (await store.claimEmail(sessionId, 'receipt', 1)) as EmailClaim;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await store.renewEmailClaim(claim, 2);
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the first lease, inside the renewed one
+    expect(await store.claimEmail(sessionId, 'receipt', 300)).toBe('in_flight');
+  });
+
   test('when a claim is released (the send failed), then the next attempt claims it at once', async () => {
     const sessionId = newSessionId();
     const claim = (await store.claimEmail(sessionId, 'payment_failed', 300)) as EmailClaim;

@@ -1,6 +1,6 @@
 import { requireStripeMock } from '../../src/temporal/tools';
 import { freePort } from '../../src/net/free-port';
-import { startProcess, waitForPort } from './processes';
+import { startProcess, waitForPort } from '../../src/cluster/processes';
 
 /** Stripe's official API mock (provisioned by `npm run provision`), on loopback, HTTP only. */
 export async function startStripeMock(): Promise<{ url: string; stop: () => Promise<void> }> {

@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { startProcess, waitForPort, type ManagedProcess } from './processes';
+
+/** Debian's HAProxy (installed by `npm run provision`). */
+export const HAPROXY = '/usr/sbin/haproxy';
+
+/**
+ * HAProxy in front of the ingress processes, as a load balancer would be in production: round
+ * robin, health checks on /healthz, and X-Forwarded-For set, so the ingress (TRUST_PROXY=loopback)
+ * sees each customer's address. A request an ingress could not take (it died mid-connection) is
+ * retried on the other one: webhooks are idempotent.
+ */
+export async function startHaproxy(options: {
+  dir: string;
+  port: number;
+  backends: number[];
+  onLine?: (line: string) => void;
+}): Promise<{ url: string; process: ManagedProcess; stop(): Promise<void> }> {
+  fs.mkdirSync(options.dir, { recursive: true });
+  const configFile = path.join(options.dir, 'haproxy.cfg');
+  const servers = options.backends
+    .map((port, i) => `  server ingress-${i + 1} 127.0.0.1:${port} check inter 1s fall 2 rise 1`)
+    .join('\n');
+  fs.writeFileSync(
+    configFile,
+    `# Written by npm run cluster.
+global
+  maxconn 4096
+
+defaults
+  mode http
+  log stdout format raw local0 warning
+  option httplog
+  option forwardfor
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  retries 3
+  option redispatch
+  retry-on conn-failure empty-response
+
+frontend checkout
+  bind 127.0.0.1:${options.port}
+  default_backend ingress
+
+backend ingress
+  balance roundrobin
+  option httpchk GET /healthz
+${servers}
+`,
+  );
+  // -db: stay in the foreground, so stopping the child stops the proxy.
+  const proc = startProcess(HAPROXY, ['-db', '-f', configFile], { onLine: options.onLine });
+  try {
+    await waitForPort(options.port, proc.child);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`HAProxy did not start: ${(err as Error).message}\n${proc.output()}`);
+  }
+  return { url: `http://127.0.0.1:${options.port}`, process: proc, stop: () => proc.stop('SIGUSR1') };
+}

@@ -1,0 +1,62 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { findPostgresBinDir } from '../store/postgres-binaries';
+import { startProcess, waitForPort, type ManagedProcess } from './processes';
+
+export interface PostgresServer {
+  port: number;
+  /** `postgres://postgres@127.0.0.1:<port>/<database>` */
+  url(database: string): string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+export interface PostgresServerOptions {
+  /** Created (initdb) when it holds no cluster yet; reused as it is otherwise. */
+  dataDir: string;
+  port: number;
+  /** Off only for throwaway test data: faster, not crash-safe. */
+  fsync?: boolean;
+  onLine?: (line: string) => void;
+}
+
+/**
+ * A real PostgreSQL server from Debian's packages (installed by `npm run provision`), on
+ * 127.0.0.1 only, trusting local connections. PostgreSQL refuses to run as root, so as root it
+ * runs as the `postgres` system user the package creates.
+ */
+export async function startPostgresServer(options: PostgresServerOptions): Promise<PostgresServer> {
+  const bin = findPostgresBinDir();
+  if (!bin) throw new Error('PostgreSQL server binaries not found: run `npm run provision` (installs Debian package postgresql)');
+  // Spawned directly under the postgres user's IDs (not through runuser), so our signals reach the server itself.
+  const user: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUser() : {};
+  const { dataDir, port } = options;
+  const socketDir = path.dirname(dataDir);
+  fs.mkdirSync(socketDir, { recursive: true });
+  if (user.uid !== undefined && user.gid !== undefined) fs.chownSync(socketDir, user.uid, user.gid);
+  if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync'], { stdio: 'pipe', ...user });
+  }
+  const args = ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', socketDir];
+  if (options.fsync === false) args.push('-c', 'fsync=off');
+  const proc = startProcess(path.join(bin, 'postgres'), args, { ...user, onLine: options.onLine });
+  try {
+    await waitForPort(port, proc.child);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${proc.output()}`);
+  }
+  return {
+    port,
+    url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    process: proc,
+    stop: () => proc.stop('SIGINT'), // fast shutdown: active transactions roll back, nothing committed is lost
+  };
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}

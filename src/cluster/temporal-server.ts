@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Connection } from '@temporalio/client';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import Long from 'long';
+import type { ClusterTools } from '../temporal/tools';
+import { startProcess, waitForPort, type ManagedProcess } from './processes';
+
+/**
+ * The Temporal server (frontend, history, matching and worker services in one process) on
+ * PostgreSQL: persistence in the `temporal` database, SQL visibility in `temporal_visibility`.
+ * Its gRPC frontend listens on `port`; its other services take the next few ports.
+ */
+export interface TemporalServerOptions {
+  tools: ClusterTools;
+  /** Where its configuration is written. */
+  dir: string;
+  /** The frontend's gRPC port; history, matching, worker and membership use port+1 to port+13. */
+  port: number;
+  postgres: { port: number; user: string };
+  onLine?: (line: string) => void;
+}
+
+export const TEMPORAL_DATABASES = { persistence: 'temporal', visibility: 'temporal_visibility' } as const;
+
+/** Creates Temporal's two databases when missing and sets up or upgrades their schemas (idempotent). */
+export async function setupTemporalSchemas(options: Pick<TemporalServerOptions, 'tools' | 'postgres'>): Promise<void> {
+  const { tools, postgres } = options;
+  const schemas = [
+    [TEMPORAL_DATABASES.persistence, path.join(tools.postgresSchemaDir, 'temporal', 'versioned')],
+    [TEMPORAL_DATABASES.visibility, path.join(tools.postgresSchemaDir, 'visibility', 'versioned')],
+  ] as const;
+  for (const [database, versioned] of schemas) {
+    const sql = (...args: string[]) =>
+      promisify(execFile)(
+        tools.temporalSqlTool,
+        ['--plugin', 'postgres12', '--ep', '127.0.0.1', '-p', String(postgres.port), '-u', postgres.user, '--db', database, ...args],
+        { timeout: 120_000 },
+      );
+    await sql('create-database');
+    await sql('setup-schema', '-v', '0.0'); // the version bookkeeping only; a no-op when present
+    await sql('update-schema', '-d', versioned); // applies what is missing, up to this server's version
+  }
+}
+
+export function writeTemporalConfig(options: TemporalServerOptions): string {
+  const { dir, port, postgres } = options;
+  const configDir = path.join(dir, 'config');
+  fs.mkdirSync(configDir, { recursive: true });
+  const datastore = (database: string, maxConns: number) => `
+      sql:
+        pluginName: "postgres12"
+        databaseName: "${database}"
+        connectAddr: "127.0.0.1:${postgres.port}"
+        connectProtocol: "tcp"
+        user: "${postgres.user}"
+        password: ""
+        maxConns: ${maxConns}
+        maxIdleConns: ${maxConns}
+        maxConnLifetime: "1h"`;
+  const service = (grpcPort: number, membershipPort: number, extra = '') => `
+    rpc:
+      grpcPort: ${grpcPort}
+      membershipPort: ${membershipPort}
+      bindOnLocalHost: true${extra}`;
+  // Adapted from the server's own config/development-postgres12.yaml: ports, credentials, no archival or metrics.
+  const config = `# Written by npm run cluster; regenerated at every start.
+log:
+  stdout: true
+  level: warn
+
+persistence:
+  defaultStore: postgres-default
+  visibilityStore: postgres-visibility
+  numHistoryShards: 4
+  datastores:
+    postgres-default:${datastore(TEMPORAL_DATABASES.persistence, 20)}
+    postgres-visibility:${datastore(TEMPORAL_DATABASES.visibility, 4)}
+
+global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: "127.0.0.1"
+
+services:
+  frontend:${service(port, port + 10, `\n      httpPort: ${port + 4}`)}
+  history:${service(port + 1, port + 11)}
+  matching:${service(port + 2, port + 12)}
+  worker:${service(port + 3, port + 13)}
+
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: "active"
+  currentClusterName: "active"
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: "frontend"
+      rpcAddress: "127.0.0.1:${port}"
+
+dcRedirectionPolicy:
+  policy: "noop"
+
+dynamicConfigClient:
+  filepath: "${path.join(configDir, 'dynamicconfig.yaml')}"
+  pollInterval: "10s"
+`;
+  fs.writeFileSync(path.join(configDir, 'cluster.yaml'), config);
+  fs.writeFileSync(
+    path.join(configDir, 'dynamicconfig.yaml'),
+    `# Written by npm run cluster.
+limit.maxIDLength:
+  - value: 255
+    constraints: {}
+# Search attributes registered by temporal:setup are usable at once, as on the dev server.
+system.forceSearchAttributesCacheRefreshOnRead:
+  - value: true
+    constraints: {}
+`,
+  );
+  return configDir;
+}
+
+export interface TemporalServer {
+  address: string;
+  process: ManagedProcess;
+  /** SIGTERM: a clean shutdown. SIGKILL: a crash. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
+  writeTemporalConfig(options);
+  const proc = startProcess(
+    options.tools.temporalServer,
+    ['--root', options.dir, '--config', 'config', '--env', 'cluster', '--allow-no-auth', 'start'],
+    { onLine: options.onLine },
+  );
+  try {
+    await waitForPort(options.port, proc.child, 60_000);
+  } catch (err) {
+    await proc.stop();
+    throw new Error(`Temporal server did not start: ${(err as Error).message}\n${proc.output().slice(-4000)}`);
+  }
+  return { address: `127.0.0.1:${options.port}`, process: proc, stop: (signal = 'SIGTERM') => proc.stop(signal) };
+}
+
+/**
+ * Registers the namespace (idempotent), retrying while the server's services are still joining.
+ * Retention: how long Temporal keeps a closed execution's history (the app's database keeps
+ * the outcome for good).
+ */
+export async function registerNamespace(address: string, namespace: string, retentionDays: number): Promise<'registered' | 'exists'> {
+  const deadline = Date.now() + 60_000;
+  const connection = await Connection.connect({ address });
+  try {
+    for (;;) {
+      try {
+        await connection.workflowService.registerNamespace({
+          namespace,
+          workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(retentionDays * 86_400) },
+          description: 'checkout fulfillment',
+        });
+        return 'registered';
+      } catch (err) {
+        const code = (err as { code?: number }).code;
+        if (code === grpcStatus.ALREADY_EXISTS) return 'exists';
+        if (Date.now() > deadline || (code !== grpcStatus.UNAVAILABLE && code !== grpcStatus.INTERNAL)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Waits until the namespace answers (after a restart, its cache and the services take a moment). */
+export async function waitForNamespace(address: string, namespace: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const connection = await Connection.connect({ address });
+  try {
+    for (;;) {
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+}
