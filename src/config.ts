@@ -232,7 +232,7 @@ export async function loadConfigToStart(env: NodeJS.ProcessEnv, role: Role): Pro
   return config!;
 }
 
-function portInUse(port: number, host: string): Promise<boolean> {
+export function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));

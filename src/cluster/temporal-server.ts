@@ -23,6 +23,9 @@ export interface TemporalServerOptions {
   onLine?: (line: string) => void;
 }
 
+/** Temporal records its services' ports in a `smallint` column (cluster membership): they must stay below 32768. */
+export const TEMPORAL_MAX_PORT = 32_767;
+
 export const TEMPORAL_DATABASES = { persistence: 'temporal', visibility: 'temporal_visibility' } as const;
 
 /** Creates Temporal's two databases when missing and sets up or upgrades their schemas (idempotent). */
@@ -154,44 +157,39 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
  * the outcome for good).
  */
 export async function registerNamespace(address: string, namespace: string, retentionDays: number): Promise<'registered' | 'exists'> {
-  const deadline = Date.now() + 60_000;
-  const connection = await Connection.connect({ address });
-  try {
-    for (;;) {
-      try {
-        await connection.workflowService.registerNamespace({
-          namespace,
-          workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(retentionDays * 86_400) },
-          description: 'checkout fulfillment',
-        });
-        return 'registered';
-      } catch (err) {
-        const code = (err as { code?: number }).code;
-        if (code === grpcStatus.ALREADY_EXISTS) return 'exists';
-        if (Date.now() > deadline || (code !== grpcStatus.UNAVAILABLE && code !== grpcStatus.INTERNAL)) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+  return whileStarting(address, async (connection) => {
+    try {
+      await connection.workflowService.registerNamespace({
+        namespace,
+        workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(retentionDays * 86_400) },
+        description: 'checkout fulfillment',
+      });
+      return 'registered';
+    } catch (err) {
+      if ((err as { code?: number }).code === grpcStatus.ALREADY_EXISTS) return 'exists';
+      throw err;
     }
-  } finally {
-    await connection.close();
-  }
+  });
 }
 
 /** Waits until the namespace answers (after a restart, its cache and the services take a moment). */
-export async function waitForNamespace(address: string, namespace: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const connection = await Connection.connect({ address });
-  try {
-    for (;;) {
-      try {
-        await connection.workflowService.describeNamespace({ namespace });
-        return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+export async function waitForNamespace(address: string, namespace: string): Promise<void> {
+  await whileStarting(address, (connection) => connection.workflowService.describeNamespace({ namespace }));
+}
+
+/** Runs `call` against a server that may still be starting: connection refusals and unavailability are retried for a minute. */
+async function whileStarting<T>(address: string, call: (connection: Connection) => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: '5 seconds' });
+      return await call(connection);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await connection?.close();
     }
-  } finally {
-    await connection.close();
   }
 }

@@ -24,19 +24,23 @@ export interface PostOptions {
   timestamp?: number;
   /** Send this Stripe-Signature header instead of a computed one; null sends none. */
   header?: string | null;
+  /** Give up on an answer after this long (Stripe waits about 10 s). */
+  timeoutMs?: number;
 }
 
 /** POSTs `payload` to `${baseUrl}/webhook` exactly as Stripe does: raw JSON body and `Stripe-Signature`. */
 export async function postSignedWebhook(
   baseUrl: string,
   payload: string,
-  { secret, timestamp, header }: PostOptions,
+  options: PostOptions,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { secret, timestamp, header } = options;
   const signature = header === undefined ? Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp }) : header;
   const response = await fetch(`${baseUrl}/webhook`, {
     method: 'POST',
     body: payload,
     headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'stripe-signature': signature }) },
+    signal: options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined,
   });
   const text = await response.text();
   try {
@@ -44,4 +48,40 @@ export async function postSignedWebhook(
   } catch {
     return { status: response.status, body: { text } };
   }
+}
+
+export interface StripeLikeOptions {
+  secret: string;
+  /** Per attempt; an attempt that takes longer counts as failed, as at Stripe. */
+  timeoutMs?: number;
+  maxAttempts?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** What happened to one event: every attempt's answer (a status, `timeout` or `error`), and whether one was 2xx. */
+export interface StripeLikeDelivery {
+  delivered: boolean;
+  attempts: (number | 'timeout' | 'error')[];
+}
+
+/**
+ * Delivers an event the way Stripe does: signed afresh on each attempt, retried with exponential
+ * backoff on any non-2xx answer, a timeout or a connection error, until one attempt is answered
+ * 2xx. Bounded (Stripe's three days shrink to `maxAttempts`), for tests, the benchmark and faults.
+ */
+export async function deliverLikeStripe(baseUrl: string, payload: string, options: StripeLikeOptions): Promise<StripeLikeDelivery> {
+  const { secret, timeoutMs = 10_000, maxAttempts = 15, initialBackoffMs = 250, maxBackoffMs = 5000 } = options;
+  const attempts: StripeLikeDelivery['attempts'] = [];
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    try {
+      const { status } = await postSignedWebhook(baseUrl, payload, { secret, timeoutMs });
+      attempts.push(status);
+      if (status >= 200 && status < 300) return { delivered: true, attempts };
+    } catch (err) {
+      attempts.push((err as Error).name === 'TimeoutError' ? 'timeout' : 'error');
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(initialBackoffMs * 2 ** attempt, maxBackoffMs)));
+  }
+  return { delivered: false, attempts };
 }

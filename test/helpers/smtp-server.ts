@@ -3,6 +3,8 @@ import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
 
 export interface CapturedMail {
+  /** When the server accepted it (ms since the epoch). */
+  receivedAt: number;
   envelopeTo: string[];
   raw: string;
   parsed: ParsedMail;
@@ -23,13 +25,15 @@ export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<{ url: 
         simpleParser(raw)
           .then(async (parsed) => {
             if (dataDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, dataDelayMs));
-            messages.push({ envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
+            messages.push({ receivedAt: Date.now(), envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
             callback();
           })
           .catch(callback);
       });
     },
   });
+  // A client that dies mid-conversation (a killed worker) resets its connection: not the server's problem.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.server.address() as AddressInfo;
   return {

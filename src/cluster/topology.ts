@@ -1,0 +1,196 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { requireClusterTools } from '../temporal/tools';
+import { startHaproxy } from './haproxy';
+import { startPostgresServer, type PostgresServer } from './postgres-server';
+import { startProcess, waitForPort, type ManagedProcess } from './processes';
+import { registerNamespace, setupTemporalSchemas, startTemporalServer, waitForNamespace, type TemporalServer } from './temporal-server';
+import { startUiServer } from './ui-server';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+export const NAMESPACE = 'default';
+export const APP_DATABASE = 'checkout';
+/**
+ * Temporal keeps a closed execution's history this long: two weeks of executions to inspect in the
+ * UI, well past Stripe's three days of redeliveries and the reconciler's look-back. The outcome
+ * itself is kept for good in the app's database, which also stops a late duplicate after that.
+ */
+export const RETENTION_DAYS = 14;
+
+export interface ClusterPorts {
+  /** HAProxy, in front of the ingress processes: the webhook and landing-page URL. */
+  proxy: number;
+  /** One per ingress process. */
+  ingress: number[];
+  /** The Temporal frontend (gRPC); the server's other services take the next 13 ports. */
+  temporal: number;
+  ui: number;
+  postgres: number;
+}
+
+export interface ClusterOptions {
+  /** Everything persistent: PostgreSQL's data (Temporal's two databases and the app's), configs, the outbox. */
+  dataDir: string;
+  ports: ClusterPorts;
+  workers?: number;
+  /** The product's own settings for the worker and ingress processes (Stripe keys, SMTP, ...). */
+  appEnv: NodeJS.ProcessEnv;
+  /** Every line any process prints, with its name. */
+  log?: (source: string, line: string) => void;
+}
+
+export interface AppProcess {
+  name: string;
+  role: 'worker' | 'ingress';
+  port?: number;
+  process: ManagedProcess;
+}
+
+export interface Cluster {
+  proxyUrl: string;
+  uiUrl: string;
+  temporalAddress: string;
+  databaseUrl: string;
+  apps: AppProcess[];
+  /** Stops the Temporal server (SIGKILL: a crash) and, with `restart`, starts it again on the same data. */
+  stopTemporal(signal?: NodeJS.Signals): Promise<void>;
+  startTemporal(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The production topology on loopback, from the provisioned tools: PostgreSQL; the Temporal
+ * server on it (schemas set up or upgraded, namespace registered, search attributes registered
+ * through `npm run temporal:setup`); the Web UI server; worker and ingress processes
+ * (`npm run worker`, `npm run ingress`) sharing the app's database; HAProxy in front of the
+ * ingress processes. Started in dependency order, stopped in reverse.
+ */
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const tools = requireClusterTools();
+  const { dataDir, ports } = options;
+  const log = options.log ?? (() => undefined);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const started: { name: string; stop: () => Promise<void> }[] = [];
+  const stopAll = async () => {
+    for (const part of started.reverse()) await part.stop().catch(() => undefined);
+    started.length = 0;
+  };
+
+  try {
+    const postgres: PostgresServer = await startPostgresServer({
+      dataDir: path.join(dataDir, 'postgres', 'data'),
+      port: ports.postgres,
+      onLine: (line) => log('postgres', line),
+    });
+    started.push({ name: 'postgres', stop: postgres.stop });
+    await ensureDatabase(postgres.url('postgres'), APP_DATABASE);
+    await setupTemporalSchemas({ tools, postgres: { port: ports.postgres, user: 'postgres' } });
+
+    const temporalOptions = {
+      tools,
+      dir: path.join(dataDir, 'temporal'),
+      port: ports.temporal,
+      postgres: { port: ports.postgres, user: 'postgres' },
+      onLine: (line: string) => log('temporal', line),
+    };
+    let temporal: TemporalServer | undefined = await startTemporalServer(temporalOptions);
+    started.push({ name: 'temporal', stop: () => temporal?.stop() ?? Promise.resolve() });
+    await registerNamespace(temporal.address, NAMESPACE, RETENTION_DAYS);
+    // The operator's own path to a cluster's search attributes.
+    await promisify(execFile)('npm', ['run', '--silent', 'temporal:setup'], {
+      cwd: ROOT,
+      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: NAMESPACE },
+    });
+
+    const ui = await startUiServer({
+      tools,
+      dir: path.join(dataDir, 'ui'),
+      port: ports.ui,
+      temporalAddress: temporal.address,
+      onLine: (line) => log('ui', line),
+    });
+    started.push({ name: 'ui', stop: ui.stop });
+
+    const appEnv: NodeJS.ProcessEnv = {
+      ...options.appEnv,
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: NAMESPACE,
+      DATABASE_URL: postgres.url(APP_DATABASE),
+      DATA_DIR: path.join(dataDir, 'app'),
+      HOST: '127.0.0.1',
+      TRUST_PROXY: 'loopback', // HAProxy, on loopback, sets X-Forwarded-For
+    };
+    const apps: AppProcess[] = [];
+    const launch = (role: 'worker' | 'ingress', index: number, port?: number) => {
+      const name = `${role}-${index + 1}`;
+      const proc = startProcess(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), role], {
+        cwd: ROOT,
+        env: { ...appEnv, ...(port ? { PORT: String(port) } : {}) },
+        onLine: (line) => log(name, line),
+      });
+      apps.push({ name, role, port, process: proc });
+      started.push({ name, stop: () => proc.stop() });
+      return proc;
+    };
+    const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => launch('worker', i));
+    const ingresses = ports.ingress.map((port, i) => launch('ingress', i, port));
+    // Workers print their banner once polling; ingress processes once listening.
+    await Promise.all([
+      ...workers.map((proc) => waitForOutput(proc, /checkout-fulfillment \(worker\)/, 120_000)),
+      ...ingresses.map((proc, i) => waitForPort(ports.ingress[i]!, proc.child, 120_000)),
+    ]);
+
+    const proxy = await startHaproxy({
+      dir: path.join(dataDir, 'haproxy'),
+      port: ports.proxy,
+      backends: ports.ingress,
+      onLine: (line) => log('haproxy', line),
+    });
+    started.push({ name: 'haproxy', stop: proxy.stop });
+
+    return {
+      proxyUrl: proxy.url,
+      uiUrl: ui.url,
+      temporalAddress: temporal.address,
+      databaseUrl: postgres.url(APP_DATABASE),
+      apps,
+      async stopTemporal(signal = 'SIGTERM') {
+        await temporal?.stop(signal);
+        temporal = undefined;
+      },
+      async startTemporal() {
+        temporal ??= await startTemporalServer(temporalOptions);
+        await waitForNamespace(temporal.address, NAMESPACE);
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rows.length === 0) await client.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await client.end();
+  }
+}
+
+async function waitForOutput(proc: ManagedProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(proc.output())) {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`exited before it was ready:\n${proc.output().slice(-4000)}`);
+    }
+    if (Date.now() > deadline) throw new Error(`not ready within ${timeoutMs} ms:\n${proc.output().slice(-4000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
