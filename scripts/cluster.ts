@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { ConfigError, loadConfig, loadSetting, portInUse } from '../src/config';
 import { TEMPORAL_MAX_PORT } from '../src/cluster/temporal-server';
 import { startCluster, type ClusterPorts } from '../src/cluster/topology';
+import { stopOnSignals } from '../src/shutdown';
 
 const portList = z
   .string()
@@ -88,21 +89,7 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`${signal}: stopping the cluster`);
-    cluster.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals('the cluster', () => cluster.stop());
 }
 
 main().catch((err: unknown) => {

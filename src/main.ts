@@ -5,6 +5,7 @@
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
 import { ConfigError, loadConfigToStart, type Role } from './config';
+import { stopOnSignals } from './shutdown';
 import { startStack } from './stack';
 import { StartupError } from './temporal/search-attributes';
 
@@ -28,21 +29,7 @@ async function main(): Promise<void> {
   lines.push('  Ctrl-C stops everything.');
   console.log(lines.join('\n'));
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`${signal}: stopping`);
-    stack.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals('everything', () => stack.stop());
 }
 
 main().catch((err: unknown) => {

@@ -79,6 +79,22 @@ async function timersOf(workflowId: string): Promise<{ seconds: number; fired: b
     .map((attributes) => ({ seconds: Number(attributes.startToFireTimeout?.seconds ?? 0), fired: fired.has(attributes.timerId) }));
 }
 
+/** Holds an activity at `pass()` until the test calls `open()`; `reached` resolves once it is held there. */
+function gate() {
+  let arrive!: () => void;
+  let open!: () => void;
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return {
+    reached,
+    open,
+    async pass() {
+      arrive();
+      await opened;
+    },
+  };
+}
+
 /** A Stripe whose session the test can change between calls. */
 function stripeWith(initial: SessionSummary) {
   const stripe = { session: initial, current: () => stripe.session };
@@ -226,17 +242,11 @@ describe('fulfillCheckout', () => {
     const unpaid = session({ paymentStatus: 'unpaid' });
     const stripe = stripeWith(unpaid);
     const { activities, calls } = fakeActivities(stripe);
-    let entered!: () => void;
-    const recordingStop = new Promise<void>((resolve) => (entered = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const stopRecord = gate();
     const slowStopRecord: Activities = {
       ...activities,
       async recordStatus(input) {
-        if (input.view.reason?.startsWith('stopped waiting')) {
-          entered();
-          await released;
-        }
+        if (input.view.reason?.startsWith('stopped waiting')) await stopRecord.pass();
         return activities.recordStatus(input);
       },
     };
@@ -244,10 +254,10 @@ describe('fulfillCheckout', () => {
     const result = await withWorker(slowStopRecord, async () => {
       const handle = await start({ sessionId: unpaid.id, paymentDeadline: '1 hour' });
       const outcome = handle.result(); // lets the test server skip to the deadline
-      await recordingStop;
+      await stopRecord.reached;
       stripe.session = { ...unpaid, paymentStatus: 'paid' };
       await handle.signal(checkoutEventSignal, succeeded());
-      release();
+      stopRecord.open();
       return outcome;
     });
 
@@ -260,18 +270,12 @@ describe('fulfillCheckout', () => {
     const unpaid = session({ paymentStatus: 'unpaid' });
     const stripe = stripeWith(unpaid);
     const { activities, calls } = fakeActivities(stripe);
-    let entered!: () => void;
-    const recordingStop = new Promise<void>((resolve) => (entered = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    const stopRecord = gate();
     let readsAfterEvent = -1;
     const lagging: Activities = {
       ...activities,
       async recordStatus(input) {
-        if (input.view.reason?.startsWith('stopped waiting') && readsAfterEvent < 0) {
-          entered();
-          await released;
-        }
+        if (input.view.reason?.startsWith('stopped waiting') && readsAfterEvent < 0) await stopRecord.pass();
         return activities.recordStatus(input);
       },
       async retrieveSession(sessionId) {
@@ -283,10 +287,10 @@ describe('fulfillCheckout', () => {
     const result = await withWorker(lagging, async () => {
       const handle = await start({ sessionId: unpaid.id, paymentDeadline: '1 hour' });
       const outcome = handle.result();
-      await recordingStop;
+      await stopRecord.reached;
       readsAfterEvent = 0; // Stripe's read lags the event by a few minutes
       await handle.signal(checkoutEventSignal, succeeded());
-      release();
+      stopRecord.open();
       return outcome;
     });
 
