@@ -58,5 +58,5 @@ ${servers}
     await proc.stop();
     throw new Error(`HAProxy did not start: ${(err as Error).message}\n${proc.output()}`);
   }
-  return { url: `http://127.0.0.1:${options.port}`, process: proc, stop: () => proc.stop('SIGUSR1') };
+  return { url: `http://127.0.0.1:${options.port}`, process: proc, stop: () => proc.stop('SIGTERM') };
 }
