@@ -87,6 +87,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
 
   // --- Stripe webhook: raw body, verified, acknowledged only once Temporal has accepted. ---
   app.post('/webhook', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+    // Stripe always sends JSON; anything else is not Stripe (415, nothing read further).
+    if (!req.is('application/json')) return void res.status(415).json({ error: 'Content-Type must be application/json' });
     const signature = req.header('stripe-signature');
     if (!signature) return void res.status(400).json({ error: 'missing Stripe-Signature header' });
     if (!Buffer.isBuffer(req.body) || req.body.length === 0) return void res.status(400).json({ error: 'empty body' });
@@ -101,6 +103,14 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       // Signed by Stripe's secret but not an event we can act on: retrying will not change it.
       logger.warn('Webhook rejected: signed but malformed event');
       return void res.status(400).json({ error: 'malformed event: expected an object with id, type, livemode and data.object' });
+    }
+    if (event.account) {
+      // A connected account's event (a Connect endpoint): its sessions are not ours to read or fulfill.
+      logger.error('Webhook refused: an event from a connected account, and Connect is not configured', {
+        eventId: event.id,
+        type: event.type,
+      });
+      return void res.status(400).json({ error: 'events from connected accounts are not handled by this endpoint' });
     }
     if (event.livemode !== deps.livemode) {
       // Not acknowledged, so Stripe keeps the event while an operator fixes the keys or the endpoint.
@@ -144,6 +154,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   // otherwise run the GET handler for it).
   app.head('/after-checkout', limiter, (_req, res) => {
     res.status(200).type('html').end();
+  });
+  app.options('/after-checkout', (_req, res) => {
+    res.status(204).set('Allow', 'GET, HEAD').end();
   });
   app.get('/after-checkout', limiter, async (req: Request, res: Response) => {
     const sessionId = req.query.session_id;

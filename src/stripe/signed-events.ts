@@ -26,6 +26,8 @@ export interface PostOptions {
   header?: string | null;
   /** Give up on an answer after this long (Stripe waits about 10 s). */
   timeoutMs?: number;
+  /** Default application/json, as Stripe sends. */
+  contentType?: string;
 }
 
 /** POSTs `payload` to `${baseUrl}/webhook` exactly as Stripe does: raw JSON body and `Stripe-Signature`. */
@@ -39,7 +41,7 @@ export async function postSignedWebhook(
   const response = await fetch(`${baseUrl}/webhook`, {
     method: 'POST',
     body: payload,
-    headers: { 'content-type': 'application/json', ...(signature === null ? {} : { 'stripe-signature': signature }) },
+    headers: { 'content-type': options.contentType ?? 'application/json', ...(signature === null ? {} : { 'stripe-signature': signature }) },
     signal: options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined,
   });
   const text = await response.text();

@@ -29,6 +29,7 @@ let db: Database;
 let store: FulfillmentStore;
 let connection: Connection;
 let client: Client;
+const logLines: string[] = [];
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-'));
@@ -53,8 +54,12 @@ beforeAll(async () => {
       EMAIL_FROM: 'Test Shop <orders@shop.test>',
       RECONCILE_EVERY: '1 hour', // only triggered runs during the test
     },
-    // CLUSTER_TEST_LOG=file keeps every process's output, for when something here fails.
-    log: process.env.CLUSTER_TEST_LOG ? (source, line) => fs.appendFileSync(process.env.CLUSTER_TEST_LOG!, `[${source}] ${line}\n`) : undefined,
+    // Every line every process prints, searched for secrets and customer data at the end.
+    // CLUSTER_TEST_LOG=file also keeps them, for when something here fails.
+    log: (source, line) => {
+      logLines.push(`[${source}] ${line}`);
+      if (process.env.CLUSTER_TEST_LOG) fs.appendFileSync(process.env.CLUSTER_TEST_LOG, `[${source}] ${line}\n`);
+    },
   };
   cluster = await startCluster(options);
   db = await openDatabase({ databaseUrl: cluster.databaseUrl });
@@ -303,4 +308,12 @@ test('when the whole cluster is stopped and started again, then a waiting workfl
   emulator.put({ ...session, paymentStatus: 'paid' });
   expect((await send('checkout.session.async_payment_succeeded', session.id)).delivered).toBe(true);
   await expectFulfilledExactlyOnce([session]);
+});
+
+test('when every process has logged a whole run, then no secret and no customer data appears in any line', () => {
+  expect(logLines.length).toBeGreaterThan(100);
+  const customers = [...emulator.sessions.values()].flatMap((session) => [session.customerEmail, session.customerName]).filter(Boolean);
+  const secrets = ['sk_test_cluster', WEBHOOK_SECRET, ...new Set(customers as string[])];
+  const leaks = logLines.filter((line) => secrets.some((secret) => line.includes(secret)));
+  expect(leaks).toEqual([]);
 });
