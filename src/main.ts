@@ -5,6 +5,7 @@
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
 import { ConfigError, loadConfigToStart, type Role } from './config';
+import { loadFulfiller } from './fulfillment/load-fulfiller';
 import { stopOnSignals } from './shutdown';
 import { startStack } from './stack';
 import { StartupError } from './temporal/search-attributes';
@@ -14,7 +15,12 @@ async function main(): Promise<void> {
   if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker or ingress`);
   const config = await loadConfigToStart(process.env, mode);
 
-  const stack = await startStack(config, { ingress: mode !== 'worker', worker: mode !== 'ingress', host: config.host });
+  const stack = await startStack(config, {
+    ingress: mode !== 'worker',
+    worker: mode !== 'ingress',
+    host: config.host,
+    fulfiller: mode === 'ingress' ? undefined : loadFulfiller(),
+  });
 
   const lines = [`checkout-fulfillment (${mode})`];
   if (stack.ingress) {

@@ -55,7 +55,9 @@ export interface Cluster {
   temporalAddress: string;
   databaseUrl: string;
   apps: AppProcess[];
-  /** Stops the Temporal server (SIGKILL: a crash) and, with `restart`, starts it again on the same data. */
+  /** Starts a worker or ingress process again (after a kill), under the same name and port. */
+  restartApp(name: string): Promise<void>;
+  /** Stops the Temporal server (SIGTERM; SIGKILL for a crash); `startTemporal` starts it again on the same data. */
   stopTemporal(signal?: NodeJS.Signals): Promise<void>;
   startTemporal(): Promise<void>;
   stop(): Promise<void>;
@@ -124,24 +126,21 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       TRUST_PROXY: 'loopback', // HAProxy, on loopback, sets X-Forwarded-For
     };
     const apps: AppProcess[] = [];
-    const launch = (role: 'worker' | 'ingress', index: number, port?: number) => {
-      const name = `${role}-${index + 1}`;
+    const launch = (role: 'worker' | 'ingress', name: string, port?: number): AppProcess => {
       const proc = startProcess(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), role], {
         cwd: ROOT,
         env: { ...appEnv, ...(port ? { PORT: String(port) } : {}) },
         onLine: (line) => log(name, line),
       });
-      apps.push({ name, role, port, process: proc });
-      started.push({ name, stop: () => proc.stop() });
-      return proc;
+      return { name, role, port, process: proc };
     };
-    const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => launch('worker', i));
-    const ingresses = ports.ingress.map((port, i) => launch('ingress', i, port));
-    // Workers print their banner once polling; ingress processes once listening.
-    await Promise.all([
-      ...workers.map((proc) => waitForOutput(proc, /checkout-fulfillment \(worker\)/, 120_000)),
-      ...ingresses.map((proc, i) => waitForPort(ports.ingress[i]!, proc.child, 120_000)),
-    ]);
+    // Workers print their banner once polling; ingress processes are ready once listening.
+    const ready = (app: AppProcess) =>
+      app.role === 'worker' ? waitForOutput(app.process, /checkout-fulfillment \(worker\)/, 120_000) : waitForPort(app.port!, app.process.child, 120_000);
+    for (let i = 0; i < (options.workers ?? 2); i++) apps.push(launch('worker', `worker-${i + 1}`));
+    ports.ingress.forEach((port, i) => apps.push(launch('ingress', `ingress-${i + 1}`, port)));
+    started.push({ name: 'apps', stop: async () => void (await Promise.all(apps.map((app) => app.process.stop()))) });
+    await Promise.all(apps.map(ready));
 
     const proxy = await startHaproxy({
       dir: path.join(dataDir, 'haproxy'),
@@ -157,6 +156,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       temporalAddress: temporal.address,
       databaseUrl: postgres.url(APP_DATABASE),
       apps,
+      async restartApp(name) {
+        const index = apps.findIndex((app) => app.name === name);
+        const previous = apps[index];
+        if (!previous) throw new Error(`no process named ${name}`);
+        await previous.process.stop();
+        apps[index] = launch(previous.role, previous.name, previous.port);
+        await ready(apps[index]);
+      },
       async stopTemporal(signal = 'SIGTERM') {
         await temporal?.stop(signal);
         temporal = undefined;

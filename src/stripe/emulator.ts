@@ -55,6 +55,15 @@ const ERROR_TYPES: Record<number, string> = {
 const EXPANDED_PAGE_SIZE = 10;
 const MAX_PAGE_SIZE = 100;
 
+/** Trouble the emulator plays until told otherwise (the fault suite's Stripe outages). */
+export interface EmulatedTrouble {
+  /** Every API answer waits this long. */
+  latencyMs?: number;
+  /** This share (0..1) of API calls fails with one of `statuses`, at random. */
+  failureRate?: number;
+  statuses?: number[];
+}
+
 export interface StripeEmulator {
   url: string;
   sessions: Map<string, EmulatedSession>;
@@ -62,13 +71,19 @@ export interface StripeEmulator {
   put(session: EmulatedSession): void;
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
+  trouble(trouble: EmulatedTrouble): void;
+  /** Calls refused because they went over `readLimitPerSecond` (Stripe's own rate limit). */
+  rateLimited(): number;
   close(): Promise<void>;
 }
 
-export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
+export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity } = {}): Promise<StripeEmulator> {
   const sessions = new Map<string, EmulatedSession>();
   const requests: string[] = [];
   const failures = { status: 0, remaining: 0 };
+  let trouble: EmulatedTrouble = {};
+  let overLimit = 0;
+  const recentReads: number[] = [];
   const app = express();
   // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
   app.set('query parser', 'extended');
@@ -94,13 +109,32 @@ export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
       stripeError(res, 401, 'invalid_request_error', undefined, 'Invalid API Key provided');
       return;
     }
-    if (failures.remaining > 0) {
-      failures.remaining--;
-      const type = ERROR_TYPES[failures.status] ?? 'api_error';
-      stripeError(res, failures.status, type, failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+    // Stripe's read limit, over a sliding second.
+    const now = Date.now();
+    while (recentReads.length > 0 && recentReads[0]! <= now - 1000) recentReads.shift();
+    if (recentReads.length >= readLimitPerSecond) {
+      overLimit++;
+      stripeError(res, 429, 'rate_limit_error', 'rate_limit', 'Request rate limit exceeded');
       return;
     }
-    next();
+    recentReads.push(now);
+    const answer = () => {
+      if (failures.remaining > 0) {
+        failures.remaining--;
+        const type = ERROR_TYPES[failures.status] ?? 'api_error';
+        stripeError(res, failures.status, type, failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+        return;
+      }
+      const statuses = trouble.statuses ?? [];
+      if (statuses.length > 0 && Math.random() < (trouble.failureRate ?? 0)) {
+        const status = statuses[Math.floor(Math.random() * statuses.length)]!;
+        stripeError(res, status, ERROR_TYPES[status] ?? 'api_error', status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+        return;
+      }
+      next();
+    };
+    if (trouble.latencyMs) setTimeout(answer, trouble.latencyMs);
+    else answer();
   });
 
   // Stripe lists newest first and pages with `starting_after` (the last ID of the previous page).
@@ -149,6 +183,8 @@ export async function startStripeEmulator(port = 0): Promise<StripeEmulator> {
     requests,
     put,
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
+    trouble: (next) => void (trouble = next),
+    rateLimited: () => overLimit,
     close: () => new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
   };
 }

@@ -61,10 +61,12 @@ export interface StripeLikeOptions {
   maxBackoffMs?: number;
 }
 
-/** What happened to one event: every attempt's answer (a status, `timeout` or `error`), and whether one was 2xx. */
+/** What happened to one event: every attempt's answer (a status, `timeout` or `error`) and when it was sent, and whether one was 2xx. */
 export interface StripeLikeDelivery {
   delivered: boolean;
   attempts: (number | 'timeout' | 'error')[];
+  /** When each attempt was sent (ms since the epoch), in the same order. */
+  sentAt: number[];
 }
 
 /**
@@ -75,15 +77,17 @@ export interface StripeLikeDelivery {
 export async function deliverLikeStripe(baseUrl: string, payload: string, options: StripeLikeOptions): Promise<StripeLikeDelivery> {
   const { secret, timeoutMs = 10_000, maxAttempts = 15, initialBackoffMs = 250, maxBackoffMs = 5000 } = options;
   const attempts: StripeLikeDelivery['attempts'] = [];
+  const sentAt: number[] = [];
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    sentAt.push(Date.now());
     try {
       const { status } = await postSignedWebhook(baseUrl, payload, { secret, timeoutMs });
       attempts.push(status);
-      if (status >= 200 && status < 300) return { delivered: true, attempts };
+      if (status >= 200 && status < 300) return { delivered: true, attempts, sentAt };
     } catch (err) {
       attempts.push((err as Error).name === 'TimeoutError' ? 'timeout' : 'error');
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(initialBackoffMs * 2 ** attempt, maxBackoffMs)));
   }
-  return { delivered: false, attempts };
+  return { delivered: false, attempts, sentAt };
 }

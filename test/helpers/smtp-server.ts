@@ -10,35 +10,58 @@ export interface CapturedMail {
   parsed: ParsedMail;
 }
 
+export interface TestSmtpServer {
+  url: string;
+  /** Every message accepted, across restarts. */
+  messages: CapturedMail[];
+  /** From now on, hold each message this long before accepting it (a slow server). */
+  setDelay(ms: number): void;
+  /** Down: refuses connections until `start()` listens again on the same port. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
 /** A real SMTP server on 127.0.0.1 that keeps every message it accepts, after `dataDelayMs` when it should be slow. */
-export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<{ url: string; messages: CapturedMail[]; stop: () => Promise<void> }> {
+export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmtpServer> {
   const messages: CapturedMail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        simpleParser(raw)
-          .then(async (parsed) => {
-            if (dataDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, dataDelayMs));
-            messages.push({ receivedAt: Date.now(), envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
-            callback();
-          })
-          .catch(callback);
-      });
-    },
-  });
-  // A client that dies mid-conversation (a killed worker) resets its connection: not the server's problem.
-  server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let delayMs = dataDelayMs;
+  const create = () => {
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      closeTimeout: 1000, // going down drops open connections after a second
+      onData(stream, session, callback) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+        stream.on('end', () => {
+          const raw = Buffer.concat(chunks).toString('utf8');
+          simpleParser(raw)
+            .then(async (parsed) => {
+              if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+              messages.push({ receivedAt: Date.now(), envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
+              callback();
+            })
+            .catch(callback);
+        });
+      },
+    });
+    // A client that dies mid-conversation (a killed worker) resets its connection: not the server's problem.
+    server.on('error', () => undefined);
+    return server;
+  };
+  let server = create();
+  const listen = (port: number) => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await listen(0);
   const { port } = server.server.address() as AddressInfo;
   return {
     url: `smtp://127.0.0.1:${port}`,
     messages,
+    setDelay: (ms) => void (delayMs = ms),
     stop: () => new Promise((resolve) => server.close(() => resolve())),
+    async start() {
+      server = create();
+      await listen(port);
+    },
   };
 }

@@ -140,7 +140,7 @@ test('when a paid session completes, then it is fulfilled once through the proxy
   const session = emulatedSession();
   emulator.put(session);
   const delivery = await send('checkout.session.completed', session.id);
-  expect(delivery).toEqual({ delivered: true, attempts: [200] });
+  expect(delivery).toEqual({ delivered: true, attempts: [200], sentAt: [expect.any(Number)] });
   await expectFulfilledExactlyOnce([session]);
 });
 

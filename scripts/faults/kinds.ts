@@ -1,0 +1,109 @@
+import type { Harness } from './harness';
+
+export interface FaultKind {
+  id: string;
+  /** The row's name in docs/reliability.md. */
+  fault: string;
+  /** Applies the fault a little after the burst starts, lifts it, and says when it held. */
+  inject(harness: Harness): Promise<{ start: number; end: number }>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `during` between `from` ms after now and its own end; the window it reports is the fault's. */
+async function window(fromMs: number, apply: () => Promise<void>, lift: () => Promise<void>, holdMs: number) {
+  await sleep(fromMs);
+  const start = Date.now();
+  await apply();
+  await sleep(holdMs);
+  await lift();
+  return { start, end: Date.now() };
+}
+
+export const FAULT_KINDS: FaultKind[] = [
+  {
+    id: 'temporal-kill',
+    fault: 'Temporal server SIGKILLed mid-burst, restarted 10 s later',
+    inject: (h) => window(2000, () => h.cluster.stopTemporal('SIGKILL'), () => h.cluster.startTemporal(), 10_000),
+  },
+  {
+    id: 'worker-kill',
+    fault: 'a worker SIGKILLed at 3 random moments (fulfiller slowed to 300 ms a line item), restarted each time',
+    async inject(h) {
+      const start = Date.now();
+      for (let kill = 0; kill < 3; kill++) {
+        await sleep(1500 + Math.random() * 2500);
+        const workers = h.cluster.apps.filter((app) => app.role === 'worker');
+        const victim = workers[Math.floor(Math.random() * workers.length)]!;
+        await victim.process.stop('SIGKILL');
+        await h.cluster.restartApp(victim.name);
+      }
+      return { start, end: Date.now() };
+    },
+  },
+  {
+    id: 'app-db-down',
+    fault: "the app's database refusing every connection for 30 s",
+    async inject(h) {
+      const admin = await h.admin();
+      try {
+        return await window(
+          2000,
+          async () => {
+            await admin.query('ALTER DATABASE checkout WITH ALLOW_CONNECTIONS false');
+            await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'checkout'");
+          },
+          async () => void (await admin.query('ALTER DATABASE checkout WITH ALLOW_CONNECTIONS true')),
+          30_000,
+        );
+      } finally {
+        await admin.end();
+      }
+    },
+  },
+  {
+    id: 'smtp-down',
+    fault: 'the SMTP server down for 20 s',
+    inject: (h) => window(2000, () => h.smtp.stop(), () => h.smtp.start(), 20_000),
+  },
+  {
+    id: 'smtp-slow',
+    fault: "the SMTP server answering only after 20 s (past the mailer's 15 s) for 20 s",
+    inject: (h) =>
+      window(
+        2000,
+        async () => h.smtp.setDelay(20_000),
+        async () => h.smtp.setDelay(0),
+        20_000,
+      ),
+  },
+  {
+    id: 'stripe-trouble',
+    fault: 'Stripe answering 429, 500 or 503 to a third of the calls and every call 3 s late, for 20 s',
+    inject: (h) =>
+      window(
+        2000,
+        async () => h.emulator.trouble({ latencyMs: 3000, failureRate: 0.33, statuses: [429, 500, 503] }),
+        async () => h.emulator.trouble({}),
+        20_000,
+      ),
+  },
+  {
+    id: 'ingress-kill',
+    fault: 'an ingress process SIGKILLed mid-burst behind the proxy, restarted 5 s later',
+    async inject(h) {
+      await sleep(2000);
+      const start = Date.now();
+      const victim = h.cluster.apps.find((app) => app.role === 'ingress')!;
+      await victim.process.stop('SIGKILL');
+      await sleep(5000);
+      await h.cluster.restartApp(victim.name);
+      return { start, end: Date.now() };
+    },
+  },
+  {
+    id: 'races',
+    fault: 'no fault: duplicates, reordering, landing pages and the reconciler racing the webhooks',
+    inject: async () => ({ start: Date.now(), end: Date.now() }),
+  },
+];
