@@ -13,7 +13,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, loadConfig, loadSetting, portInUse } from '../src/config';
 import { TEMPORAL_MAX_PORT } from '../src/cluster/temporal-server';
-import { startCluster, type ClusterPorts } from '../src/cluster/topology';
+import { startCluster, withoutPassword, type ClusterPorts } from '../src/cluster/topology';
 import { stopOnSignals } from '../src/shutdown';
 
 const portList = z
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       `  Status API:      ${cluster.proxyUrl}/api/fulfillments/{CHECKOUT_SESSION_ID}`,
       `  Temporal UI:     ${cluster.uiUrl}`,
       `  Temporal:        ${cluster.temporalAddress} (server on PostgreSQL, namespace default)`,
-      `  PostgreSQL:      ${cluster.databaseUrl}`,
+      `  PostgreSQL:      ${withoutPassword(cluster.databaseUrl)}   (password in ${path.join(dataDir, 'postgres', 'password')})`,
       `  Processes:       ${cluster.apps.map((app) => `${app.name} (pid ${app.process.child.pid})`).join(', ')}`,
       '  Ctrl-C stops everything; the next start resumes from the same state.',
       '',

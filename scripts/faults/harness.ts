@@ -12,6 +12,7 @@ import { startSmtpServer, type TestSmtpServer } from '../../test/helpers/smtp-se
 
 export const WEBHOOK_SECRET = 'whsec_faults';
 const SECRET_KEY = 'sk_test_faults';
+const SMTP_PASSWORD = 'smtp-pass-7f3a9c';
 // Stripe's test-mode read limit; the product is configured below it and must stay there.
 export const STRIPE_READ_LIMIT = 25;
 const CONFIGURED_READS_PER_SECOND = 20;
@@ -53,7 +54,7 @@ export async function startHarness(): Promise<Harness> {
       STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
       STRIPE_API_BASE: emulator.url,
       STRIPE_MAX_READS_PER_SECOND: String(CONFIGURED_READS_PER_SECOND),
-      SMTP_URL: smtp.url,
+      SMTP_URL: smtp.url.replace('smtp://', `smtp://faults:${SMTP_PASSWORD}@`),
       EMAIL_FROM: 'Fault Shop <orders@faults.test>',
       RECONCILE_EVERY: '1 hour', // runs are triggered mid-burst instead
       // Slow enough that a killed worker is often caught inside fulfill-line-items.
@@ -71,7 +72,8 @@ export async function startHarness(): Promise<Harness> {
     db,
     store: new FulfillmentStore(db),
     logLines,
-    secrets: [SECRET_KEY, WEBHOOK_SECRET],
+    // The database password is the cluster's own (in the connection string the app processes get).
+    secrets: [SECRET_KEY, WEBHOOK_SECRET, SMTP_PASSWORD, decodeURIComponent(new URL(cluster.databaseUrl).password)],
     async admin() {
       const client = new pg.Client({ connectionString: cluster.databaseUrl.replace(/\/checkout$/, '/postgres') });
       await client.connect();

@@ -79,11 +79,11 @@ export const FAULT_KINDS: FaultKind[] = [
   },
   {
     id: 'stripe-trouble',
-    fault: 'Stripe answering 429, 500 or 503 to a third of the calls and every call 3 s late, for 20 s',
+    fault: 'Stripe answering 429, 500 or 503 to a third of the calls, every call 3 s late and a tenth hanging past the client timeout, for 20 s',
     inject: (h) =>
       window(
         2000,
-        async () => h.emulator.trouble({ latencyMs: 3000, failureRate: 0.33, statuses: [429, 500, 503] }),
+        async () => h.emulator.trouble({ latencyMs: 3000, failureRate: 0.33, statuses: [429, 500, 503], hangRate: 0.1, hangMs: 25_000 }),
         async () => h.emulator.trouble({}),
         20_000,
       ),

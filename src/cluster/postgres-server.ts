@@ -18,6 +18,8 @@ export interface PostgresServerOptions {
   port: number;
   /** Off only for throwaway test data: faster, not crash-safe. */
   fsync?: boolean;
+  /** Set at initdb: every connection then authenticates (scram-sha-256). Without it, local connections are trusted. */
+  password?: string;
   onLine?: (line: string) => void;
 }
 
@@ -36,7 +38,12 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   fs.mkdirSync(socketDir, { recursive: true });
   if (user.uid !== undefined && user.gid !== undefined) fs.chownSync(socketDir, user.uid, user.gid);
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
-    execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync'], { stdio: 'pipe', ...user });
+    const auth = options.password ? ['-A', 'scram-sha-256', '--pwfile', writePasswordFile(socketDir, options.password, user)] : ['-A', 'trust'];
+    try {
+      execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', ...auth, '--no-sync'], { stdio: 'pipe', ...user });
+    } finally {
+      fs.rmSync(path.join(socketDir, 'initdb-password'), { force: true });
+    }
   }
   const args = ['-D', dataDir, '-h', '127.0.0.1', '-p', String(port), '-k', socketDir];
   if (options.fsync === false) args.push('-c', 'fsync=off');
@@ -49,10 +56,18 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   }
   return {
     port,
-    url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    url: (database) => `postgres://postgres${options.password ? `:${encodeURIComponent(options.password)}` : ''}@127.0.0.1:${port}/${database}`,
     process: proc,
     stop: () => proc.stop('SIGINT'), // fast shutdown: active transactions roll back, nothing committed is lost
   };
+}
+
+/** initdb reads the superuser's password from a file only its user can read; removed right after. */
+function writePasswordFile(dir: string, password: string, user: { uid?: number; gid?: number }): string {
+  const file = path.join(dir, 'initdb-password');
+  fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  if (user.uid !== undefined && user.gid !== undefined) fs.chownSync(file, user.uid, user.gid);
+  return file;
 }
 
 function postgresUser(): { uid: number; gid: number } {

@@ -19,7 +19,7 @@ export interface TemporalServerOptions {
   dir: string;
   /** The frontend's gRPC port; history, matching, worker and membership use port+1 to port+13. */
   port: number;
-  postgres: { port: number; user: string };
+  postgres: { port: number; user: string; password?: string };
   onLine?: (line: string) => void;
 }
 
@@ -40,7 +40,8 @@ export async function setupTemporalSchemas(options: Pick<TemporalServerOptions, 
       promisify(execFile)(
         tools.temporalSqlTool,
         ['--plugin', 'postgres12', '--ep', '127.0.0.1', '-p', String(postgres.port), '-u', postgres.user, '--db', database, ...args],
-        { timeout: 120_000 },
+        // The password through the environment, never on a command line others can read.
+        { timeout: 120_000, env: { ...process.env, SQL_PASSWORD: postgres.password ?? '' } },
       );
     await sql('create-database');
     await sql('setup-schema', '-v', '0.0'); // the version bookkeeping only; a no-op when present
@@ -59,7 +60,7 @@ export function writeTemporalConfig(options: TemporalServerOptions): string {
         connectAddr: "127.0.0.1:${postgres.port}"
         connectProtocol: "tcp"
         user: "${postgres.user}"
-        password: ""
+        password: "${postgres.password ?? ''}"
         maxConns: ${maxConns}
         maxIdleConns: ${maxConns}
         maxConnLifetime: "1h"`;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -82,20 +83,22 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
 
   try {
+    const password = clusterPassword(path.join(dataDir, 'postgres'));
     const postgres: PostgresServer = await startPostgresServer({
       dataDir: path.join(dataDir, 'postgres', 'data'),
       port: ports.postgres,
+      password,
       onLine: (line) => log('postgres', line),
     });
     started.push({ name: 'postgres', stop: postgres.stop });
     await ensureDatabase(postgres.url('postgres'), APP_DATABASE);
-    await setupTemporalSchemas({ tools, postgres: { port: ports.postgres, user: 'postgres' } });
+    await setupTemporalSchemas({ tools, postgres: { port: ports.postgres, user: 'postgres', password } });
 
     const temporalOptions = {
       tools,
       dir: path.join(dataDir, 'temporal'),
       port: ports.temporal,
-      postgres: { port: ports.postgres, user: 'postgres' },
+      postgres: { port: ports.postgres, user: 'postgres', password },
       onLine: (line: string) => log('temporal', line),
     };
     let temporal: TemporalServer | undefined = await startTemporalServer(temporalOptions);
@@ -178,6 +181,22 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The cluster's PostgreSQL password: made once, kept beside its data (readable by its owner only),
+ * so a restart finds it. Every connection authenticates, even on loopback, as in production.
+ */
+function clusterPassword(dir: string): string {
+  const file = path.join(dir, 'password');
+  fs.mkdirSync(dir, { recursive: true });
+  if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(18).toString('hex'), { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+/** A connection string fit for printing: the password masked. */
+export function withoutPassword(url: string): string {
+  return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
 }
 
 async function ensureDatabase(adminUrl: string, database: string): Promise<void> {

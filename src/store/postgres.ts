@@ -33,6 +33,12 @@ export async function openPostgres(connectionString: string, timeouts = POSTGRES
     description: `PostgreSQL at ${url.host}${url.pathname}`,
     async transaction(work) {
       const client = await pool.connect();
+      // A connection the server drops mid-transaction (restart, failover, pg_terminate_backend)
+      // errors on the checked-out client itself: unheard, that error would crash the process. The
+      // failing query rejects all the same; the broken connection is then discarded, not reused.
+      let broken: Error | undefined;
+      const onError = (err: Error) => void (broken = err);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await work(wrap(client));
@@ -42,7 +48,8 @@ export async function openPostgres(connectionString: string, timeouts = POSTGRES
         await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        client.release(broken);
       }
     },
     ping: async () => {

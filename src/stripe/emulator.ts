@@ -62,6 +62,9 @@ export interface EmulatedTrouble {
   /** This share (0..1) of API calls fails with one of `statuses`, at random. */
   failureRate?: number;
   statuses?: number[];
+  /** This share (0..1) of API calls answers only after `hangMs` (past the client's timeout). */
+  hangRate?: number;
+  hangMs?: number;
 }
 
 export interface StripeEmulator {
@@ -133,7 +136,9 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       }
       next();
     };
-    if (trouble.latencyMs) setTimeout(answer, trouble.latencyMs);
+    const hang = Math.random() < (trouble.hangRate ?? 0) ? (trouble.hangMs ?? 0) : 0;
+    const delay = (trouble.latencyMs ?? 0) + hang;
+    if (delay > 0) setTimeout(answer, delay);
     else answer();
   });
 

@@ -222,6 +222,28 @@ describe('PostgreSQL timeouts', () => {
   });
 });
 
+describe('PostgreSQL connections dropped by the server', () => {
+  test('when the server terminates a connection mid-transaction, then the transaction fails, the process survives and the next one works', async () => {
+    const server = await startPostgresServer();
+    const db = await openPostgres(server.url);
+    const admin = await openPostgres(server.url);
+    try {
+      const inFlight = db.transaction(async (tx) => {
+        await tx.query('SELECT pg_sleep(3)');
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()");
+
+      await expect(inFlight).rejects.toThrow(/terminat/);
+      expect(await db.transaction(async (tx) => tx.query<{ ok: number }>('SELECT 1 AS ok'))).toEqual([{ ok: 1 }]);
+    } finally {
+      await db.close();
+      await admin.close();
+      await server.stop();
+    }
+  });
+});
+
 describe('migrations on a fresh PostgreSQL server', () => {
   let server: Awaited<ReturnType<typeof startPostgresServer>>;
   beforeAll(async () => {
