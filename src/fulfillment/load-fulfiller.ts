@@ -12,6 +12,7 @@ export function loadFulfiller(modulePath = process.env.FULFILLER_MODULE): Fulfil
   const resolved = path.resolve(modulePath);
   let loaded: { fulfiller?: Fulfiller; default?: Fulfiller };
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a module named at run time, loaded once at start
     loaded = require(resolved) as typeof loaded;
   } catch (err) {
     throw new StartupError(`FULFILLER_MODULE=${modulePath} could not be loaded: ${(err as Error).message}`);
