@@ -58,10 +58,14 @@ export function createActivities(deps: ActivityDeps) {
     // Message-ID so mail systems can recognise the duplicate.
     const messageId = `<${kind}.${session.id}@${deps.emailDomain}>`;
     const context = Context.current();
-    // Renewed until the send settles, even past a timeout of this attempt: while it may still be
-    // sending, no retry may start another.
+    // Renewed until the send settles, even past this attempt's timeout: while it may still be
+    // sending, no retry may start another. (Heartbeats stop mattering once the attempt is over.)
     const renewal = setInterval(() => {
-      context.heartbeat();
+      try {
+        context.heartbeat();
+      } catch {
+        // the attempt already ended; the send and its claim go on
+      }
       store.renewEmailClaim(claim, EMAIL_LEASE_SECONDS).catch(() => undefined);
     }, EMAIL_LEASE_RENEW_MS);
     try {

@@ -45,12 +45,12 @@ const { fulfillLineItems } = proxyActivities<Activities>({
 });
 
 // About three hours of attempts; after that the goods are delivered and the missing email is recorded.
-// The mailer gives up on a slow SMTP server well within the timeout, and each send is claimed in
-// the database first, so an attempt that overlaps a slow earlier one waits for it instead of resending.
-// A send heartbeats, so a worker that dies mid-send is noticed in seconds, not at the timeout.
+// Each send is claimed in the database first, and the claim is renewed until the send settles, even
+// past this attempt's timeout: a retry that overlaps a slow send waits for it (EmailInFlight) instead
+// of sending a second copy. Sends heartbeat, so a worker that dies mid-send is noticed in seconds.
 const { emailReceipt, emailPaymentFailed } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
 });
 

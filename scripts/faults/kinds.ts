@@ -68,11 +68,11 @@ export const FAULT_KINDS: FaultKind[] = [
   },
   {
     id: 'smtp-slow',
-    fault: "the SMTP server answering only after 20 s (past the mailer's 15 s) for 20 s",
+    fault: "the SMTP server accepting each message only after 40 s (past the email activity's 30 s timeout), for 20 s",
     inject: (h) =>
       window(
         2000,
-        async () => h.smtp.setDelay(20_000),
+        async () => h.smtp.setDelay(40_000),
         async () => h.smtp.setDelay(0),
         20_000,
       ),

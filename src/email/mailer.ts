@@ -18,11 +18,12 @@ export interface Mailer {
 }
 
 /**
- * How long the mailer waits on an SMTP server before giving up. nodemailer's own defaults are
- * minutes long; these keep a whole send (connect, greeting, a handful of commands) well inside
- * the email activity's 2-minute timeout and its 5-minute claim lease (activities/index.ts).
+ * How long the mailer waits on an SMTP server before giving up: long enough that a slow server is
+ * waited for rather than sent a second copy. A send may outlive its activity attempt (2 minutes at
+ * most without a reply); its claim on the email, renewed until the send settles
+ * (activities/index.ts), makes the retry wait for it instead of sending again.
  */
-export const SMTP_TIMEOUTS = { connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 15_000 } as const;
+export const SMTP_TIMEOUTS = { connectionTimeout: 15_000, greetingTimeout: 30_000, socketTimeout: 60_000 } as const;
 
 /** Real SMTP, e.g. `smtp://user:pass@mail.example.com:587` or `smtps://...:465`. */
 export function createSmtpMailer(smtpUrl: string, from: string): Mailer {
