@@ -5,8 +5,11 @@ import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
 import { startCluster, type Cluster } from '../../src/cluster/topology';
 import { TEMPORAL_MAX_PORT } from '../../src/cluster/temporal-server';
+import { loadConfig } from '../../src/config';
+import { loadFulfiller } from '../../src/fulfillment/load-fulfiller';
 import { freePort, freePortRange } from '../../src/net/free-port';
-import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
+import { startStack } from '../../src/stack';
+import { FulfillmentStore, openDatabase } from '../../src/store';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { startSmtpServer, type TestSmtpServer } from '../../test/helpers/smtp-server';
 
@@ -15,28 +18,52 @@ const SECRET_KEY = 'sk_test_faults';
 const SMTP_PASSWORD = 'smtp-pass-7f3a9c';
 // Stripe's test-mode read limit; the product is configured below it and must stay there.
 export const STRIPE_READ_LIMIT = 25;
-const CONFIGURED_READS_PER_SECOND = 20;
+const CONFIGURED_READS_PER_SECOND = '20';
+// Slow enough that a killed worker is often caught inside fulfill-line-items.
+const SLOW_FULFILLER = path.join(__dirname, '..', '..', 'test', 'fixtures', 'slow-fulfiller.ts');
 
-/** Everything a fault run needs: the production topology, a Stripe that can misbehave, a mailbox that can go down. */
+export type Topology = 'cluster' | 'embedded';
+
+/** Everything a fault run needs: the product, a Stripe that can misbehave, a mailbox that can go down. */
 export interface Harness {
-  cluster: Cluster;
+  topology: Topology;
+  /** Where Stripe and customers reach the product: the proxy, or the embedded ingress. */
+  baseUrl: string;
   emulator: StripeEmulator;
   smtp: TestSmtpServer;
   store: FulfillmentStore;
-  db: Database;
-  /** A Temporal client on the cluster (it reconnects by itself after a server restart). */
+  /** A Temporal client (it reconnects by itself after a server restart). */
   client: Client;
-  /** Every line every process printed, for the secrets-and-PII check. */
+  /** Only on the production topology: its processes, for the kill and database faults. */
+  cluster?: Cluster;
+  /** Every log line captured, for the secrets-and-PII check. */
   logLines: string[];
-  /** The app database's admin connection (to refuse connections to it). */
-  admin(): Promise<pg.Client>;
   secrets: string[];
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
+function appSettings(emulator: StripeEmulator, smtp: TestSmtpServer): NodeJS.ProcessEnv {
+  return {
+    STRIPE_SECRET_KEY: SECRET_KEY,
+    STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    STRIPE_API_BASE: emulator.url,
+    STRIPE_MAX_READS_PER_SECOND: CONFIGURED_READS_PER_SECOND,
+    SMTP_URL: smtp.url.replace('smtp://', `smtp://faults:${SMTP_PASSWORD}@`),
+    EMAIL_FROM: 'Fault Shop <orders@faults.test>',
+    RECONCILE_EVERY: '1 hour', // runs are triggered mid-burst instead
+    FULFILLER_MODULE: SLOW_FULFILLER,
+  };
+}
+
+function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faults-'));
   fs.chmodSync(dir, 0o755); // PostgreSQL runs as its own user
+  return dir;
+}
+
+/** The production topology (`npm run cluster`). */
+export async function startClusterHarness(): Promise<Harness> {
+  const dir = tempDir();
   const [emulator, smtp] = await Promise.all([startStripeEmulator(0, { readLimitPerSecond: STRIPE_READ_LIMIT }), startSmtpServer()]);
   const logLines: string[] = [];
   const cluster = await startCluster({
@@ -48,37 +75,22 @@ export async function startHarness(): Promise<Harness> {
       ui: await freePort(),
       postgres: await freePort(),
     },
-    appEnv: {
-      ...process.env,
-      STRIPE_SECRET_KEY: SECRET_KEY,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: emulator.url,
-      STRIPE_MAX_READS_PER_SECOND: String(CONFIGURED_READS_PER_SECOND),
-      SMTP_URL: smtp.url.replace('smtp://', `smtp://faults:${SMTP_PASSWORD}@`),
-      EMAIL_FROM: 'Fault Shop <orders@faults.test>',
-      RECONCILE_EVERY: '1 hour', // runs are triggered mid-burst instead
-      // Slow enough that a killed worker is often caught inside fulfill-line-items.
-      FULFILLER_MODULE: path.join(__dirname, '..', '..', 'test', 'fixtures', 'slow-fulfiller.ts'),
-    },
+    appEnv: { ...process.env, ...appSettings(emulator, smtp) },
     log: (source, line) => void logLines.push(`[${source}] ${line}`),
   });
   const db = await openDatabase({ databaseUrl: cluster.databaseUrl });
   const connection = await Connection.connect({ address: cluster.temporalAddress });
   return {
+    topology: 'cluster',
+    baseUrl: cluster.proxyUrl,
     cluster,
-    client: new Client({ connection, namespace: 'default' }),
     emulator,
     smtp,
-    db,
+    client: new Client({ connection, namespace: 'default' }),
     store: new FulfillmentStore(db),
     logLines,
     // The database password is the cluster's own (in the connection string the app processes get).
     secrets: [SECRET_KEY, WEBHOOK_SECRET, SMTP_PASSWORD, decodeURIComponent(new URL(cluster.databaseUrl).password)],
-    async admin() {
-      const client = new pg.Client({ connectionString: cluster.databaseUrl.replace(/\/checkout$/, '/postgres') });
-      await client.connect();
-      return client;
-    },
     async close() {
       await connection.close().catch(() => undefined);
       await db.close().catch(() => undefined);
@@ -87,4 +99,48 @@ export async function startHarness(): Promise<Harness> {
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The embedded default, as `npm start` runs it: one process, the Temporal dev server, PGlite, in this process. */
+export async function startEmbeddedHarness(): Promise<Harness> {
+  const dir = tempDir();
+  const [emulator, smtp] = await Promise.all([startStripeEmulator(0, { readLimitPerSecond: STRIPE_READ_LIMIT }), startSmtpServer()]);
+  const logLines: string[] = [];
+  const line = (level: string) => (message: string, meta?: Record<string, unknown>) =>
+    void logLines.push(`[${level}] ${message}${meta ? ` ${JSON.stringify(meta)}` : ''}`);
+  const config = loadConfig({
+    ...appSettings(emulator, smtp),
+    PORT: '0',
+    DATA_DIR: dir,
+    TEMPORAL_DEV_SERVER_PORT: String(await freePort()),
+    TEMPORAL_UI_PORT: String(await freePort()),
+  });
+  const stack = await startStack(config, {
+    ingress: true,
+    worker: true,
+    logger: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
+    fulfiller: loadFulfiller(SLOW_FULFILLER),
+  });
+  return {
+    topology: 'embedded',
+    baseUrl: stack.ingress!.url,
+    emulator,
+    smtp,
+    client: stack.client,
+    store: stack.services.store,
+    logLines,
+    secrets: [SECRET_KEY, WEBHOOK_SECRET, SMTP_PASSWORD],
+    async close() {
+      await stack.stop();
+      await Promise.all([emulator.close(), smtp.stop()]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An admin connection to the cluster's PostgreSQL (to make the app's database refuse connections). */
+export async function adminConnection(cluster: Cluster): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: cluster.databaseUrl.replace(/\/checkout$/, '/postgres') });
+  await client.connect();
+  return client;
 }

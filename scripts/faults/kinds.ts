@@ -1,9 +1,11 @@
-import type { Harness } from './harness';
+import { adminConnection, type Harness, type Topology } from './harness';
 
 export interface FaultKind {
   id: string;
   /** The row's name in docs/reliability.md. */
   fault: string;
+  /** Where the fault applies: the embedded default has no separate worker, ingress or database server to kill. */
+  topologies: Topology[];
   /** Applies the fault a little after the burst starts, lifts it, and says when it held. */
   inject(harness: Harness): Promise<{ start: number; end: number }>;
 }
@@ -24,19 +26,22 @@ export const FAULT_KINDS: FaultKind[] = [
   {
     id: 'temporal-kill',
     fault: 'Temporal server SIGKILLed mid-burst, restarted 10 s later',
-    inject: (h) => window(2000, () => h.cluster.stopTemporal('SIGKILL'), () => h.cluster.startTemporal(), 10_000),
+    topologies: ['cluster'],
+    inject: (h) => window(2000, () => h.cluster!.stopTemporal('SIGKILL'), () => h.cluster!.startTemporal(), 10_000),
   },
   {
     id: 'worker-kill',
     fault: 'a worker SIGKILLed at 3 random moments (fulfiller slowed to 300 ms a line item), restarted each time',
+    topologies: ['cluster'],
     async inject(h) {
+      const cluster = h.cluster!;
       const start = Date.now();
       for (let kill = 0; kill < 3; kill++) {
         await sleep(1500 + Math.random() * 2500);
-        const workers = h.cluster.apps.filter((app) => app.role === 'worker');
+        const workers = cluster.apps.filter((app) => app.role === 'worker');
         const victim = workers[Math.floor(Math.random() * workers.length)]!;
         await victim.process.stop('SIGKILL');
-        await h.cluster.restartApp(victim.name);
+        await cluster.restartApp(victim.name);
       }
       return { start, end: Date.now() };
     },
@@ -44,8 +49,9 @@ export const FAULT_KINDS: FaultKind[] = [
   {
     id: 'app-db-down',
     fault: "the app's database refusing every connection for 30 s",
+    topologies: ['cluster'],
     async inject(h) {
-      const admin = await h.admin();
+      const admin = await adminConnection(h.cluster!);
       try {
         return await window(
           2000,
@@ -64,11 +70,13 @@ export const FAULT_KINDS: FaultKind[] = [
   {
     id: 'smtp-down',
     fault: 'the SMTP server down for 20 s',
+    topologies: ['cluster', 'embedded'],
     inject: (h) => window(2000, () => h.smtp.stop(), () => h.smtp.start(), 20_000),
   },
   {
     id: 'smtp-slow',
     fault: "the SMTP server accepting each message only after 40 s (past the email activity's 30 s timeout), for 20 s",
+    topologies: ['cluster', 'embedded'],
     inject: (h) =>
       window(
         2000,
@@ -80,6 +88,7 @@ export const FAULT_KINDS: FaultKind[] = [
   {
     id: 'stripe-trouble',
     fault: 'Stripe answering 429, 500 or 503 to a third of the calls, every call 3 s late and a tenth hanging past the client timeout, for 20 s',
+    topologies: ['cluster', 'embedded'],
     inject: (h) =>
       window(
         2000,
@@ -91,19 +100,22 @@ export const FAULT_KINDS: FaultKind[] = [
   {
     id: 'ingress-kill',
     fault: 'an ingress process SIGKILLed mid-burst behind the proxy, restarted 5 s later',
+    topologies: ['cluster'],
     async inject(h) {
+      const cluster = h.cluster!;
       await sleep(2000);
       const start = Date.now();
-      const victim = h.cluster.apps.find((app) => app.role === 'ingress')!;
+      const victim = cluster.apps.find((app) => app.role === 'ingress')!;
       await victim.process.stop('SIGKILL');
       await sleep(5000);
-      await h.cluster.restartApp(victim.name);
+      await cluster.restartApp(victim.name);
       return { start, end: Date.now() };
     },
   },
   {
     id: 'races',
     fault: 'no fault: duplicates, reordering, landing pages and the reconciler racing the webhooks',
+    topologies: ['cluster', 'embedded'],
     inject: async () => ({ start: Date.now(), end: Date.now() }),
   },
 ];

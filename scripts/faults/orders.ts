@@ -50,13 +50,13 @@ export interface Played {
  * middle. Resolves once every event has been delivered.
  */
 export async function playOrders(harness: Harness, orders: Order[], perSecond: number): Promise<Played> {
-  const { cluster, emulator, store } = harness;
+  const { baseUrl, emulator, store } = harness;
   for (const order of orders) {
     emulator.put(order.session);
     for (const item of order.session.lineItems) await retrying(() => store.setStock(item.productId, order.initialStock));
   }
   const send = (type: string, sessionId: string) =>
-    deliverLikeStripe(cluster.proxyUrl, checkoutEventPayload(type, sessionId), {
+    deliverLikeStripe(baseUrl, checkoutEventPayload(type, sessionId), {
       secret: WEBHOOK_SECRET,
       maxAttempts: 60,
       maxBackoffMs: 4000,
@@ -72,7 +72,7 @@ export async function playOrders(harness: Harness, orders: Order[], perSecond: n
     await sleep((i * 1000) / perSecond);
     const { session } = order;
     if (i % 5 === 0) {
-      void fetch(`${cluster.proxyUrl}/after-checkout?session_id=${session.id}`)
+      void fetch(`${baseUrl}/after-checkout?session_id=${session.id}`)
         .then((page) => landingPages.push(page.status))
         .catch(() => landingPages.push(0));
     }
@@ -151,6 +151,7 @@ export async function settle(harness: Harness, orders: Order[], timeoutMs: numbe
 
 /** One row of the fault table. */
 export interface FaultRow {
+  topology: string;
   fault: string;
   tried: number;
   fulfilled: number;
@@ -163,7 +164,7 @@ export interface FaultRow {
   recoverySeconds: number;
 }
 
-export function countRow(fault: string, outcomes: Outcome[], played: Played, window: { start: number; end: number }): FaultRow {
+export function countRow(topology: string, fault: string, outcomes: Outcome[], played: Played, window: { start: number; end: number }): FaultRow {
   const shouldFulfill = outcomes.filter((o) => o.order.kind !== 'delayed_failure');
   const shouldNot = outcomes.filter((o) => o.order.kind === 'delayed_failure');
   const fulfilledOnce = (o: Outcome) => o.status === 'fulfilled' && o.stockMoves.every((moves) => moves === 1) && o.receiptCopies >= 1;
@@ -174,6 +175,7 @@ export function countRow(fault: string, outcomes: Outcome[], played: Played, win
     .filter(({ answer, at }) => up(at) && !(typeof answer === 'number' && answer >= 200 && answer < 300)).length;
   const lastSettled = Math.max(...outcomes.map((o) => o.settledAt ?? Date.now()));
   return {
+    topology,
     fault,
     tried: outcomes.length,
     fulfilled: shouldFulfill.filter(fulfilledOnce).length,
