@@ -69,14 +69,18 @@ export function createActivities(deps: ActivityDeps) {
       store.renewEmailClaim(claim, EMAIL_LEASE_SECONDS).catch(() => undefined);
     }, EMAIL_LEASE_RENEW_MS);
     try {
-      await mailer.send({ to: session.customerEmail, messageId, ...render() });
-    } catch (err) {
-      await store.releaseEmail(claim);
-      throw err;
+      try {
+        await mailer.send({ to: session.customerEmail, messageId, ...render() });
+      } catch (err) {
+        await store.releaseEmail(claim).catch(() => undefined); // else it lapses with its lease
+        throw err;
+      }
+      // Sent: recording it must not fail for a database that is briefly away, or the lease would
+      // lapse and a retry send a copy. The claim keeps being renewed meanwhile.
+      await persistently(() => store.markEmailSent(claim, messageId, session.customerEmail!), EMAIL_RECORD_PATIENCE_MS);
     } finally {
       clearInterval(renewal);
     }
-    await store.markEmailSent(claim, messageId, session.customerEmail);
     return { sent: true };
   }
 
@@ -241,6 +245,20 @@ const STUCK_BATCH = 500;
 // customer's email by about this much, never forever.
 export const EMAIL_LEASE_SECONDS = 30;
 const EMAIL_LEASE_RENEW_MS = 5000;
+const EMAIL_RECORD_PATIENCE_MS = 2 * 60_000;
+
+/** Retries `write` every second until it works or `patienceMs` has passed (then its last error). */
+async function persistently(write: () => Promise<void>, patienceMs: number): Promise<void> {
+  const deadline = Date.now() + patienceMs;
+  for (;;) {
+    try {
+      return await write();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
 
 /**
  * Stripe errors become typed failures. Only facts about the session itself are final (Stripe does

@@ -86,7 +86,8 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   const failures = { status: 0, remaining: 0 };
   let trouble: EmulatedTrouble = {};
   let overLimit = 0;
-  const recentReads: number[] = [];
+  // Stripe's limiter is a token bucket: `readLimitPerSecond` tokens a second, as many at most in store.
+  const bucket = { tokens: readLimitPerSecond, at: Date.now() };
   const app = express();
   // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
   app.set('query parser', 'extended');
@@ -112,15 +113,15 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       stripeError(res, 401, 'invalid_request_error', undefined, 'Invalid API Key provided');
       return;
     }
-    // Stripe's read limit, over a sliding second.
     const now = Date.now();
-    while (recentReads.length > 0 && recentReads[0]! <= now - 1000) recentReads.shift();
-    if (recentReads.length >= readLimitPerSecond) {
+    bucket.tokens = Math.min(readLimitPerSecond, bucket.tokens + ((now - bucket.at) / 1000) * readLimitPerSecond);
+    bucket.at = now;
+    if (bucket.tokens < 1) {
       overLimit++;
       stripeError(res, 429, 'rate_limit_error', 'rate_limit', 'Request rate limit exceeded');
       return;
     }
-    recentReads.push(now);
+    bucket.tokens -= 1;
     const answer = () => {
       if (failures.remaining > 0) {
         failures.remaining--;
