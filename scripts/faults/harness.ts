@@ -3,11 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { startCluster, type Cluster } from '../../src/cluster/topology';
-import { TEMPORAL_MAX_PORT } from '../../src/cluster/temporal-server';
+import { freeClusterPorts, startCluster, type Cluster } from '../../src/cluster/topology';
 import { loadConfig } from '../../src/config';
 import { loadFulfiller } from '../../src/fulfillment/load-fulfiller';
-import { freePort, freePortRange } from '../../src/net/free-port';
+import { freePort } from '../../src/net/free-port';
 import { startStack } from '../../src/stack';
 import { FulfillmentStore, openDatabase } from '../../src/store';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
@@ -68,13 +67,7 @@ export async function startClusterHarness(): Promise<Harness> {
   const logLines: string[] = [];
   const cluster = await startCluster({
     dataDir: dir,
-    ports: {
-      proxy: await freePort(),
-      ingress: [await freePort(), await freePort()],
-      temporal: await freePortRange(14, TEMPORAL_MAX_PORT),
-      ui: await freePort(),
-      postgres: await freePort(),
-    },
+    ports: await freeClusterPorts(),
     appEnv: { ...process.env, ...appSettings(emulator, smtp) },
     log: (source, line) => void logLines.push(`[${source}] ${line}`),
   });

@@ -8,7 +8,15 @@ import { requireClusterTools } from '../temporal/tools';
 import { startHaproxy } from './haproxy';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
 import { startProcess, waitForPort, type ManagedProcess } from './processes';
-import { registerNamespace, setupTemporalSchemas, startTemporalServer, waitForNamespace, type TemporalServer } from './temporal-server';
+import { freePort, freePortRange } from '../net/free-port';
+import {
+  registerNamespace,
+  setupTemporalSchemas,
+  startTemporalServer,
+  TEMPORAL_MAX_PORT,
+  waitForNamespace,
+  type TemporalServer,
+} from './temporal-server';
 import { startUiServer } from './ui-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -30,6 +38,17 @@ export interface ClusterPorts {
   temporal: number;
   ui: number;
   postgres: number;
+}
+
+/** Ports for a throwaway topology (tests, the fault suite): any free ones, Temporal's below its limit. */
+export async function freeClusterPorts(): Promise<ClusterPorts> {
+  return {
+    proxy: await freePort(),
+    ingress: [await freePort(), await freePort()],
+    temporal: await freePortRange(14, TEMPORAL_MAX_PORT),
+    ui: await freePort(),
+    postgres: await freePort(),
+  };
 }
 
 export interface ClusterOptions {

@@ -7,9 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/topology';
-import { TEMPORAL_MAX_PORT } from '../../src/cluster/temporal-server';
-import { freePort, freePortRange } from '../../src/net/free-port';
+import { freeClusterPorts, startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/topology';
 import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
 import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
 import { checkoutEventPayload, deliverLikeStripe, type StripeLikeDelivery } from '../../src/stripe/signed-events';
@@ -37,13 +35,7 @@ beforeAll(async () => {
   [emulator, smtp] = await Promise.all([startStripeEmulator(), startSmtpServer()]);
   options = {
     dataDir: dir,
-    ports: {
-      proxy: await freePort(),
-      ingress: [await freePort(), await freePort()],
-      temporal: await freePortRange(14, TEMPORAL_MAX_PORT),
-      ui: await freePort(),
-      postgres: await freePort(),
-    },
+    ports: await freeClusterPorts(),
     appEnv: {
       ...process.env,
       STRIPE_SECRET_KEY: 'sk_test_cluster',
