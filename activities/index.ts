@@ -16,6 +16,7 @@ import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
 import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
+import { untilItWorks } from '../src/retry';
 import { retrieveSessionSummary, SESSION_ID_PATTERN } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
@@ -77,7 +78,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       // Sent: recording it must not fail for a database that is briefly away, or the lease would
       // lapse and a retry send a copy. The claim keeps being renewed meanwhile.
-      await persistently(() => store.markEmailSent(claim, messageId, session.customerEmail!), EMAIL_RECORD_PATIENCE_MS);
+      await untilItWorks(() => store.markEmailSent(claim, messageId, session.customerEmail!), { patienceMs: EMAIL_RECORD_PATIENCE_MS });
     } finally {
       clearInterval(renewal);
     }
@@ -247,18 +248,6 @@ export const EMAIL_LEASE_SECONDS = 30;
 const EMAIL_LEASE_RENEW_MS = 5000;
 const EMAIL_RECORD_PATIENCE_MS = 2 * 60_000;
 
-/** Retries `write` every second until it works or `patienceMs` has passed (then its last error). */
-async function persistently(write: () => Promise<void>, patienceMs: number): Promise<void> {
-  const deadline = Date.now() + patienceMs;
-  for (;;) {
-    try {
-      return await write();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-}
 
 /**
  * Stripe errors become typed failures. Only facts about the session itself are final (Stripe does

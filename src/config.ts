@@ -149,6 +149,11 @@ export class ConfigError extends Error {
   }
 }
 
+/** Start-up refused for a reason outside the variables themselves (the cluster, a module named by one): one line saying what to do. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
 /** Reads the whole configuration, listing every problem at once rather than the first. Never echoes a value. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'all'): Config {
   const parsed = schema.safeParse(env);

@@ -4,11 +4,10 @@
  *   npm run worker     the fulfillment worker only (scale out: run several)
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
  */
-import { ConfigError, loadConfigToStart, type Role } from './config';
+import { ConfigError, loadConfigToStart, StartupError, type Role } from './config';
 import { loadFulfiller } from './fulfillment/load-fulfiller';
 import { stopOnSignals } from './shutdown';
 import { startStack } from './stack';
-import { StartupError } from './temporal/search-attributes';
 
 async function main(): Promise<void> {
   const mode = (process.argv[2] ?? 'all') as Role;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EmulatedSession } from '../../src/stripe/emulator';
 import { checkoutEventPayload, deliverLikeStripe, type StripeLikeDelivery } from '../../src/stripe/signed-events';
+import { untilItWorks } from '../../src/retry';
 import { RECONCILER_SCHEDULE_ID } from '../../workflows/definitions';
 import { WEBHOOK_SECRET, type Harness } from './harness';
 
@@ -190,14 +191,7 @@ export function countRow(topology: string, fault: string, outcomes: Outcome[], p
   };
 }
 
-/** Retries a read that may hit a database being faulted (bounded). */
-export async function retrying<T>(read: () => Promise<T>, attempts = 120): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await read();
-    } catch (err) {
-      if (i >= attempts) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
+/** A read or write that may hit a database being faulted: retried for a minute. */
+function retrying<T>(attempt: () => Promise<T>): Promise<T> {
+  return untilItWorks(attempt, { patienceMs: 60_000, intervalMs: 500 });
 }

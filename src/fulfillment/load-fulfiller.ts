@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { StartupError } from '../temporal/search-attributes';
+import { StartupError } from '../config';
 import { stockFulfiller, type Fulfiller } from './fulfiller';
 
 /**

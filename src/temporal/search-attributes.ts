@@ -2,13 +2,10 @@ import type { Connection } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
+import { StartupError } from '../config';
 
 /** The client's or the worker's (NativeConnection) connection: both carry the operator service. */
 type WithOperatorService = Pick<Connection, 'operatorService'>;
-
-export class StartupError extends Error {
-  override name = 'StartupError';
-}
 
 /**
  * Registers the custom search attributes operators filter on. Idempotent: attributes that

@@ -1,7 +1,8 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { StripeEmulator } from '../../src/stripe/emulator';
-import { registerSearchAttributes, StartupError } from '../../src/temporal/search-attributes';
+import { StartupError } from '../../src/config';
+import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadFulfiller } from '../../src/fulfillment/load-fulfiller';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
-import { StartupError } from '../../src/temporal/search-attributes';
+import { StartupError } from '../../src/config';
 
 describe('loadFulfiller', () => {
   test('when FULFILLER_MODULE is unset, then the stock fulfiller is used', () => {
