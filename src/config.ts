@@ -43,6 +43,7 @@ const schema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
+  WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(100_000).default(250),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional()),
   SMTP_URL: optional.pipe(
     z
@@ -103,6 +104,8 @@ export interface Config {
     taskQueue: string;
     devServerPort: number;
     uiPort: number;
+    /** Executions kept in the worker's memory between tasks; the rest are replayed from history when they wake. */
+    cachedWorkflows: number;
   };
   databaseUrl?: string;
   email: {
@@ -181,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       devServerPort: e.TEMPORAL_DEV_SERVER_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
+      cachedWorkflows: e.WORKER_CACHED_WORKFLOWS,
     },
     databaseUrl: e.DATABASE_URL,
     email: {

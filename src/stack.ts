@@ -76,6 +76,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
       taskQueue: config.temporal.taskQueue,
       activities: createActivities({ ...services.activityDeps, starter }),
       stripeReadsPerSecond: config.stripe.maxReadsPerSecond,
+      cachedWorkflows: config.temporal.cachedWorkflows,
       workflowBundle: options.workflowBundle,
     });
     const schedule = await ensureReconcilerSchedule(client, { ...config.reconciler, taskQueue: config.temporal.taskQueue });

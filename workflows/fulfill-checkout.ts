@@ -5,7 +5,9 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -36,7 +38,14 @@ type Activities = ReturnType<typeof createActivities>;
 // Stripe and the database may be down for a while: keep retrying, backing off to once a minute.
 const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
 
-const { recordStatus, loadRecord } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
+// Reading and writing the session's record are short database calls. As local activities they run
+// inside the workflow task that asks for them: no server round trip of their own, which on this
+// hardware decides throughput (docs/benchmarks.md). Retries that back off longer than a minute wait
+// on a durable timer, so an outage of the database does not hold a workflow task open.
+const localRecords = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
+// Executions started before local records replay with the activities they recorded.
+const remoteRecords = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
+const LOCAL_RECORDS_PATCH = 'records-as-local-activities';
 
 const { fulfillLineItems } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
@@ -75,6 +84,7 @@ const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
  */
 export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<FulfillmentView> {
   const { sessionId } = input;
+  const { recordStatus, loadRecord } = patched(LOCAL_RECORDS_PATCH) ? localRecords : remoteRecords;
   const stripeQueue = stripeTaskQueue(workflowInfo().taskQueue);
   // On the rate-limited Stripe queue; waiting there for a slot is fine (no schedule-to-start timeout).
   // A configuration error comes back at once, so the session can be shown paused...

@@ -15,6 +15,11 @@ export interface FulfillmentWorkerOptions {
   activities: Activities;
   /** Cap on Stripe reads per second across every worker of this task queue. */
   stripeReadsPerSecond: number;
+  /**
+   * Executions kept in memory between tasks. Bounded, so a worker's memory does not grow with the
+   * number of sessions waiting for a delayed payment; an evicted one is replayed when it wakes.
+   */
+  cachedWorkflows: number;
   /** Pre-bundled workflow code (tests bundle once per file); otherwise `workflows/` is bundled now. */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
@@ -31,6 +36,7 @@ export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions
       namespace,
       taskQueue,
       activities: withoutStripeReads(activities),
+      maxCachedWorkflows: options.cachedWorkflows,
       workflowBundle: options.workflowBundle ?? (await bundleWorkflows(require.resolve('../../workflows'))),
     }),
     Worker.create({

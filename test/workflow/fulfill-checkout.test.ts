@@ -40,6 +40,9 @@ async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Prom
     taskQueue,
     activities,
     stripeReadsPerSecond: 100,
+    // Tiny, so executions are evicted and replayed from history as they wait: every branch below
+    // is also a replay test of itself.
+    cachedWorkflows: 2,
     workflowBundle: bundle,
   });
   return main!.runUntil(stripe!.runUntil(fn));
