@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import Stripe from 'stripe';
 import {
+  isFinalStatus,
   isSettledStatus,
   SESSION_NOT_FOUND_ERROR,
   STRIPE_CONFIGURATION_ERROR,
@@ -16,6 +17,7 @@ import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
 import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
+import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
 import { retrieveSessionSummary, SESSION_ID_PATTERN } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
@@ -25,6 +27,7 @@ export interface ActivityDeps {
   store: FulfillmentStore;
   fulfiller: Fulfiller;
   mailer: Mailer;
+  metrics: ActivityMetrics;
   /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
   starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver'>;
   /** Shown in emails, and the domain of their Message-IDs. */
@@ -37,7 +40,18 @@ export interface ActivityDeps {
  * clients, tests pass their own. Workflows use `ReturnType<typeof createActivities>` as the type.
  */
 export function createActivities(deps: ActivityDeps) {
-  const { stripe, store, fulfiller, mailer, starter } = deps;
+  const { stripe, store, fulfiller, mailer, starter, metrics } = deps;
+
+  /** One Stripe read, counted, and its failure counted by kind. */
+  async function readStripe<T>(activity: StripeReadActivity, read: () => Promise<T>): Promise<T> {
+    metrics.stripeReads.inc({ activity });
+    try {
+      return await read();
+    } catch (err) {
+      metrics.stripeReadErrors.inc({ activity, error: stripeErrorLabel(err) });
+      throw err;
+    }
+  }
 
   /**
    * `sent`: the customer has this email, from this attempt or an earlier one. The send is claimed in
@@ -92,7 +106,7 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`Not a Checkout Session ID: ${JSON.stringify(sessionId)}`, 'InvalidSessionId');
       }
       try {
-        return await retrieveSessionSummary(stripe, sessionId);
+        return await readStripe('retrieveSession', () => retrieveSessionSummary(stripe, sessionId));
       } catch (err) {
         const failure = classifyStripeError(err, sessionId);
         if (failure instanceof ApplicationFailure && failure.type === STRIPE_CONFIGURATION_ERROR) {
@@ -109,7 +123,7 @@ export function createActivities(deps: ActivityDeps) {
     async sessionExists(sessionId: string): Promise<boolean> {
       if (!SESSION_ID_PATTERN.test(sessionId)) return false;
       try {
-        await stripe.checkout.sessions.retrieve(sessionId);
+        await readStripe('sessionExists', () => stripe.checkout.sessions.retrieve(sessionId));
         return true;
       } catch (err) {
         const failure = classifyStripeError(err, sessionId);
@@ -149,7 +163,9 @@ export function createActivities(deps: ActivityDeps) {
      */
     async recordStatus(input: { view: FulfillmentView; runStartedAt: number; seq: number }): Promise<void> {
       const runId = Context.current().info.workflowExecution?.runId ?? 'unknown-run';
-      await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
+      const changed = await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
+      // Counted only by the write that changed the record, so a retried or late write counts nothing.
+      if (changed && isFinalStatus(input.view.status)) metrics.fulfillments.inc({ status: input.view.status });
     },
 
     /** The reconciler's Stripe read: one page of the Checkout Sessions completed since `createdSince` (unix seconds), newest first. */
@@ -159,12 +175,14 @@ export function createActivities(deps: ActivityDeps) {
       limit: number;
     }): Promise<{ sessions: ListedSession[]; hasMore: boolean }> {
       try {
-        const page = await stripe.checkout.sessions.list({
-          created: { gte: input.createdSince },
-          status: 'complete',
-          limit: input.limit,
-          ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
-        });
+        const page = await readStripe('listCompletedSessions', () =>
+          stripe.checkout.sessions.list({
+            created: { gte: input.createdSince },
+            status: 'complete',
+            limit: input.limit,
+            ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
+          }),
+        );
         return {
           sessions: page.data.map((session) => ({ id: session.id, paymentStatus: session.payment_status as PaymentStatus })),
           hasMore: page.has_more,
@@ -204,6 +222,8 @@ export function createActivities(deps: ActivityDeps) {
         }
         Context.current().heartbeat();
       }
+      // Counted once the page is done: a failed attempt's partial work is counted by its retry.
+      for (const [finding, sessions] of Object.entries(found)) metrics.reconcilerFindings.inc({ finding: finding as ReconcilerFinding }, sessions);
       return found;
     },
 
@@ -215,6 +235,7 @@ export function createActivities(deps: ActivityDeps) {
         Context.current().log.warn('Reconciler re-drove a stuck session', { sessionId });
         Context.current().heartbeat();
       }
+      metrics.reconcilerFindings.inc({ finding: 'stuckRedriven' }, stuck.length);
       return stuck.length;
     },
 

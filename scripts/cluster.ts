@@ -84,6 +84,7 @@ async function main(): Promise<void> {
       `  Temporal:        ${cluster.temporalAddress} (server on PostgreSQL, namespace default)`,
       `  PostgreSQL:      ${withoutPassword(cluster.databaseUrl)}   (password in ${path.join(dataDir, 'postgres', 'password')})`,
       `  Processes:       ${cluster.apps.map((app) => `${app.name} (pid ${app.process.child.pid})`).join(', ')}`,
+      `  Metrics:         ${cluster.apps.map((app) => `${app.name} http://127.0.0.1:${app.metricsPort ?? app.port}/metrics`).join(', ')}`,
       '  Ctrl-C stops everything; the next start resumes from the same state.',
       '',
     ].join('\n'),

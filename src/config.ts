@@ -26,6 +26,8 @@ const optional = z
 const schema = z.object({
   PORT: port.default(4242),
   HOST: z.string().min(1).default('127.0.0.1'),
+  // The worker-only process's /metrics (the ingress serves its own on PORT).
+  METRICS_PORT: z.union([z.literal('off'), port], { error: 'must be a port number (0-65535) or "off"' }).default(9464),
   DATA_DIR: z.string().min(1).default('.data'),
   STRIPE_SECRET_KEY: z
     .string({ error: 'is required (a Stripe secret or restricted key, sk_test_... or rk_test_...)' })
@@ -43,7 +45,7 @@ const schema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_DEV_SERVER_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
-  WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(100_000).default(250),
+  WORKER_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(100_000).default(100),
   DATABASE_URL: optional.pipe(z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional()),
   SMTP_URL: optional.pipe(
     z
@@ -87,6 +89,8 @@ export interface Config {
   port: number;
   /** Where the ingress listens: loopback by default, 0.0.0.0 in a container. */
   host: string;
+  /** Where a worker-only process serves /metrics (on `host`); null: not served. */
+  metricsPort: number | null;
   dataDir: string;
   stripe: {
     secretKey: string;
@@ -170,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
   return {
     port: e.PORT,
     host: e.HOST,
+    metricsPort: e.METRICS_PORT === 'off' ? null : e.METRICS_PORT,
     dataDir,
     stripe: {
       secretKey: e.STRIPE_SECRET_KEY,
@@ -229,10 +234,11 @@ export async function loadConfigToStart(env: NodeJS.ProcessEnv, role: Role): Pro
   }
   const wanted: [string, string][] = [];
   if (role !== 'worker') wanted.push(['PORT', env.HOST || '127.0.0.1']);
+  if (role === 'worker') wanted.push(['METRICS_PORT', env.HOST || '127.0.0.1']);
   if (role === 'all' && !env.TEMPORAL_ADDRESS) wanted.push(['TEMPORAL_DEV_SERVER_PORT', '127.0.0.1'], ['TEMPORAL_UI_PORT', '127.0.0.1']);
   for (const [name, host] of wanted) {
-    const parsed = schema.shape[name as 'PORT'].safeParse(env[name]);
-    if (!parsed.success || parsed.data === 0) continue; // reported above, or any free port
+    const parsed = schema.shape[name as 'PORT' | 'METRICS_PORT'].safeParse(env[name]);
+    if (!parsed.success || typeof parsed.data !== 'number' || parsed.data === 0) continue; // reported above, off, or any free port
     if (await portInUse(parsed.data, host)) {
       problems.push(`${name}: ${host}:${parsed.data} is already in use by another process; stop it or choose another port`);
     }

@@ -3,6 +3,7 @@ import type { ActivityDeps } from '../activities';
 import type { Config } from './config';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from './email/mailer';
 import { stockFulfiller, type Fulfiller } from './fulfillment/fulfiller';
+import { createMetrics, type Metrics } from './metrics';
 import { createStripeClient } from './stripe/sessions';
 import { FulfillmentStore, openDatabase, type Database } from './store';
 
@@ -13,6 +14,8 @@ export interface Services {
   mailer: Mailer;
   /** One Stripe client per process, for the activities and the ingress alike. */
   stripe: Stripe;
+  /** This process's /metrics: the ingress's and the activities' counters, and gauges read from the database. */
+  metrics: Metrics;
   /** Everything the activities need but the starter, which needs a Temporal client (see stack.ts). */
   activityDeps: Omit<ActivityDeps, 'starter'>;
   close(): Promise<void>;
@@ -25,16 +28,19 @@ export async function openServices(config: Config, fulfiller: Fulfiller = stockF
     ? createSmtpMailer(config.email.smtpUrl, config.email.from)
     : createOutboxMailer(config.email.outboxDir, config.email.from);
   const stripe = createStripeClient(config.stripe.secretKey, config.stripe.apiBase);
+  const metrics = createMetrics(store);
   return {
     db,
     store,
     mailer,
     stripe,
+    metrics,
     activityDeps: {
       stripe,
       store,
       fulfiller,
       mailer,
+      metrics,
       merchantName: config.merchantName,
       emailDomain: config.email.domain,
     },

@@ -5,6 +5,7 @@ import type { Config } from './config';
 import { createIngressApp, listen, type IngressLogger, type RunningIngress } from './ingress/app';
 import { FulfillmentStarter } from './temporal/fulfillment-starter';
 import { createLogger } from './logger';
+import { serveMetrics } from './metrics-server';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
 import { ensureReconcilerSchedule } from './temporal/reconciler-schedule';
@@ -34,6 +35,8 @@ export interface Stack {
   services: Services;
   client: Client;
   ingress?: RunningIngress;
+  /** A worker-only process's /metrics server (METRICS_PORT); with an ingress, /metrics is the ingress's. */
+  metricsServer?: RunningIngress;
   workers: Worker[];
   stop(): Promise<void>;
 }
@@ -99,6 +102,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
       livemode: config.stripe.livemode,
       trustProxy: config.trustProxy,
       logger,
+      metrics: services.metrics,
       landingWaitMs: options.landingWaitMs,
       rateLimitPerMinute: options.rateLimitPerMinute,
       readiness: {
@@ -111,6 +115,11 @@ export async function startStack(config: Config, options: StackOptions): Promise
     ingress = await listen(app, config.port, options.host);
   }
 
+  let metricsServer: RunningIngress | undefined;
+  if (!ingress && workerConnection && config.metricsPort !== null) {
+    metricsServer = await serveMetrics(services.metrics, config.metricsPort, options.host);
+  }
+
   let stopped: Promise<void> | undefined;
   return {
     config,
@@ -118,6 +127,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
     services,
     client,
     ingress,
+    metricsServer,
     workers,
     stop() {
       // Ingress first (no new work), then the worker finishes what it holds, then the servers.
@@ -127,6 +137,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
         await workersRun;
         await workerConnection?.close();
         await clientConnection.close();
+        await metricsServer?.close();
         await services.close();
         await temporal.embedded?.stop();
       })();

@@ -42,6 +42,8 @@ defaults
 
 frontend checkout
   bind 127.0.0.1:${options.port}
+  # Prometheus scrapes each ingress directly: /metrics is not for the internet.
+  http-request deny deny_status 404 if { path_beg -i /metrics }
   default_backend ingress
 
 backend ingress

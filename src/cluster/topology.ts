@@ -65,7 +65,10 @@ export interface ClusterOptions {
 export interface AppProcess {
   name: string;
   role: 'worker' | 'ingress';
+  /** An ingress's PORT, where it also serves /metrics. */
   port?: number;
+  /** A worker's METRICS_PORT: each worker its own. */
+  metricsPort?: number;
   process: ManagedProcess;
 }
 
@@ -148,19 +151,19 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       TRUST_PROXY: 'loopback', // HAProxy, on loopback, sets X-Forwarded-For
     };
     const apps: AppProcess[] = [];
-    const launch = (role: 'worker' | 'ingress', name: string, port?: number): AppProcess => {
+    const launch = ({ role, name, port, metricsPort }: Omit<AppProcess, 'process'>): AppProcess => {
       const proc = startProcess(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), role], {
         cwd: ROOT,
-        env: { ...appEnv, ...(port ? { PORT: String(port) } : {}) },
+        env: { ...appEnv, ...(port ? { PORT: String(port) } : {}), ...(metricsPort ? { METRICS_PORT: String(metricsPort) } : {}) },
         onLine: (line) => log(name, line),
       });
-      return { name, role, port, process: proc };
+      return { name, role, port, metricsPort, process: proc };
     };
     // Workers print their banner once polling; ingress processes are ready once listening.
     const ready = (app: AppProcess) =>
       app.role === 'worker' ? waitForOutput(app.process, /checkout-fulfillment \(worker\)/, 120_000) : waitForPort(app.port!, app.process.child, 120_000);
-    for (let i = 0; i < (options.workers ?? 2); i++) apps.push(launch('worker', `worker-${i + 1}`));
-    ports.ingress.forEach((port, i) => apps.push(launch('ingress', `ingress-${i + 1}`, port)));
+    for (let i = 0; i < (options.workers ?? 2); i++) apps.push(launch({ role: 'worker', name: `worker-${i + 1}`, metricsPort: await freePort() }));
+    ports.ingress.forEach((port, i) => apps.push(launch({ role: 'ingress', name: `ingress-${i + 1}`, port })));
     started.push({ name: 'apps', stop: async () => void (await Promise.all(apps.map((app) => app.process.stop()))) });
     await Promise.all(apps.map(ready));
 
@@ -183,7 +186,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         const previous = apps[index];
         if (!previous) throw new Error(`no process named ${name}`);
         await previous.process.stop();
-        apps[index] = launch(previous.role, previous.name, previous.port);
+        apps[index] = launch(previous);
         await ready(apps[index]);
       },
       async stopTemporal(signal = 'SIGTERM') {

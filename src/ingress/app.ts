@@ -6,6 +6,7 @@ import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
 import { isFinalStatus, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
 import { SESSION_ID_PATTERN } from '../stripe/sessions';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
 import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
@@ -31,6 +32,8 @@ export interface IngressDeps {
   /** Each throws when its dependency is unreachable. */
   readiness: { temporal: () => Promise<void>; database: () => Promise<void> };
   logger: IngressLogger;
+  /** Served on GET /metrics; the webhook route counts and times its answers there. */
+  metrics: Metrics;
   /** How long the landing page waits for the fulfillment attempt before rendering. Default 5 s. */
   landingWaitMs?: number;
   /** Requests per minute per client on the landing page and status API. Default 120. */
@@ -55,7 +58,7 @@ const CHECKOUT_EVENTS = new Set<string>([
  * the status API and health checks. It holds no state of its own.
  */
 export function createIngressApp(deps: IngressDeps): express.Express {
-  const { starter, store, stripe, logger } = deps;
+  const { starter, store, stripe, logger, metrics } = deps;
   const landingWaitMs = deps.landingWaitMs ?? 5000;
   const app = express();
   app.disable('x-powered-by');
@@ -85,8 +88,19 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     message: { error: 'too many requests; slow down' },
   });
 
+  // Every answer to Stripe, however it ends (including the body-size refusal of the error handler).
+  const observeAck: express.RequestHandler = (_req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const outcome = ackOutcome(res.statusCode, res.locals.delivery as string | undefined);
+      metrics.webhookAcks.inc({ outcome, code: String(res.statusCode) });
+      metrics.webhookAckSeconds.observe({ outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    next();
+  };
+
   // --- Stripe webhook: raw body, verified, acknowledged only once Temporal has accepted. ---
-  app.post('/webhook', express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  app.post('/webhook', observeAck, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     // Stripe always sends JSON; anything else is not Stripe (415, nothing read further).
     if (!req.is('application/json')) return void res.status(415).json({ error: 'Content-Type must be application/json' });
     const signature = req.header('stripe-signature');
@@ -104,6 +118,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       logger.warn('Webhook rejected: signed but malformed event');
       return void res.status(400).json({ error: 'malformed event: expected an object with id, type, livemode and data.object' });
     }
+    metrics.webhookEvents.inc({ type: event.type });
     if (event.account) {
       // A connected account's event (a Connect endpoint): its sessions are not ours to read or fulfill.
       logger.error('Webhook refused: an event from a connected account, and Connect is not configured', {
@@ -124,6 +139,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
     if (!CHECKOUT_EVENTS.has(event.type)) {
       logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
+      res.locals.delivery = 'ignored';
       return void res.status(200).json({ received: true, ignored: true });
     }
     const sessionId = (event.data.object as { id?: unknown }).id;
@@ -137,6 +153,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           ? await starter.notify(sessionId, checkoutEvent)
           : await starter.deliver(sessionId, checkoutEvent);
       logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
+      res.locals.delivery = delivery;
       return void res.status(200).json({ received: true, sessionId, delivery });
     } catch (err) {
       // Not acknowledged: Stripe retries with backoff for up to three days.
@@ -209,6 +226,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       res.status(503).json({ error: 'temporarily unavailable' });
     }
   });
+
+  // --- Operators: Prometheus scrapes it (block it at the public load balancer; never rate-limited). ---
+  app.get('/metrics', metricsHandler(metrics));
 
   // --- Health. ---
   app.get('/healthz', (_req, res) => {

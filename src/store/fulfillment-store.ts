@@ -39,15 +39,16 @@ export class FulfillmentStore {
    * sequence number is a no-op) and updates the current state, unless a later write already did
    * (a timed-out attempt or an older run writing late never moves the status backwards), and never
    * out of a settled status: a late or concurrent execution cannot undo `fulfilled`.
+   * Returns whether the current state changed (false for a retried, late or refused write).
    */
-  async recordStatus(view: FulfillmentView, order: WriteOrder): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  async recordStatus(view: FulfillmentView, order: WriteOrder): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
       await tx.query(
         `INSERT INTO status_history (session_id, run_id, seq, status, reason)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
         [view.sessionId, order.runId, order.seq, view.status, view.reason],
       );
-      await tx.query(
+      const changed = await tx.query(
         `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view, run_started_at, seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (session_id) DO UPDATE SET
@@ -55,7 +56,8 @@ export class FulfillmentStore {
            amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now(),
            run_started_at = EXCLUDED.run_started_at, seq = EXCLUDED.seq
          WHERE NOT (checkout_sessions.status = ANY($9::text[]))
-           AND (checkout_sessions.run_started_at, checkout_sessions.seq) < (EXCLUDED.run_started_at, EXCLUDED.seq)`,
+           AND (checkout_sessions.run_started_at, checkout_sessions.seq) < (EXCLUDED.run_started_at, EXCLUDED.seq)
+         RETURNING session_id`,
         [
           view.sessionId,
           view.status,
@@ -68,6 +70,7 @@ export class FulfillmentStore {
           SETTLED_STATUSES,
         ],
       );
+      return changed.length > 0;
     });
   }
 
@@ -91,6 +94,16 @@ export class FulfillmentStore {
       [statuses, olderThanMs / 1000, limit],
     );
     return rows.map((row) => row.session_id);
+  }
+
+  /** How many sessions sit in each of `statuses`, and how long ago the oldest was first recorded (database time). */
+  async waitingSessions(statuses: readonly FulfillmentStatus[]): Promise<{ status: FulfillmentStatus; sessions: number; oldestAgeSeconds: number }[]> {
+    const rows = await this.db.query<{ status: FulfillmentStatus; sessions: number; oldest_age_seconds: number }>(
+      `SELECT status, count(*)::int AS sessions, extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_seconds
+       FROM checkout_sessions WHERE status = ANY($1::text[]) GROUP BY status`,
+      [statuses],
+    );
+    return rows.map((row) => ({ status: row.status, sessions: row.sessions, oldestAgeSeconds: Math.max(0, Number(row.oldest_age_seconds)) }));
   }
 
   async getHistory(sessionId: string): Promise<StatusHistoryEntry[]> {

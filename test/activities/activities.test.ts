@@ -6,9 +6,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from '../../src/email/mailer';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
+import { createMetrics } from '../../src/metrics';
 import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
 import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
+import { receivedView } from '../../workflows/definitions';
 import { session as sessionSummary, newSessionId } from '../fixtures/sessions';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { startStripeMock } from '../helpers/stripe-mock';
@@ -41,6 +43,7 @@ function activitiesWith(overrides: Partial<ActivityDeps>) {
     store,
     fulfiller: stockFulfiller,
     mailer: unusedMailer,
+    metrics: createMetrics(store),
     starter: {
       ensureStarted: async () => {
         throw new Error('no Temporal in this test');
@@ -268,6 +271,20 @@ describe('record-status and the recorded state', () => {
 
     expect((await run(loadRecord, sessionId))?.status).toBe('awaiting_payment');
     expect((await store.getHistory(sessionId)).map((entry) => entry.status)).toEqual(['received', 'awaiting_payment']);
+  });
+
+  test('when a final status is written again (a retried attempt, a later run of a settled session), then it is counted once', async () => {
+    const metrics = createMetrics(store);
+    const { recordStatus } = activitiesWith({ metrics });
+    const view = { ...receivedView(newSessionId()), status: 'fulfilled' as const };
+    const fulfilledCount = async () => (await metrics.fulfillments.get()).values.find((v) => v.labels.status === 'fulfilled')?.value;
+
+    await run(recordStatus, { view: { ...view, status: 'fulfilling' }, runStartedAt: 1000, seq: 1 });
+    expect(await fulfilledCount()).toBe(0);
+    await run(recordStatus, { view, runStartedAt: 1000, seq: 2 });
+    await run(recordStatus, { view, runStartedAt: 1000, seq: 2 }); // the same write, retried
+    await run(recordStatus, { view, runStartedAt: 2000, seq: 1 }); // a later run: settled stays settled
+    expect(await fulfilledCount()).toBe(1);
   });
 });
 

@@ -52,6 +52,7 @@ function ingressDeps(overrides: Partial<IngressDeps> = {}): IngressDeps {
     livemode: false,
     trustProxy: ['loopback'],
     logger: stack.logger,
+    metrics: stack.services.metrics,
     readiness: { temporal: async () => undefined, database: async () => undefined },
     ...overrides,
   };

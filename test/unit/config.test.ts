@@ -15,6 +15,15 @@ describe('loadConfig', () => {
     expect(config.stripe.webhookSecrets).toEqual(['whsec_one']);
   });
 
+  test('when METRICS_PORT is unset, a port, 0 or off, then a worker-only process serves /metrics there, anywhere free, or not at all', () => {
+    expect(loadConfig(valid).metricsPort).toBe(9464);
+    expect(loadConfig({ ...valid, METRICS_PORT: '9100' }).metricsPort).toBe(9100);
+    expect(loadConfig({ ...valid, METRICS_PORT: '0' }).metricsPort).toBe(0);
+    expect(loadConfig({ ...valid, METRICS_PORT: 'off' }).metricsPort).toBeNull();
+    expect(() => loadConfig({ ...valid, METRICS_PORT: 'on' })).toThrow(/METRICS_PORT: must be a port number \(0-65535\) or "off"/);
+    expect(() => loadConfig({ ...valid, METRICS_PORT: '70000' })).toThrow(/METRICS_PORT: must be a port number/);
+  });
+
   test('when several webhook secrets are given (rotation), then all are kept', () => {
     expect(loadConfig({ ...valid, STRIPE_WEBHOOK_SECRET: 'whsec_old, whsec_new' }).stripe.webhookSecrets).toEqual([
       'whsec_old',
