@@ -124,6 +124,10 @@ limit.maxIDLength:
 system.forceSearchAttributesCacheRefreshOnRead:
   - value: true
     constraints: {}
+# Activities go back to the worker that scheduled them, in the workflow task's completion (docs/benchmarks.md).
+system.enableActivityEagerExecution:
+  - value: true
+    constraints: {}
 `,
   );
   return configDir;

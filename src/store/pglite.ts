@@ -1,11 +1,21 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable } from './database';
 
+// The product's tables are small: PostgreSQL's default 128 MB of shared buffers would be most of
+// the process's memory (docs/benchmarks.md).
+const POSTGRESQL_CONF = "shared_buffers = '16MB'";
+
 /** PostgreSQL compiled to WebAssembly, in-process, persisted under `dataDir`: the zero-config default. */
 export async function openPglite(dataDir?: string): Promise<Database> {
-  if (dataDir) fs.mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
+  if (dataDir) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) await initializeElsewhere(dataDir);
+  }
+  const db = await PGlite.create(dataDir, { postgresqlconf: POSTGRESQL_CONF });
   const wrap = (q: Pick<PGlite, 'query'>): Queryable => ({
     async query<Row>(sql: string, params: unknown[] = []) {
       return (await q.query<Row>(sql, params)).rows;
@@ -20,4 +30,14 @@ export async function openPglite(dataDir?: string): Promise<Database> {
     },
     close: () => db.close(),
   };
+}
+
+/**
+ * Creates the data directory (initdb) in a short-lived child process. WebAssembly memory never
+ * shrinks, and initdb's peak (about 600 MB) would otherwise stay resident for the process's life.
+ */
+async function initializeElsewhere(dataDir: string): Promise<void> {
+  const script = `const { PGlite } = require(process.argv[1]);
+PGlite.create(process.argv[2], { postgresqlconf: process.argv[3] }).then((db) => db.close()).catch((err) => { console.error(err); process.exit(1); });`;
+  await promisify(execFile)(process.execPath, ['-e', script, require.resolve('@electric-sql/pglite'), dataDir, POSTGRESQL_CONF]);
 }

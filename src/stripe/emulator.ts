@@ -71,6 +71,8 @@ export interface StripeEmulator {
   url: string;
   sessions: Map<string, EmulatedSession>;
   requests: string[];
+  /** When each Stripe API request arrived (ms since the epoch), in the order of `requests`. */
+  requestTimes: number[];
   put(session: EmulatedSession): void;
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
@@ -83,6 +85,7 @@ export interface StripeEmulator {
 export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity } = {}): Promise<StripeEmulator> {
   const sessions = new Map<string, EmulatedSession>();
   const requests: string[] = [];
+  const requestTimes: number[] = [];
   const failures = { status: 0, remaining: 0 };
   let trouble: EmulatedTrouble = {};
   let overLimit = 0;
@@ -108,6 +111,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
 
   app.use('/v1', (req, res, next) => {
     requests.push(`${req.method} ${req.originalUrl}`);
+    requestTimes.push(Date.now());
     const auth = req.header('authorization') ?? '';
     if (!/^Bearer sk_(test|live)_\w+$/.test(auth)) {
       stripeError(res, 401, 'invalid_request_error', undefined, 'Invalid API Key provided');
@@ -187,6 +191,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessions,
     requests,
+    requestTimes,
     put,
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
     trouble: (next) => void (trouble = next),

@@ -5,6 +5,12 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { resolveTools } from './tools';
 
 export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
+/**
+ * An activity scheduled by a workflow task goes back to the same worker in the task's completion
+ * when it has a free slot, without a trip through matching. Off by default in the server; safe,
+ * since an activity not started eagerly is dispatched as usual.
+ */
+export const EAGER_ACTIVITIES = 'system.enableActivityEagerExecution=true';
 
 export interface EmbeddedDevServerOptions {
   dataDir: string;
@@ -42,7 +48,7 @@ export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions):
       uiPort: options.uiPort,
       // Registered at start, so operators can filter on them from the first execution.
       searchAttributes: SEARCH_ATTRIBUTE_KEYS,
-      extraArgs: SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
+      extraArgs: [...SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]), '--dynamic-config-value', EAGER_ACTIVITIES],
     },
   });
   return {

@@ -1,10 +1,6 @@
-import {
-  bundleWorkflowCode,
-  NativeConnection,
-  Worker,
-  type Logger,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { stripeActivities, type Activities } from '../../activities';
 import { stripeTaskQueue } from '../../workflows/definitions';
 
@@ -56,16 +52,25 @@ function withoutStripeReads(activities: Activities): Partial<Activities> {
   return Object.fromEntries(Object.entries(activities).filter(([name]) => !stripeReads.has(name)));
 }
 
-/** Bundles deterministic workflow code for the worker's sandbox, printing only warnings and errors (not webpack's report). */
+/**
+ * Bundles deterministic workflow code for the worker's sandbox, printing only warnings and errors
+ * (not webpack's report). It runs in a short-lived child process: webpack's memory leaves with it
+ * instead of staying in this long-lived process's heap (docs/benchmarks.md). (Not a worker thread:
+ * the bundler's native compiler does not survive being loaded by a second thread.)
+ */
 export async function bundleWorkflows(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath, logger: bundlerLogger });
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', BUNDLER, require.resolve('@temporalio/worker'), workflowsPath], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (stderr.trim()) console.warn(stderr.trim());
+  return JSON.parse(stdout) as WorkflowBundleWithSourceMap;
 }
 
-const bundlerLogger: Logger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (message) => console.warn(message),
-  error: (message) => console.error(message),
-};
+const BUNDLER = `
+const { bundleWorkflowCode } = require(process.argv[1]);
+const quiet = () => undefined;
+const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m) => console.error(m), error: (m) => console.error(m) };
+bundleWorkflowCode({ workflowsPath: process.argv[2], logger })
+  .then((bundle) => process.stdout.write(JSON.stringify(bundle)))
+  .catch((err) => { console.error(err); process.exit(1); });
+`;
