@@ -20,4 +20,5 @@ COPY package.json ./
 USER node
 EXPOSE 4242
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+process.env.PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "dist/src/main.js"]
+# The heap limit keeps memory flat however many sessions wait (docs/benchmarks.md), as `npm start` does.
+CMD ["node", "--max-old-space-size=512", "dist/src/main.js"]

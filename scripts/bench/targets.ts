@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freeClusterPorts, startCluster } from '../../src/cluster/topology';
+import { APP_NODE_ARGS, freeClusterPorts, startCluster } from '../../src/cluster/topology';
 import { startProcess, waitForPort } from '../../src/cluster/processes';
 import { freePort } from '../../src/net/free-port';
 import { openDatabase, type Database } from '../../src/store';
@@ -50,6 +50,8 @@ function appEnv(emulator: StripeEmulator, smtp: TestSmtpServer): NodeJS.ProcessE
     RECONCILE_EVERY: 'off', // measured alone: the webhook path
     LOG_LEVEL: 'warn',
     FULFILLER_MODULE: path.join(__dirname, 'counting-fulfiller.ts'),
+    // To measure a setting of the product's processes (BENCH_APP_ENV='{"WORKER_CACHED_WORKFLOWS":"20"}').
+    ...(JSON.parse(process.env.BENCH_APP_ENV ?? '{}') as NodeJS.ProcessEnv),
   };
 }
 
@@ -62,7 +64,7 @@ export async function startTarget(topology: Topology, emulator: StripeEmulator, 
 async function startEmbedded(dir: string, emulator: StripeEmulator, smtp: TestSmtpServer): Promise<Target> {
   const port = await freePort();
   const temporalPort = await freePort();
-  const app = startProcess(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts')], {
+  const app = startProcess(process.execPath, APP_NODE_ARGS, {
     cwd: ROOT,
     env: {
       ...appEnv(emulator, smtp),
