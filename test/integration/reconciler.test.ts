@@ -7,6 +7,7 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { StripeEmulator } from '../../src/stripe/emulator';
 import { RECONCILER_SCHEDULE_ID, type ReconcileReport } from '../../workflows/definitions';
 import { reconcile } from '../../workflows';
+import { keepHistory } from '../helpers/histories';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
 import { emulatedSession, eventPayload, postWebhook, startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
@@ -49,11 +50,14 @@ const receiptsFor = (sessionId: string) => smtp.messages.filter((m) => m.parsed.
 
 /** Runs the reconciler now, the way the schedule does, and returns its report. */
 async function reconcileNow(pageSize?: number): Promise<ReconcileReport> {
-  return env.client.workflow.execute(reconcile, {
+  const workflowId = `reconcile-test-${Date.now()}`;
+  const report = await env.client.workflow.execute(reconcile, {
     taskQueue: 'fulfillment',
-    workflowId: `reconcile-test-${Date.now()}`,
+    workflowId,
     args: [{ lookback: '3 days', stuckAfter: '1 hour', pageSize }],
   });
+  if (pageSize) await keepHistory('reconciler-run-of-several-pages', env.client, workflowId);
+  return report;
 }
 
 async function fulfilledOnce(sessionId: string, lineItems: number): Promise<void> {
@@ -83,6 +87,7 @@ test('when a paid session’s webhooks never arrive, then the scheduled reconcil
 
   await fulfilledOnce(lost.id, 2);
   expect((await stack.services.store.getHistory(lost.id)).map((entry) => entry.status)).toEqual(['received', 'fulfilling', 'fulfilled']);
+  await keepHistory('started-by-reconciler', env.client, lost.id);
 });
 
 test('when a reconciler run races a webhook burst, then nothing is doubled', async () => {
@@ -133,6 +138,7 @@ test('when a waiting session is paid but its success webhook never comes, then t
 
   expect(report.woken).toBeGreaterThanOrEqual(1);
   await fulfilledOnce(session.id, 2);
+  await keepHistory('woken-by-reconciler', env.client, session.id);
 });
 
 test('when a record is stuck in a transient status and its execution is gone, then the reconciler re-drives it', async () => {

@@ -16,6 +16,7 @@ import {
 import { fulfillCheckout } from '../../workflows';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { fakeActivities } from '../helpers/fake-activities';
+import { keepHistory } from '../helpers/histories';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';
 
@@ -48,7 +49,28 @@ async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Prom
   return main!.runUntil(stripe!.runUntil(fn));
 }
 
+// The branches whose histories `npm run histories:record` keeps for the replay tests, by test name.
+const RECORDED_BRANCHES: Record<string, string> = {
+  'when the session is paid, then every line item is fulfilled once and one receipt is sent': 'paid',
+  'when a delayed payment succeeds three days later, then it waits awaiting_payment and fulfills on the signal': 'delayed-then-succeeded',
+  'when the delayed payment fails, then nothing is fulfilled and the customer is told': 'delayed-then-failed',
+  'when the session is still open, then it waits awaiting_checkout and fulfills once Checkout completes': 'open-then-completed',
+  'when an open session expires, then it records expired and fulfills nothing': 'expired',
+  'when no payment arrives before the deadline, then it stops waiting without a verdict: still awaiting_payment': 'deadline-reached',
+  'when Stripe refuses the API key, then the session is paused visibly and resumes by itself once the key is fixed': 'paused-then-resumed',
+  'when the fulfiller gives up (non-retryable), then failed is recorded with its reason and the execution fails': 'fulfiller-gave-up',
+  'when the record already says fulfilled (a late duplicate after retention), then nothing is done again': 'already-settled',
+};
+let lastStarted: string | undefined;
+
+afterEach(async () => {
+  const branch = RECORDED_BRANCHES[expect.getState().currentTestName?.replace(/^fulfillCheckout /, '') ?? ''];
+  if (branch && lastStarted) await keepHistory(branch, env.client, lastStarted);
+  lastStarted = undefined;
+});
+
 function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
+  lastStarted = input.sessionId;
   const options = { taskQueue, workflowId: input.sessionId, args: [input] as [FulfillCheckoutInput] };
   return signal
     ? env.client.workflow.signalWithStart(fulfillCheckout, { ...options, signal: checkoutEventSignal, signalArgs: [signal] })
