@@ -176,6 +176,20 @@ export interface FulfillCheckoutInput {
   paymentRecheckInterval?: Duration;
   /** How often to re-check an open session. Default 1 hour. */
   checkoutRecheckInterval?: Duration;
+  /** A waiting run continues as new once its history holds this many events. Default 2000. */
+  historyLimit?: number;
+  /** What an earlier run of this session knew when it continued as new. */
+  carried?: CarriedState;
+}
+
+/** The state one run of `fulfillCheckout` hands the next when it continues as new. */
+export interface CarriedState {
+  view: FulfillmentView;
+  eventTypes: CheckoutEventType[];
+  /** Workflow time (ms) Stripe first said the delayed payment succeeded. */
+  paymentSucceededAt?: number;
+  /** Workflow time (ms) the wait for a delayed payment began: the deadline runs from it. */
+  paymentWaitStartedAt?: number;
 }
 
 /** The reconciler's Temporal Schedule and the workflow it runs (see workflows/reconcile.ts). */

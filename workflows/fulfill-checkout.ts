@@ -5,6 +5,7 @@ import {
   condition,
   isCancellation,
   log,
+  makeContinueAsNewFunc,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -26,6 +27,7 @@ import {
   searchAttributes,
   STRIPE_CONFIGURATION_ERROR,
   stripeTaskQueue,
+  type CarriedState,
   type CheckoutEventType,
   type FulfillCheckoutInput,
   type FulfillmentStatus,
@@ -72,6 +74,10 @@ const SUCCESS_CONFIRMATION_RECHECK: Duration = '1 minute';
 const SUCCESS_CONFIRMATION_WINDOW_MS = 60 * 60 * 1000;
 // Stripe expires an open session at `expires_at`; allow its expiry job some slack before we stop waiting.
 const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
+// A run that keeps waiting (a year's daily re-checks, a storm of events) hands over to a fresh run
+// well before Temporal's history limits (warnings at 10 000 events).
+const DEFAULT_HISTORY_LIMIT = 2000;
+const CONTINUE_AS_NEW_PATCH = 'continue-as-new-when-long';
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -100,12 +106,14 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
   });
 
-  const view: FulfillmentView = receivedView(sessionId);
-  const eventTypes = new Set<CheckoutEventType>();
+  const { carried } = input;
+  const view: FulfillmentView = carried?.view ?? receivedView(sessionId);
+  const eventTypes = new Set<CheckoutEventType>(carried?.eventTypes);
   // Set by every new event, cleared when a decision has taken it into account.
   let unhandledEvent = false;
   // When Stripe first told us the delayed payment succeeded (workflow time).
-  let paymentSucceededAt: number | undefined;
+  let paymentSucceededAt = carried?.paymentSucceededAt;
+  let paymentWaitStartedAt = carried?.paymentWaitStartedAt;
   let transitions = 0;
 
   // Registered before the first await, so an event sent with signal-with-start is never lost.
@@ -171,9 +179,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   }
 
   async function run(): Promise<FulfillmentView> {
-    await transition('received');
+    if (!carried) await transition('received');
     let session = await retrieve();
-    let paymentWaitStartedAt: number | undefined;
 
     for (;;) {
       const decision = decide(session, eventTypes);
@@ -230,7 +237,22 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function waitForEventOrRecheck(recheck: Duration, deadline: number): Promise<void> {
     const untilDeadline = deadline - Date.now();
     if (untilDeadline <= 0) return;
+    await continueAsNewWhenLong();
     await condition(() => unhandledEvent, Math.min(durationMs(recheck), untilDeadline));
+  }
+
+  /**
+   * Between waits, with no event pending (every event so far is decided on), a long history
+   * hands over to a fresh run with what this one knows. An event that arrives meanwhile is not
+   * lost: the server refuses the hand-over until this run has seen it.
+   */
+  async function continueAsNewWhenLong(): Promise<void> {
+    const long = workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.historyLimit ?? DEFAULT_HISTORY_LIMIT);
+    if (!long || unhandledEvent || !patched(CONTINUE_AS_NEW_PATCH)) return;
+    log.info('Continuing as new: the history is long', { sessionId, events: workflowInfo().historyLength });
+    const next: CarriedState = { view, eventTypes: [...eventTypes], paymentSucceededAt, paymentWaitStartedAt };
+    // The search attributes go along, so operators' filters keep finding the session.
+    await makeContinueAsNewFunc<typeof fulfillCheckout>({ typedSearchAttributes: workflowInfo().typedSearchAttributes })({ ...input, carried: next });
   }
 
   async function fulfill(paid: SessionSummary): Promise<void> {

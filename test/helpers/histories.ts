@@ -10,13 +10,14 @@ export const HISTORIES_DIR = path.join(__dirname, '..', 'fixtures', 'histories')
 
 /**
  * With RECORD_HISTORIES set to a directory (`npm run histories:record`), saves an execution's
- * history there as `<name>.json`, as the server recorded it. Otherwise does nothing.
+ * history (its latest run, or `runId`) there as `<name>.json`, as the server recorded it.
+ * Otherwise does nothing.
  */
-export async function keepHistory(name: string, client: Client, workflowId: string): Promise<void> {
+export async function keepHistory(name: string, client: Client, workflowId: string, runId?: string): Promise<void> {
   const dir = process.env.RECORD_HISTORIES;
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   // protobufjs's own object form (the SDK's historyToJSON trips over a second copy of protobufjs here).
   const json = History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String });
   fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(json, null, 1)}\n`);

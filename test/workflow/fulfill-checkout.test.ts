@@ -60,6 +60,7 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when Stripe refuses the API key, then the session is paused visibly and resumes by itself once the key is fixed': 'paused-then-resumed',
   'when the fulfiller gives up (non-retryable), then failed is recorded with its reason and the execution fails': 'fulfiller-gave-up',
   'when the record already says fulfilled (a late duplicate after retention), then nothing is done again': 'already-settled',
+  'when a session waits so long its history grows large, then it continues as new with what it knew, loses no event and fulfills once': 'continued-as-new-last-run',
 };
 let lastStarted: string | undefined;
 
@@ -79,6 +80,7 @@ function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
 
 const succeeded = (id = 'evt_succeeded'): CheckoutEvent => ({ id, type: 'checkout.session.async_payment_succeeded' });
 const failed = (id = 'evt_failed'): CheckoutEvent => ({ id, type: 'checkout.session.async_payment_failed' });
+const completed = (id = 'evt_completed'): CheckoutEvent => ({ id, type: 'checkout.session.completed' });
 
 /** The test server's clock runs ahead of the wall clock once tests skip time: session times must follow it. */
 async function serverNowSeconds(plusSeconds = 0): Promise<number> {
@@ -200,6 +202,39 @@ describe('fulfillCheckout', () => {
     expect(calls.fulfillLineItems).toHaveLength(1);
     expect(calls.emailReceipt).toHaveLength(1);
     expect(calls.statuses).toEqual(['received', 'awaiting_payment', 'fulfilling', 'fulfilled']);
+  });
+
+  test('when a session waits so long its history grows large, then it continues as new with what it knew, loses no event and fulfills once', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      // Hourly re-checks and a small limit: a handful of re-checks fill the history.
+      const handle = await start({ sessionId: unpaid.id, paymentRecheckInterval: '1 hour', historyLimit: 60 }, completed());
+      const firstRunId = (await handle.describe()).runId;
+      await env.sleep('1 day');
+      const described = await handle.describe();
+      expect(described.runId).not.toBe(firstRunId); // it continued as new, at least once
+      expect(described.status.name).toBe('RUNNING');
+      expect(described.typedSearchAttributes.get({ name: 'FulfillmentStatus', type: 'KEYWORD' })).toBe('awaiting_payment');
+      expect((await handle.query(fulfillmentQuery)).eventIds).toEqual(['evt_completed']);
+      await keepHistory('continued-as-new-first-run', env.client, unpaid.id, firstRunId);
+
+      // The same event again (deduplicated across runs), then the success.
+      await handle.signal(checkoutEventSignal, completed());
+      stripe.session = { ...unpaid, paymentStatus: 'paid' };
+      await handle.signal(checkoutEventSignal, succeeded());
+      return handle.result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(result.eventIds).toEqual(['evt_completed', 'evt_succeeded']);
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.emailReceipt).toHaveLength(1);
+    // One 'received' for the session, not one per run.
+    expect(calls.statuses.filter((status) => status === 'received')).toHaveLength(1);
+    expect(calls.statuses.at(-1)).toBe('fulfilled');
   });
 
   test('when the delayed payment fails, then nothing is fulfilled and the customer is told', async () => {
