@@ -19,7 +19,7 @@ import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/e
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
-import { retrieveSessionSummary, SESSION_ID_PATTERN } from '../src/stripe/sessions';
+import { retrieveSessionSummary, SESSION_ID_PATTERN, type CustomerContact } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
 export interface ActivityDeps {
@@ -59,8 +59,10 @@ export function createActivities(deps: ActivityDeps) {
    * overlaps a slow earlier one waits for it (retryable `EmailInFlight`) instead of sending a second
    * copy, while a claim whose worker died lapses within a lease and is taken over.
    */
-  async function sendOnce(kind: EmailKind, session: SessionSummary, render: () => RenderedEmail): Promise<{ sent: boolean }> {
-    if (!session.customerEmail) {
+  async function sendOnce(kind: EmailKind, session: SessionSummary, render: (contact: CustomerContact) => RenderedEmail): Promise<{ sent: boolean }> {
+    const contact = await contactOf(session);
+    const to = contact.email;
+    if (!to) {
       Context.current().log.warn('No customer email on the session; nothing sent', { sessionId: session.id, kind });
       return { sent: false };
     }
@@ -85,18 +87,27 @@ export function createActivities(deps: ActivityDeps) {
     }, EMAIL_LEASE_RENEW_MS);
     try {
       try {
-        await mailer.send({ to: session.customerEmail, messageId, ...render() });
+        await mailer.send({ to, messageId, ...render(contact) });
       } catch (err) {
         await store.releaseEmail(claim).catch(() => undefined); // else it lapses with its lease
-        throw err;
+        throw withoutContact(err, contact);
       }
       // Sent: recording it must not fail for a database that is briefly away, or the lease would
       // lapse and a retry send a copy. The claim keeps being renewed meanwhile.
-      await untilItWorks(() => store.markEmailSent(claim, messageId, session.customerEmail!), { patienceMs: EMAIL_RECORD_PATIENCE_MS });
+      await untilItWorks(() => store.markEmailSent(claim, messageId, to), { patienceMs: EMAIL_RECORD_PATIENCE_MS });
     } finally {
       clearInterval(renewal);
     }
     return { sent: true };
+  }
+
+  /**
+   * The customer's contact, from our database. Executions started before contacts were kept there
+   * carry it in the session they recorded, and use that.
+   */
+  async function contactOf(session: SessionSummary & Partial<{ customerEmail: string | null; customerName: string | null }>): Promise<CustomerContact> {
+    if (session.customerEmail !== undefined) return { email: session.customerEmail, name: session.customerName ?? null };
+    return (await store.getContact(session.id)) ?? { email: null, name: null };
   }
 
   return {
@@ -106,7 +117,10 @@ export function createActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`Not a Checkout Session ID: ${JSON.stringify(sessionId)}`, 'InvalidSessionId');
       }
       try {
-        return await readStripe('retrieveSession', () => retrieveSessionSummary(stripe, sessionId));
+        const { summary, contact } = await readStripe('retrieveSession', () => retrieveSessionSummary(stripe, sessionId));
+        // Who the customer is stays in our database; the workflow (and Temporal's history) gets the rest.
+        await store.saveContact(sessionId, contact);
+        return summary;
       } catch (err) {
         const failure = classifyStripeError(err, sessionId);
         if (failure instanceof ApplicationFailure && failure.type === STRIPE_CONFIGURATION_ERROR) {
@@ -149,12 +163,12 @@ export function createActivities(deps: ActivityDeps) {
 
     /** email-receipt: the receipt, at most once per session. */
     async emailReceipt(input: { session: SessionSummary; fulfilled: FulfilledItem[] }): Promise<{ sent: boolean }> {
-      return sendOnce('receipt', input.session, () => renderReceipt(input.session, input.fulfilled, deps.merchantName));
+      return sendOnce('receipt', input.session, (contact) => renderReceipt(input.session, contact, input.fulfilled, deps.merchantName));
     },
 
     /** Tells the customer a delayed payment failed, at most once per session. */
     async emailPaymentFailed(session: SessionSummary): Promise<{ sent: boolean }> {
-      return sendOnce('payment_failed', session, () => renderPaymentFailed(session, deps.merchantName));
+      return sendOnce('payment_failed', session, (contact) => renderPaymentFailed(session, contact, deps.merchantName));
     },
 
     /**
@@ -290,4 +304,17 @@ export function classifyStripeError(err: unknown, sessionId: string): unknown {
     return ApplicationFailure.retryable(`Stripe ${problem}`, STRIPE_CONFIGURATION_ERROR);
   }
   return err;
+}
+
+/**
+ * The error with the customer's address and name taken out: a failure's message is kept in
+ * Temporal's history and shown in its UI (mail servers' refusals usually quote the address).
+ */
+function withoutContact(err: unknown, contact: CustomerContact): Error {
+  const original = err instanceof Error ? err : new Error(String(err));
+  let message = original.message;
+  for (const value of [contact.email, contact.name]) if (value) message = message.split(value).join('[customer]');
+  const redacted = new Error(message);
+  redacted.name = original.name;
+  return redacted;
 }

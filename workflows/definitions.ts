@@ -83,7 +83,11 @@ export interface LineItemSummary {
   currency: string;
 }
 
-/** What the workflow keeps of a Checkout Session: small, serializable, no personal data beyond email and name. */
+/**
+ * What the workflow keeps of a Checkout Session: small, serializable, and no personal data. Who the
+ * customer is stays out of Temporal: retrieve-session keeps the contact in the app's database, and
+ * the email activities read it there.
+ */
 export interface SessionSummary {
   id: string;
   status: SessionStatus;
@@ -94,8 +98,6 @@ export interface SessionSummary {
   currency: string | null;
   amountSubtotal: number | null;
   amountTotal: number | null;
-  customerEmail: string | null;
-  customerName: string | null;
   /** Unix seconds; an open session expires then. */
   expiresAt: number;
   lineItems: LineItemSummary[];

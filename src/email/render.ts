@@ -1,4 +1,5 @@
 import type { FulfilledItem, SessionSummary } from '../../workflows/definitions';
+import type { CustomerContact } from '../stripe/sessions';
 import { formatAmount } from '../shared/money';
 
 export interface RenderedEmail {
@@ -34,17 +35,17 @@ ${body}
 /** Greeting and sign-off around a message's own text and HTML, so every email reads the same. */
 function letter(
   subject: string,
-  session: SessionSummary,
+  contact: CustomerContact,
   merchantName: string,
   body: { text: string[]; html: string },
 ): RenderedEmail {
-  const greeting = session.customerName ? `Hi ${session.customerName},` : 'Hi,';
+  const greeting = contact.name ? `Hi ${contact.name},` : 'Hi,';
   const text = [greeting, '', ...body.text, '', `— ${merchantName}`, ''].join('\n');
   const html = layout(subject, `<p>${escapeHtml(greeting)}</p>\n${body.html}\n<p>— ${escapeHtml(merchantName)}</p>`);
   return { subject, text, html };
 }
 
-export function renderReceipt(session: SessionSummary, fulfilled: FulfilledItem[], merchantName: string): RenderedEmail {
+export function renderReceipt(session: SessionSummary, contact: CustomerContact, fulfilled: FulfilledItem[], merchantName: string): RenderedEmail {
   const rows = session.lineItems.map((item) => ({
     description: item.description,
     quantity: formatQuantity(item.quantity),
@@ -53,7 +54,7 @@ export function renderReceipt(session: SessionSummary, fulfilled: FulfilledItem[
   const total = money(session.amountTotal, session.currency);
   const discounted = session.amountSubtotal !== null && session.amountSubtotal !== session.amountTotal;
   const delivered = fulfilled.length === session.lineItems.length ? [] : [`${fulfilled.length} of ${session.lineItems.length} items delivered so far.`];
-  return letter(`Your ${merchantName} receipt`, session, merchantName, {
+  return letter(`Your ${merchantName} receipt`, contact, merchantName, {
     text: [
       `Thank you for your purchase. Here is your receipt for order ${session.id}.`,
       '',
@@ -79,9 +80,9 @@ ${rows
   });
 }
 
-export function renderPaymentFailed(session: SessionSummary, merchantName: string): RenderedEmail {
+export function renderPaymentFailed(session: SessionSummary, contact: CustomerContact, merchantName: string): RenderedEmail {
   const amount = money(session.amountTotal, session.currency);
-  return letter(`Your ${merchantName} payment did not go through`, session, merchantName, {
+  return letter(`Your ${merchantName} payment did not go through`, contact, merchantName, {
     text: [
       `The payment of ${amount} for order ${session.id} did not go through, so the order has not been fulfilled.`,
       'No money has been taken. You are welcome to place the order again with another payment method.',

@@ -1,3 +1,4 @@
+import type { CustomerContact } from '../stripe/sessions';
 import { randomUUID } from 'node:crypto';
 import { SETTLED_STATUSES, type FulfillmentStatus, type FulfillmentView, type LineItemSummary } from '../../workflows/definitions';
 import type { Database, Queryable } from './database';
@@ -72,6 +73,20 @@ export class FulfillmentStore {
       );
       return changed.length > 0;
     });
+  }
+
+  /** The customer's contact as Stripe last reported it (retrieve-session keeps it current). */
+  async saveContact(sessionId: string, contact: CustomerContact): Promise<void> {
+    await this.db.query(
+      `INSERT INTO customer_contacts (session_id, email, name) VALUES ($1, $2, $3)
+       ON CONFLICT (session_id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, updated_at = now()`,
+      [sessionId, contact.email, contact.name],
+    );
+  }
+
+  async getContact(sessionId: string): Promise<CustomerContact | null> {
+    const rows = await this.db.query<CustomerContact>('SELECT email, name FROM customer_contacts WHERE session_id = $1', [sessionId]);
+    return rows[0] ?? null;
   }
 
   async getRecord(sessionId: string): Promise<FulfillmentRecord | null> {

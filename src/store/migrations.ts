@@ -81,6 +81,18 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ALTER TABLE emails ALTER COLUMN recipient DROP NOT NULL;
     `,
   },
+  {
+    version: 3,
+    name: 'customer contacts, kept out of Temporal',
+    sql: `
+      CREATE TABLE customer_contacts (
+        session_id text PRIMARY KEY,
+        email      text,
+        name       text,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**

@@ -34,14 +34,14 @@ const PAGE_SIZE = 100;
  * The session with `line_items` expanded, as Stripe's fulfillment guide asks; when the expanded
  * list has more pages (sessions can carry hundreds of items), every page is fetched.
  */
-export async function retrieveSessionSummary(stripe: Stripe, sessionId: string): Promise<SessionSummary> {
+export async function retrieveSessionSummary(stripe: Stripe, sessionId: string): Promise<{ summary: SessionSummary; contact: CustomerContact }> {
   const session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['line_items'] });
   let items: Stripe.LineItem[] = session.line_items?.data ?? [];
   if (!session.line_items || session.line_items.has_more) {
     items = [];
     for await (const item of stripe.checkout.sessions.listLineItems(sessionId, { limit: PAGE_SIZE })) items.push(item);
   }
-  return {
+  const summary: SessionSummary = {
     id: session.id,
     status: (session.status ?? 'open') as SessionStatus,
     paymentStatus: session.payment_status as PaymentStatus,
@@ -50,11 +50,17 @@ export async function retrieveSessionSummary(stripe: Stripe, sessionId: string):
     currency: session.currency,
     amountSubtotal: session.amount_subtotal,
     amountTotal: session.amount_total,
-    customerEmail: session.customer_details?.email ?? session.customer_email ?? null,
-    customerName: session.customer_details?.name ?? null,
     expiresAt: session.expires_at,
     lineItems: items.map(toLineItemSummary),
   };
+  const contact = { email: session.customer_details?.email ?? session.customer_email ?? null, name: session.customer_details?.name ?? null };
+  return { summary, contact };
+}
+
+/** Who to write to: personal data, kept in the app's database and never in Temporal. */
+export interface CustomerContact {
+  email: string | null;
+  name: string | null;
 }
 
 function toLineItemSummary(item: Stripe.LineItem): LineItemSummary {

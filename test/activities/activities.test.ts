@@ -30,6 +30,13 @@ afterAll(async () => {
   await db?.close();
 });
 
+/** A session whose customer retrieve-session has recorded, as it does before any email is sent. */
+async function customerSession(overrides: Parameters<typeof sessionSummary>[0] = {}, contact = { email: 'jenny@example.com', name: 'Jenny Rosen' }) {
+  const summary = sessionSummary(overrides);
+  await store.saveContact(summary.id, contact);
+  return summary;
+}
+
 function activitiesWith(overrides: Partial<ActivityDeps>) {
   const unusedMailer: Mailer = {
     description: 'none',
@@ -168,6 +175,16 @@ describe('retrieve-session against the local Stripe emulator', () => {
     expect(emulator.requests).toHaveLength(1);
   });
 
+  test('when a session is retrieved, then who the customer is goes to the database, not into the result Temporal keeps', async () => {
+    const small = emulated(1);
+    emulator.put(small);
+
+    const summary = await run(activities().retrieveSession, small.id);
+
+    expect(JSON.stringify(summary)).not.toMatch(/jenny@example\.com|Jenny Rosen/);
+    expect(await store.getContact(small.id)).toEqual({ email: 'jenny@example.com', name: 'Jenny Rosen' });
+  });
+
   test('when Stripe does not know the session, then it fails non-retryably as SessionNotFound', async () => {
     const failure = await expectFailure(run(activities().retrieveSession, newSessionId()));
     expect(failure.type).toBe('SessionNotFound');
@@ -298,15 +315,17 @@ describe('email-receipt', () => {
   });
 
   test('when sent through SMTP, then one message with text and HTML parts, escaped names and correct amounts arrives', async () => {
-    const paid = sessionSummary({
-      currency: 'jpy',
-      customerName: '<script>alert(1)</script> & Co',
-      lineItems: [
-        { ...sessionSummary().lineItems[0]!, description: 'Tea <b>set</b>', amountTotal: 1500, amountSubtotal: 1500, currency: 'jpy' },
-      ],
-      amountTotal: 1500,
-      amountSubtotal: 1500,
-    });
+    const paid = await customerSession(
+      {
+        currency: 'jpy',
+        lineItems: [
+          { ...sessionSummary().lineItems[0]!, description: 'Tea <b>set</b>', amountTotal: 1500, amountSubtotal: 1500, currency: 'jpy' },
+        ],
+        amountTotal: 1500,
+        amountSubtotal: 1500,
+      },
+      { email: 'jenny@example.com', name: '<script>alert(1)</script> & Co' },
+    );
     const mailer = createSmtpMailer(smtp.url, 'Test Shop <shop@shop.test>');
     const { emailReceipt } = activitiesWith({ mailer });
     const fulfilled = [{ lineItemId: paid.lineItems[0]!.id, description: 'Tea <b>set</b>', quantity: 1 }];
@@ -328,7 +347,7 @@ describe('email-receipt', () => {
   });
 
   test('when the payment failed, then the customer gets one payment-failed message', async () => {
-    const unpaid = sessionSummary({ paymentStatus: 'unpaid', currency: 'kwd', amountTotal: 12345 });
+    const unpaid = await customerSession({ paymentStatus: 'unpaid', currency: 'kwd', amountTotal: 12345 });
     const { emailPaymentFailed } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
 
     await run(emailPaymentFailed, unpaid);
@@ -343,7 +362,7 @@ describe('email-receipt', () => {
   test('when there is no SMTP server, then the receipt is written once to the outbox as an .eml file', async () => {
     const outbox = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-'));
     try {
-      const paid = sessionSummary();
+      const paid = await customerSession();
       const { emailReceipt } = activitiesWith({ mailer: createOutboxMailer(outbox, 'shop@shop.test') });
       await run(emailReceipt, { session: paid, fulfilled: [] });
       await run(emailReceipt, { session: paid, fulfilled: [] });
@@ -362,7 +381,7 @@ describe('email-receipt', () => {
   test('when a retry overlaps an attempt still sending to a slow SMTP server, then it waits for it and one receipt arrives', async () => {
     const slow = await startSmtpServer({ dataDelayMs: 1500 });
     try {
-      const paid = sessionSummary();
+      const paid = await customerSession();
       const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(slow.url, 'shop@shop.test') });
       const first = run(emailReceipt, { session: paid, fulfilled: [] });
       await new Promise((resolve) => setTimeout(resolve, 300)); // the first attempt is mid-send
@@ -380,7 +399,7 @@ describe('email-receipt', () => {
   });
 
   test('when the SMTP server refuses the connection, then the attempt fails retryably and the next one may send', async () => {
-    const paid = sessionSummary();
+    const paid = await customerSession();
     const down = activitiesWith({ mailer: createSmtpMailer('smtp://127.0.0.1:9', 'shop@shop.test') });
     const err = await run(down.emailReceipt, { session: paid, fulfilled: [] }).catch((e: unknown) => e);
     expect(String(err)).toMatch(/ECONNREFUSED/);
@@ -391,8 +410,24 @@ describe('email-receipt', () => {
     expect(smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${paid.id}@shop.test>`)).toHaveLength(1);
   });
 
+  test('when the mail server refuses the recipient, then the failure names neither the address nor the name (failures are kept in Temporal)', async () => {
+    const paid = await customerSession({}, { email: 'refused.jenny@example.com', name: 'Jenny Rosen' });
+    const refusing: Mailer = {
+      description: 'refusing',
+      send: async ({ to }) => {
+        throw Object.assign(new Error(`Can't send mail - all recipients were rejected: 550 5.1.1 <${to}>: Recipient address rejected (Jenny Rosen)`), { name: 'EENVELOPE' });
+      },
+      close: () => undefined,
+    };
+    const err = (await run(activitiesWith({ mailer: refusing }).emailReceipt, { session: paid, fulfilled: [] }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(/550 5\.1\.1 <\[customer\]>: Recipient address rejected \(\[customer\]\)/);
+    expect(`${err.message} ${err.stack}`).not.toMatch(/refused\.jenny|Jenny Rosen/);
+    expect(err.name).toBe('EENVELOPE');
+    expect(await store.emailSent(paid.id, 'receipt')).toBe(false);
+  });
+
   test('when the session has no customer email, then nothing is sent and nothing recorded', async () => {
-    const anonymous = sessionSummary({ customerEmail: null });
+    const anonymous = sessionSummary(); // Stripe reported no contact: none was kept
     const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
     expect(await run(emailReceipt, { session: anonymous, fulfilled: [] })).toEqual({ sent: false });
     expect(await store.emailSent(anonymous.id, 'receipt')).toBe(false);

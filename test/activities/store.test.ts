@@ -41,7 +41,7 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1, 2]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3]);
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
@@ -267,7 +267,7 @@ describe('migrations on a fresh PostgreSQL server', () => {
     const db = await openDatabase({ databaseUrl: url });
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     await db.close();
-    expect(rows.map((row) => row.version)).toEqual([1, 2]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3]);
   });
 });
 

@@ -16,6 +16,8 @@ export interface TestSmtpServer {
   messages: CapturedMail[];
   /** From now on, hold each message this long before accepting it (a slow server). */
   setDelay(ms: number): void;
+  /** From now on, refuse (or accept again) every recipient, quoting its address as mail servers do. */
+  refuseRecipients(refuse: boolean): void;
   /** Down: refuses connections until `start()` listens again on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -25,6 +27,7 @@ export interface TestSmtpServer {
 export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmtpServer> {
   const messages: CapturedMail[] = [];
   let delayMs = dataDelayMs;
+  let refusing = false;
   const create = () => {
     const server = new SMTPServer({
       authOptional: true,
@@ -33,6 +36,8 @@ export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmt
       // Credentials in SMTP_URL are accepted (the fault suite checks they never reach a log).
       allowInsecureAuth: true,
       onAuth: (auth, _session, callback) => callback(null, { user: auth.username }),
+      onRcptTo: (address, _session, callback) =>
+        callback(refusing ? Object.assign(new Error(`<${address.address}>: Recipient address rejected`), { responseCode: 550 }) : undefined),
       closeTimeout: 1000, // going down drops open connections after a second
       onData(stream, session, callback) {
         const chunks: Buffer[] = [];
@@ -61,6 +66,7 @@ export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmt
     url: `smtp://127.0.0.1:${port}`,
     messages,
     setDelay: (ms) => void (delayMs = ms),
+    refuseRecipients: (refuse) => void (refusing = refuse),
     stop: () => new Promise((resolve) => server.close(() => resolve())),
     async start() {
       server = create();

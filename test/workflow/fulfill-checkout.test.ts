@@ -656,7 +656,7 @@ describe('fulfillCheckout', () => {
   });
 
   test('when the session has no customer email, then it is fulfilled and no receipt is claimed', async () => {
-    const paid = session({ customerEmail: null });
+    const paid = session();
     const { activities } = fakeActivities(stripeWith(paid));
     const noEmail: Activities = { ...activities, emailReceipt: async () => ({ sent: false }) };
 
