@@ -1,5 +1,6 @@
 /** Offered load and the statistics the benchmark reports. */
 import fs from 'node:fs';
+import { eventually } from '../../test/helpers/eventually';
 
 export interface Latencies {
   /** Milliseconds, one per call that succeeded. */
@@ -68,13 +69,8 @@ export function peakPerSecond(times: number[]): number {
 }
 
 /** Polls `done` every `everyMs` until it holds or `timeoutMs` passes; returns whether it held. */
-export async function waitUntil(done: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
+export function waitUntil(done: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<boolean> {
+  return eventually(done, (held) => held, { timeoutMs, intervalMs: everyMs });
 }
 
 /** Resident memory of a process, in MB (Linux). */

@@ -1,8 +1,7 @@
 /** docs/benchmarks.md's measured part: figures, ratios to the same run's baselines, and the targets. */
 import fs from 'node:fs';
 import os from 'node:os';
-import type { BaselineResult, TopologyResult } from './run';
-import type { Ack } from './run';
+import type { Ack, BaselineResult, TopologyResult } from './run';
 import { percentile } from './load';
 
 export interface ReportInput {

@@ -94,6 +94,34 @@ export async function startTestStack(
   };
 }
 
+export type TestStack = Awaited<ReturnType<typeof startTestStack>>;
+
+/**
+ * The usual integration test's setup: fresh surroundings and the product wired to them (`settings`
+ * as environment variables, `options` for the stack). `stop()` stops the product, then them.
+ */
+export async function startProduct(
+  settings: Record<string, string> = {},
+  options: Partial<StackOptions> = {},
+): Promise<ProductSurroundings & { stack: TestStack }> {
+  const surroundings = await startSurroundings();
+  const { env, emulator, smtp, bundle } = surroundings;
+  const stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: settings }, options).catch(
+    async (err: unknown) => {
+      await surroundings.stop();
+      throw err;
+    },
+  );
+  return {
+    ...surroundings,
+    stack,
+    async stop() {
+      await stack.stop();
+      await surroundings.stop();
+    },
+  };
+}
+
 /** A Checkout Session in the emulator: two line items, USD 45.00. */
 export function emulatedSession(overrides: Partial<EmulatedSession> = {}): EmulatedSession {
   const id = overrides.id ?? newSessionId();

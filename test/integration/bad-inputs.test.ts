@@ -14,28 +14,22 @@ import { eventually } from '../helpers/eventually';
 import {
   emulatedSession,
   postWebhook,
-  startSurroundings,
-  startTestStack,
+  startProduct,
   WEBHOOK_SECRET,
-  type ProductSurroundings,
+  type TestStack,
 } from '../helpers/stack';
 
-let surroundings: ProductSurroundings;
-let stack: Awaited<ReturnType<typeof startTestStack>>;
+let surroundings: Awaited<ReturnType<typeof startProduct>>;
+let stack: TestStack;
 let url: string;
 
 beforeAll(async () => {
-  surroundings = await startSurroundings();
-  stack = await startTestStack(surroundings.env, {
-    emulatorUrl: surroundings.emulator.url,
-    smtpUrl: surroundings.smtp.url,
-    workflowBundle: surroundings.bundle,
-  });
+  surroundings = await startProduct();
+  stack = surroundings.stack;
   url = stack.ingress!.url;
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
   await surroundings?.stop();
 });
 

@@ -1,7 +1,6 @@
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createIngressApp, listen, type IngressDeps } from '../../src/ingress/app';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
@@ -16,30 +15,26 @@ import {
   eventPayload,
   postWebhook,
   ROTATED_SECRET,
-  startSurroundings,
-  startTestStack,
+  startProduct,
   WEBHOOK_SECRET,
-  type ProductSurroundings,
+  type TestStack,
 } from '../helpers/stack';
 
-let surroundings: ProductSurroundings;
+let product: Awaited<ReturnType<typeof startProduct>>;
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let stack: Awaited<ReturnType<typeof startTestStack>>;
+let stack: TestStack;
 let url: string;
 
 beforeAll(async () => {
-  surroundings = await startSurroundings();
-  ({ env, bundle, emulator, smtp } = surroundings);
-  stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
+  product = await startProduct();
+  ({ env, emulator, smtp, stack } = product);
   url = stack.ingress!.url;
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await surroundings?.stop();
+  await product?.stop();
 });
 
 /** The ingress's dependencies as the stack wires them, for tests that run an ingress of their own. */

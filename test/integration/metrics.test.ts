@@ -12,30 +12,28 @@ import {
   emulatedSession,
   eventPayload,
   postWebhook,
-  startSurroundings,
+  startProduct,
   startTestStack,
   WEBHOOK_SECRET,
-  type ProductSurroundings,
+  type TestStack,
 } from '../helpers/stack';
 
-let surroundings: ProductSurroundings;
+let product: Awaited<ReturnType<typeof startProduct>>;
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let stack: Awaited<ReturnType<typeof startTestStack>>;
+let stack: TestStack;
 let url: string;
 
 beforeAll(async () => {
-  surroundings = await startSurroundings();
-  ({ env, bundle, emulator, smtp } = surroundings);
-  stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
+  product = await startProduct();
+  ({ env, bundle, emulator, smtp, stack } = product);
   url = stack.ingress!.url;
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await surroundings?.stop();
+  await product?.stop();
 });
 
 /** The sum of the samples of `name` whose labels include `labels`; undefined when there is none. */

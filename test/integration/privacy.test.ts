@@ -1,24 +1,22 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
-import { emulatedSession, eventPayload, postWebhook, startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
+import { emulatedSession, eventPayload, postWebhook, startProduct, type TestStack } from '../helpers/stack';
 
 // Who the customer is never reaches Temporal: not in any event of an execution's history (inputs,
 // results, signals, failures), not in a pending activity's last failure, not in search attributes.
 const CUSTOMER = { customerEmail: 'ada.lovelace@example.org', customerName: 'Ada Lovelace' };
 
-let surroundings: ProductSurroundings;
+let surroundings: Awaited<ReturnType<typeof startProduct>>;
 let env: TestWorkflowEnvironment;
-let stack: Awaited<ReturnType<typeof startTestStack>>;
+let stack: TestStack;
 
 beforeAll(async () => {
-  surroundings = await startSurroundings();
-  env = surroundings.env;
-  stack = await startTestStack(env, { emulatorUrl: surroundings.emulator.url, smtpUrl: surroundings.smtp.url, workflowBundle: surroundings.bundle });
+  surroundings = await startProduct();
+  ({ env, stack } = surroundings);
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
   await surroundings?.stop();
 });
 

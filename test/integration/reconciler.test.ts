@@ -3,21 +3,19 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { StripeEmulator } from '../../src/stripe/emulator';
 import { RECONCILER_SCHEDULE_ID, type ReconcileReport } from '../../workflows/definitions';
 import { reconcile } from '../../workflows';
 import { keepHistory } from '../helpers/histories';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
-import { emulatedSession, eventPayload, postWebhook, startSurroundings, startTestStack, type ProductSurroundings } from '../helpers/stack';
+import { emulatedSession, eventPayload, postWebhook, startProduct, type TestStack } from '../helpers/stack';
 
-let surroundings: ProductSurroundings;
+let product: Awaited<ReturnType<typeof startProduct>>;
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
 let emulator: StripeEmulator;
 let smtp: Awaited<ReturnType<typeof startSmtpServer>>;
-let stack: Awaited<ReturnType<typeof startTestStack>>;
+let stack: TestStack;
 
 // The merchant's fulfiller gives up on a discontinued product until the merchant restocks it.
 let discontinuedRestocked = false;
@@ -31,19 +29,13 @@ const merchantFulfiller: Fulfiller = {
 };
 
 beforeAll(async () => {
-  surroundings = await startSurroundings();
-  ({ env, bundle, emulator, smtp } = surroundings);
   // Hourly, so in the test only triggered runs happen.
-  stack = await startTestStack(
-    env,
-    { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: { RECONCILE_EVERY: '1 hour' } },
-    { fulfiller: merchantFulfiller },
-  );
+  product = await startProduct({ RECONCILE_EVERY: '1 hour' }, { fulfiller: merchantFulfiller });
+  ({ env, emulator, smtp, stack } = product);
 }, 120_000);
 
 afterAll(async () => {
-  await stack?.stop();
-  await surroundings?.stop();
+  await product?.stop();
 });
 
 const receiptsFor = (sessionId: string) => smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${sessionId}@shop.test>`);
