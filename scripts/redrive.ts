@@ -7,11 +7,12 @@
  *
  * Talks to Temporal only: TEMPORAL_ADDRESS (default: the embedded dev server of `npm start`,
  * 127.0.0.1:TEMPORAL_DEV_SERVER_PORT), plus TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and the
- * TEMPORAL_* TLS and API key settings, as the worker reads them.
+ * TEMPORAL_* TLS and API key settings and the payload encryption keys, as the worker reads them.
  */
 import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import { ConfigError, loadSetting } from '../src/config';
+import { ConfigError, loadPayloadEncryption, loadSetting } from '../src/config';
+import { dataConverterFor } from '../src/temporal/encryption';
 import { remoteTemporal } from '../src/temporal/connection';
 import { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import { SESSION_ID_PATTERN } from '../src/stripe/sessions';
@@ -32,7 +33,8 @@ async function main(): Promise<void> {
   const temporal = remoteTemporal(address, loadSetting(env, 'TEMPORAL_NAMESPACE'));
   const connection = await Connection.connect(temporal.connectionOptions);
   try {
-    const client = new Client({ connection, namespace: temporal.namespace });
+    // Encrypted as the workers expect (PAYLOAD_ENCRYPTION, PAYLOAD_ENCRYPTION_KEYS).
+    const client = new Client({ connection, namespace: temporal.namespace, dataConverter: dataConverterFor(loadPayloadEncryption(env)) });
     // "No record" for every session: whatever the last run ended in, start a new one. The workflow
     // itself refuses to redo a settled session, so this cannot fulfill anything twice.
     const noRecords = { getRecord: async () => null };

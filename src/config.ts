@@ -6,6 +6,7 @@ import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
 import type { TrustProxy } from './ingress/app';
 import { durationMs } from './shared/duration';
 import { parseStripeApiBase, type StripeApiBase } from './stripe/sessions';
+import { parseKeyEntries, type EncryptionKey, type PayloadEncryption } from './temporal/encryption';
 
 // Digits only: an empty PORT is a mistake, not "any free port" (write 0 for that).
 const port = z
@@ -74,6 +75,25 @@ const schema = z.object({
     .string()
     .default('1 hour')
     .refine((value) => isDurationWithin(value, 5 * 60_000, 30 * 86_400_000), 'must be a duration between 5 minutes and 30 days'),
+  PAYLOAD_ENCRYPTION: z.enum(['on', 'off'], { error: 'must be "on" or "off"' }).optional(),
+  PAYLOAD_ENCRYPTION_KEYS: z
+    .string()
+    .default('')
+    .transform((value, ctx) => {
+      const keys = parseKeyEntries(value);
+      if (typeof keys === 'string') {
+        ctx.addIssue({ code: 'custom', message: keys });
+        return z.NEVER;
+      }
+      return keys;
+    }),
+  CODEC_PORT: z.union([z.literal('off'), port], { error: 'must be a port number (0-65535) or "off"' }).default(8234),
+  CODEC_AUTH_TOKEN: optional.pipe(z.string().min(32, 'must be at least 32 characters (openssl rand -hex 32)').optional()),
+  CODEC_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((value) => value.split(',').map((origin) => origin.trim().replace(/\/$/, '')).filter(Boolean))
+    .refine((origins) => origins.every(isOrigin), 'must be comma-separated origins such as https://temporal-ui.example.com (scheme, host and port only)'),
   TRUST_PROXY: z
     .string()
     .default('loopback')
@@ -129,6 +149,23 @@ export interface Config {
     lookback: Duration;
     stuckAfter: Duration;
   };
+  /** On by default with a Temporal cluster; the embedded dev server stores plaintext unless keys are given. */
+  encryption: PayloadEncryption;
+  codec: CodecServerConfig;
+}
+
+/** The codec server: decodes payloads for the Temporal UI and CLI, for holders of the token only. */
+export interface CodecServerConfig {
+  /** Null: not served. */
+  port: number | null;
+  host: string;
+  /** Unset in `npm start`: one is made and kept in the data directory. */
+  token?: string;
+  /** The Temporal UI's origins, the only ones a browser may call it from. */
+  corsOrigins: string[];
+  keys: EncryptionKey[];
+  /** Whether `/encode` encrypts (PAYLOAD_ENCRYPTION), as the workers do. */
+  encrypt: boolean;
 }
 
 /** Which processes this one runs: both (`npm start`), or one of them when scaled out. */
@@ -168,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
     ...(parsed.success ? [] : parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`)),
     ...roleProblems(env, role),
   ];
+  const missingKeys = missingKeysProblem(env);
+  if (missingKeys) problems.push(missingKeys);
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
@@ -206,6 +245,71 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       lookback: e.RECONCILE_LOOKBACK as Duration,
       stuckAfter: e.RECONCILE_STUCK_AFTER as Duration,
     },
+    encryption: { keys: e.PAYLOAD_ENCRYPTION_KEYS, encrypt: encryptionMode(env) === 'on' },
+    codec: {
+      port: e.CODEC_PORT === 'off' ? null : e.CODEC_PORT,
+      host: e.HOST,
+      token: e.CODEC_AUTH_TOKEN,
+      // The embedded UI's own origins unless told otherwise.
+      corsOrigins:
+        e.CODEC_CORS_ORIGINS.length > 0 || e.TEMPORAL_ADDRESS
+          ? e.CODEC_CORS_ORIGINS
+          : [`http://127.0.0.1:${e.TEMPORAL_UI_PORT}`, `http://localhost:${e.TEMPORAL_UI_PORT}`],
+      keys: e.PAYLOAD_ENCRYPTION_KEYS,
+      encrypt: encryptionMode(env) === 'on',
+    },
+  };
+}
+
+function missingKeysProblem(env: NodeJS.ProcessEnv): string | undefined {
+  if (encryptionMode(env) === 'off' || env.PAYLOAD_ENCRYPTION_KEYS?.trim()) return undefined;
+  return (
+    'PAYLOAD_ENCRYPTION_KEYS: is required while payloads are encrypted, the default with a Temporal cluster (TEMPORAL_ADDRESS). ' +
+    'Generate a key with `npm run --silent encryption-key` and give every worker and ingress the same keys, ' +
+    'or set PAYLOAD_ENCRYPTION=off to store payloads in plaintext'
+  );
+}
+
+/** Payload encryption alone, as `loadConfig` reads it, for tools that talk to Temporal (redrive). */
+export function loadPayloadEncryption(env: NodeJS.ProcessEnv): PayloadEncryption {
+  const keys = loadSetting(env, 'PAYLOAD_ENCRYPTION_KEYS');
+  const missingKeys = missingKeysProblem(env);
+  if (missingKeys) throw new ConfigError([missingKeys]);
+  return { keys, encrypt: encryptionMode(env) === 'on' };
+}
+
+/** PAYLOAD_ENCRYPTION, or by default on when Temporal is a cluster (TEMPORAL_ADDRESS) or keys are given. */
+function encryptionMode(env: NodeJS.ProcessEnv): 'on' | 'off' {
+  if (env.PAYLOAD_ENCRYPTION === 'on' || env.PAYLOAD_ENCRYPTION === 'off') return env.PAYLOAD_ENCRYPTION;
+  return env.TEMPORAL_ADDRESS || env.PAYLOAD_ENCRYPTION_KEYS?.trim() ? 'on' : 'off';
+}
+
+const codecSchema = schema.pick({
+  HOST: true,
+  CODEC_PORT: true,
+  CODEC_AUTH_TOKEN: true,
+  CODEC_CORS_ORIGINS: true,
+  PAYLOAD_ENCRYPTION: true,
+  PAYLOAD_ENCRYPTION_KEYS: true,
+});
+
+/** The codec server's own process (`npm run codec-server`): the keys, a token and the UI's origins, nothing else. */
+export function loadCodecServerConfig(env: NodeJS.ProcessEnv = process.env): CodecServerConfig {
+  const parsed = codecSchema.safeParse(env);
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
+  if (!env.PAYLOAD_ENCRYPTION_KEYS) problems.push('PAYLOAD_ENCRYPTION_KEYS: is required (the same keys the workers and ingress use)');
+  if (!env.CODEC_AUTH_TOKEN) problems.push('CODEC_AUTH_TOKEN: is required (at least 32 characters: openssl rand -hex 32)');
+  if (!env.CODEC_CORS_ORIGINS) problems.push('CODEC_CORS_ORIGINS: is required (the Temporal UI\'s origin, e.g. https://temporal-ui.example.com)');
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const e = parsed.data;
+  if (e.CODEC_PORT === 'off') throw new ConfigError(['CODEC_PORT: the codec server needs a port']);
+  return {
+    port: e.CODEC_PORT,
+    host: e.HOST,
+    token: e.CODEC_AUTH_TOKEN,
+    corsOrigins: e.CODEC_CORS_ORIGINS,
+    keys: e.PAYLOAD_ENCRYPTION_KEYS,
+    encrypt: env.PAYLOAD_ENCRYPTION !== 'off',
   };
 }
 
@@ -235,9 +339,10 @@ export async function loadConfigToStart(env: NodeJS.ProcessEnv, role: Role): Pro
   const wanted: [string, string][] = [];
   if (role !== 'worker') wanted.push(['PORT', env.HOST || '127.0.0.1']);
   if (role === 'worker') wanted.push(['METRICS_PORT', env.HOST || '127.0.0.1']);
+  if (role === 'all' && env.PAYLOAD_ENCRYPTION_KEYS?.trim()) wanted.push(['CODEC_PORT', env.HOST || '127.0.0.1']);
   if (role === 'all' && !env.TEMPORAL_ADDRESS) wanted.push(['TEMPORAL_DEV_SERVER_PORT', '127.0.0.1'], ['TEMPORAL_UI_PORT', '127.0.0.1']);
   for (const [name, host] of wanted) {
-    const parsed = schema.shape[name as 'PORT' | 'METRICS_PORT'].safeParse(env[name]);
+    const parsed = schema.shape[name as 'PORT' | 'METRICS_PORT' | 'CODEC_PORT'].safeParse(env[name]);
     if (!parsed.success || typeof parsed.data !== 'number' || parsed.data === 0) continue; // reported above, off, or any free port
     if (await portInUse(parsed.data, host)) {
       problems.push(`${name}: ${host}:${parsed.data} is already in use by another process; stop it or choose another port`);
@@ -253,6 +358,15 @@ export function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
     server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
     server.listen(port, host, () => server.close(() => resolve(false)));
   });
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 function isDurationWithin(value: string, minMs: number, maxMs: number): boolean {

@@ -3,17 +3,21 @@
  *   npm start          everything: embedded Temporal dev server (unless TEMPORAL_ADDRESS), worker, ingress
  *   npm run worker     the fulfillment worker only (scale out: run several)
  *   npm run ingress    the HTTP ingress only (scale out: several behind a load balancer)
+ *   npm run codec-server  the codec server only: decrypts payloads for the Temporal UI and CLI
  */
-import { ConfigError, loadConfigToStart, StartupError, type Role } from './config';
+import { ConfigError, loadCodecServerConfig, loadConfigToStart, StartupError, type Role } from './config';
+import { createLogger } from './logger';
 import { loadFulfiller } from './fulfillment/load-fulfiller';
 import { freePort } from './net/free-port';
 import { stopOnSignals } from './shutdown';
 import { startStack } from './stack';
+import { startCodecServer } from './temporal/codec-server';
 import { installRuntimeWithMetrics } from './temporal/runtime';
 
 async function main(): Promise<void> {
-  const mode = (process.argv[2] ?? 'all') as Role;
-  if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker or ingress`);
+  const mode = (process.argv[2] ?? 'all') as Role | 'codec';
+  if (mode === 'codec') return runCodecServer();
+  if (!['all', 'worker', 'ingress'].includes(mode)) throw new Error(`unknown mode ${mode}: use all, worker, ingress or codec`);
   const config = await loadConfigToStart(process.env, mode);
   // The SDK's worker metrics, appended to this process's /metrics; before anything native starts.
   if (mode !== 'ingress') installRuntimeWithMetrics(await freePort());
@@ -23,6 +27,7 @@ async function main(): Promise<void> {
     worker: mode !== 'ingress',
     host: config.host,
     fulfiller: mode === 'ingress' ? undefined : loadFulfiller(),
+    codecServer: mode === 'all',
   });
 
   const lines = [`checkout-fulfillment (${mode})`];
@@ -35,12 +40,33 @@ async function main(): Promise<void> {
   if (stack.metricsServer) lines.push(`  Metrics:         ${stack.metricsServer.url}/metrics`);
   lines.push(`  Temporal:        ${stack.temporal.connectionOptions.address} (namespace ${stack.temporal.namespace}, task queue ${config.temporal.taskQueue})`);
   if (stack.temporal.embedded) lines.push(`  Temporal UI:     ${stack.temporal.embedded.uiUrl}`);
+  lines.push(`  Payloads:        ${config.encryption.encrypt ? `encrypted (key ${config.encryption.keys[0]!.id})` : 'not encrypted'}`);
+  if (stack.codecServer) {
+    const token = stack.codecServer.tokenFile ? `the token in ${stack.codecServer.tokenFile}` : 'CODEC_AUTH_TOKEN';
+    lines.push(`  Codec server:    ${stack.codecServer.url}   (operators sign in at /login with ${token})`);
+  }
   lines.push(`  Database:        ${stack.services.db.description}`);
   lines.push(`  Email:           ${stack.services.mailer.description}`);
   lines.push('  Ctrl-C stops everything.');
   console.log(lines.join('\n'));
 
   stopOnSignals('everything', () => stack.stop());
+}
+
+/** `npm run codec-server`: the codec server alone, for a cluster's Temporal UI. */
+async function runCodecServer(): Promise<void> {
+  const config = loadCodecServerConfig(process.env);
+  const server = await startCodecServer({ ...config, token: config.token! }, createLogger());
+  console.log(
+    [
+      'checkout-fulfillment (codec server)',
+      `  Codec server:    ${server.url}   (POST /decode, /encode; operators sign in at /login)`,
+      `  UI origins:      ${config.corsOrigins.join(', ')}`,
+      `  Keys:            ${config.keys.map((key) => key.id).join(', ')}${config.encrypt ? ` (encrypts with ${config.keys[0]!.id})` : ''}`,
+      '  Ctrl-C stops it.',
+    ].join('\n'),
+  );
+  stopOnSignals('the codec server', () => server.close());
 }
 
 main().catch((err: unknown) => {

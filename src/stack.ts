@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities';
@@ -8,6 +10,9 @@ import { createLogger } from './logger';
 import { serveMetrics } from './metrics-server';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
+import { keptSecret } from './secret-file';
+import { startCodecServer } from './temporal/codec-server';
+import { dataConverterFor } from './temporal/encryption';
 import { ensureReconcilerSchedule } from './temporal/reconciler-schedule';
 import { assertSearchAttributesRegistered } from './temporal/search-attributes';
 import { RECONCILER_SCHEDULE_ID } from '../workflows/definitions';
@@ -27,6 +32,8 @@ export interface StackOptions {
   host?: string;
   /** The merchant's fulfillment; default: the stock fulfiller. */
   fulfiller?: Fulfiller;
+  /** Serve the codec server (CODEC_PORT) when payloads are encrypted, and point the embedded UI at it (`npm start`). */
+  codecServer?: boolean;
 }
 
 export interface Stack {
@@ -37,6 +44,8 @@ export interface Stack {
   ingress?: RunningIngress;
   /** A worker-only process's /metrics server (METRICS_PORT); with an ingress, /metrics is the ingress's. */
   metricsServer?: RunningIngress;
+  /** The codec server, with where its token is kept when it was made here. */
+  codecServer?: RunningIngress & { tokenFile?: string };
   workers: Worker[];
   stop(): Promise<void>;
 }
@@ -47,7 +56,9 @@ export interface Stack {
  */
 export async function startStack(config: Config, options: StackOptions): Promise<Stack> {
   const logger = options.logger ?? createLogger();
-  const temporal = options.temporal ?? (await resolveTemporal(config));
+  // First, so the embedded UI can be pointed at it.
+  const codecServer = options.codecServer ? await startOwnCodecServer(config, logger) : undefined;
+  const temporal = options.temporal ?? (await resolveTemporal(config, codecServer?.url));
   let workerConnection: NativeConnection | undefined;
   if (options.worker) {
     // Checked before anything else opens, so a refusal leaves nothing behind.
@@ -57,12 +68,14 @@ export async function startStack(config: Config, options: StackOptions): Promise
     } catch (err) {
       await workerConnection.close();
       await temporal.embedded?.stop();
+      await codecServer?.close();
       throw err;
     }
   }
   const services = await openServices(config, options.fulfiller);
   const clientConnection = await Connection.connect(temporal.connectionOptions);
-  const client = new Client({ connection: clientConnection, namespace: temporal.namespace });
+  const dataConverter = dataConverterFor(config.encryption);
+  const client = new Client({ connection: clientConnection, namespace: temporal.namespace, dataConverter });
   // The only way into Temporal for webhooks, the landing page and the reconciler alike.
   const starter = new FulfillmentStarter(client, services.store, {
     taskQueue: config.temporal.taskQueue,
@@ -81,6 +94,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
       stripeReadsPerSecond: config.stripe.maxReadsPerSecond,
       cachedWorkflows: config.temporal.cachedWorkflows,
       workflowBundle: options.workflowBundle,
+      dataConverter,
     });
     const schedule = await ensureReconcilerSchedule(client, { ...config.reconciler, taskQueue: config.temporal.taskQueue });
     logger.info('Reconciler schedule', { scheduleId: RECONCILER_SCHEDULE_ID, state: schedule, every: config.reconciler.every ?? 'off' });
@@ -128,6 +142,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
     client,
     ingress,
     metricsServer,
+    codecServer,
     workers,
     stop() {
       // Ingress first (no new work), then the worker finishes what it holds, then the servers.
@@ -140,8 +155,21 @@ export async function startStack(config: Config, options: StackOptions): Promise
         await metricsServer?.close();
         await services.close();
         await temporal.embedded?.stop();
+        await codecServer?.close();
       })();
       return stopped;
     },
   };
+}
+
+/**
+ * `npm start`'s codec server, when payloads are encrypted: CODEC_AUTH_TOKEN, or a token made once
+ * and kept in the data directory.
+ */
+async function startOwnCodecServer(config: Config, logger: IngressLogger): Promise<Stack['codecServer']> {
+  if (config.codec.port === null || config.encryption.keys.length === 0) return undefined;
+  const tokenFile = config.codec.token ? undefined : path.join(config.dataDir, 'codec-token');
+  const token = config.codec.token ?? keptSecret(tokenFile!, () => randomBytes(32).toString('hex'));
+  const server = await startCodecServer({ ...config.codec, token }, logger);
+  return { ...server, tokenFile };
 }

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { keptSecret } from '../secret-file';
 import { requireClusterTools } from '../temporal/tools';
 import { startHaproxy } from './haproxy';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
@@ -216,10 +217,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
  * so a restart finds it. Every connection authenticates, even on loopback, as in production.
  */
 function clusterPassword(dir: string): string {
-  const file = path.join(dir, 'password');
-  fs.mkdirSync(dir, { recursive: true });
-  if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(18).toString('hex'), { mode: 0o600 });
-  return fs.readFileSync(file, 'utf8').trim();
+  return keptSecret(path.join(dir, 'password'), () => randomBytes(18).toString('hex'));
 }
 
 /** A connection string fit for printing: the password masked. */

@@ -20,15 +20,16 @@ export function remoteTemporal(address: string, defaultNamespace = 'default'): T
 /**
  * Where Temporal is: TEMPORAL_ADDRESS (a cluster or Temporal Cloud, with TLS and API key read by
  * the SDK's envconfig from TEMPORAL_TLS_*, TEMPORAL_API_KEY, or a TEMPORAL_PROFILE), or, when it
- * is unset, the embedded dev server started here.
+ * is unset, the embedded dev server started here (its UI pointed at `codecEndpoint`, if any).
  */
-export async function resolveTemporal(config: Config): Promise<TemporalTarget> {
+export async function resolveTemporal(config: Config, codecEndpoint?: string): Promise<TemporalTarget> {
   if (config.temporal.address) return remoteTemporal(config.temporal.address, config.temporal.namespace);
   const embedded = await startEmbeddedDevServer({
     dataDir: config.dataDir,
     namespace: config.temporal.namespace,
     port: config.temporal.devServerPort,
     uiPort: config.temporal.uiPort,
+    codecEndpoint,
   });
   return { namespace: config.temporal.namespace, connectionOptions: { address: embedded.address }, embedded };
 }

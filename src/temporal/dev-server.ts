@@ -17,6 +17,8 @@ export interface EmbeddedDevServerOptions {
   namespace: string;
   port: number;
   uiPort: number;
+  /** The codec server the UI asks to decode payloads (when they are encrypted). */
+  codecEndpoint?: string;
 }
 
 export interface EmbeddedDevServer {
@@ -48,7 +50,11 @@ export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions):
       uiPort: options.uiPort,
       // Registered at start, so operators can filter on them from the first execution.
       searchAttributes: SEARCH_ATTRIBUTE_KEYS,
-      extraArgs: [...SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]), '--dynamic-config-value', EAGER_ACTIVITIES],
+      extraArgs: [
+        ...SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
+        ...['--dynamic-config-value', EAGER_ACTIVITIES],
+        ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
+      ],
     },
   });
   return {

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { stripeActivities, type Activities } from '../../activities';
 import { stripeTaskQueue } from '../../workflows/definitions';
@@ -18,6 +19,8 @@ export interface FulfillmentWorkerOptions {
   cachedWorkflows: number;
   /** Pre-bundled workflow code (tests bundle once per file); otherwise `workflows/` is bundled now. */
   workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Payload encryption (`dataConverterFor`); a pre-built bundle must carry the same failure converter. */
+  dataConverter?: DataConverter;
 }
 
 /**
@@ -25,7 +28,10 @@ export interface FulfillmentWorkerOptions {
  * queue, and retrieve-session on the rate-limited Stripe queue.
  */
 export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions): Promise<Worker[]> {
-  const { connection, namespace, taskQueue, activities } = options;
+  const { connection, namespace, taskQueue, activities, dataConverter } = options;
+  const workflowBundle =
+    options.workflowBundle ??
+    (await bundleWorkflows(require.resolve('../../workflows'), { failureConverterPath: dataConverter?.failureConverterPath }));
   return Promise.all([
     Worker.create({
       connection,
@@ -33,7 +39,8 @@ export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions
       taskQueue,
       activities: withoutStripeReads(activities),
       maxCachedWorkflows: options.cachedWorkflows,
-      workflowBundle: options.workflowBundle ?? (await bundleWorkflows(require.resolve('../../workflows'))),
+      workflowBundle,
+      dataConverter,
     }),
     Worker.create({
       connection,
@@ -42,6 +49,7 @@ export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions
       activities: stripeActivities(activities),
       // Enforced by the server for the whole task queue, however many workers poll it.
       maxTaskQueueActivitiesPerSecond: options.stripeReadsPerSecond,
+      dataConverter,
     }),
   ]);
 }
@@ -53,13 +61,18 @@ function withoutStripeReads(activities: Activities): Partial<Activities> {
 }
 
 /**
- * Bundles deterministic workflow code for the worker's sandbox, printing only warnings and errors
+ * Bundles deterministic workflow code for the worker's sandbox (with the failure converter that
+ * encodes failures, when payloads are encrypted), printing only warnings and errors
  * (not webpack's report). It runs in a short-lived child process: webpack's memory leaves with it
  * instead of staying in this long-lived process's heap (docs/benchmarks.md). (Not a worker thread:
  * the bundler's native compiler does not survive being loaded by a second thread.)
  */
-export async function bundleWorkflows(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
-  const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', BUNDLER, require.resolve('@temporalio/worker'), workflowsPath], {
+export async function bundleWorkflows(
+  workflowsPath: string,
+  options: { failureConverterPath?: string } = {},
+): Promise<WorkflowBundleWithSourceMap> {
+  const args = [require.resolve('@temporalio/worker'), workflowsPath, options.failureConverterPath ?? ''];
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, ['-e', BUNDLER, ...args], {
     maxBuffer: 256 * 1024 * 1024,
   });
   if (stderr.trim()) console.warn(stderr.trim());
@@ -70,7 +83,7 @@ const BUNDLER = `
 const { bundleWorkflowCode } = require(process.argv[1]);
 const quiet = () => undefined;
 const logger = { log: quiet, trace: quiet, debug: quiet, info: quiet, warn: (m) => console.error(m), error: (m) => console.error(m) };
-bundleWorkflowCode({ workflowsPath: process.argv[2], logger })
+bundleWorkflowCode({ workflowsPath: process.argv[2], failureConverterPath: process.argv[3] || undefined, logger })
   .then((bundle) => process.stdout.write(JSON.stringify(bundle)))
   .catch((err) => { console.error(err); process.exit(1); });
 `;

@@ -7,6 +7,7 @@ import { loadConfig } from '../../src/config';
 import { createMemoryLogger } from '../../src/logger';
 import { startStack, type Stack, type StackOptions } from '../../src/stack';
 import { startStripeEmulator, type StripeEmulator, type EmulatedSession } from '../../src/stripe/emulator';
+import { FAILURE_CONVERTER_PATH } from '../../src/temporal/encryption';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { startSmtpServer } from './smtp-server';
 import { bundleWorkflows, createDevServerEnv } from './temporal-env';
@@ -23,12 +24,14 @@ export interface ProductSurroundings {
 
 /**
  * What the product runs against in an integration test, started side by side: a dev server (with
- * our search attributes unless told otherwise), the bundled workflows, the Stripe emulator and SMTP.
+ * our search attributes unless told otherwise), the bundled workflows (for encrypted payloads when
+ * told), the Stripe emulator and SMTP.
  */
-export async function startSurroundings({ searchAttributes = true } = {}): Promise<ProductSurroundings> {
+export async function startSurroundings({ searchAttributes = true, encrypted = false } = {}): Promise<ProductSurroundings> {
   const [env, bundle, emulator, smtp] = await Promise.all([
     createDevServerEnv(searchAttributes ? { searchAttributes: SEARCH_ATTRIBUTE_KEYS } : {}),
-    bundleWorkflows(require.resolve('../../workflows')),
+    // With payload encryption, the workflow sandbox carries the failure converter too.
+    bundleWorkflows(require.resolve('../../workflows'), { failureConverterPath: encrypted ? FAILURE_CONVERTER_PATH : undefined }),
     startStripeEmulator(),
     startSmtpServer(),
   ]);
@@ -104,7 +107,7 @@ export async function startProduct(
   settings: Record<string, string> = {},
   options: Partial<StackOptions> = {},
 ): Promise<ProductSurroundings & { stack: TestStack }> {
-  const surroundings = await startSurroundings();
+  const surroundings = await startSurroundings({ encrypted: Boolean(settings.PAYLOAD_ENCRYPTION_KEYS) });
   const { env, emulator, smtp, bundle } = surroundings;
   const stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: settings }, options).catch(
     async (err: unknown) => {

@@ -166,7 +166,8 @@ test('when the fulfiller gave up and the merchant fixed the cause, then `npm run
 
   discontinuedRestocked = true;
   const { stdout } = await promisify(execFile)('npx', ['tsx', 'scripts/redrive.ts', session.id], {
-    env: { ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: 'fulfillment' },
+    // As the stack here runs: payloads in plaintext.
+    env: { ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_TASK_QUEUE: 'fulfillment', PAYLOAD_ENCRYPTION: 'off' },
   });
 
   expect(stdout).toContain(`${session.id}: running`);

@@ -1,7 +1,10 @@
 import net from 'node:net';
-import { ConfigError, loadConfig, loadConfigToStart } from '../../src/config';
+import { ConfigError, loadCodecServerConfig, loadConfig, loadConfigToStart } from '../../src/config';
+import { newKeyEntry } from '../../src/temporal/encryption';
 
 const valid = { STRIPE_SECRET_KEY: 'sk_test_abc', STRIPE_WEBHOOK_SECRET: 'whsec_one' };
+const KEY = newKeyEntry('k1');
+const OLD_KEY = newKeyEntry('k0');
 
 describe('loadConfig', () => {
   test('when only the Stripe secrets are set, then everything else has embedded defaults', () => {
@@ -40,7 +43,7 @@ describe('loadConfig', () => {
   });
 
   test('when no webhook secret is set, then a worker starts but the ingress is refused', () => {
-    const split = { STRIPE_SECRET_KEY: 'sk_test_abc', TEMPORAL_ADDRESS: 'temporal:7233', DATABASE_URL: 'postgres://db/x' };
+    const split = { STRIPE_SECRET_KEY: 'sk_test_abc', TEMPORAL_ADDRESS: 'temporal:7233', DATABASE_URL: 'postgres://db/x', PAYLOAD_ENCRYPTION_KEYS: KEY };
     expect(loadConfig(split, 'worker').stripe.webhookSecrets).toEqual([]);
     expect(() => loadConfig(split, 'ingress')).toThrow(/STRIPE_WEBHOOK_SECRET: is required/);
   });
@@ -116,9 +119,76 @@ describe('loadConfig', () => {
         `TEMPORAL_DEV_SERVER_PORT: 127.0.0.1:${taken} is already in use by another process; stop it or choose another port`,
       ]);
       // Against a remote Temporal the local port is not ours to check.
-      await expect(loadConfigToStart({ ...valid, TEMPORAL_ADDRESS: `127.0.0.1:${taken}`, PORT: '0' }, 'all')).resolves.toBeDefined();
+      await expect(loadConfigToStart({ ...valid, TEMPORAL_ADDRESS: `127.0.0.1:${taken}`, PORT: '0', PAYLOAD_ENCRYPTION: 'off' }, 'all')).resolves.toBeDefined();
     } finally {
       squatter.close();
     }
+  });
+});
+
+describe('payload encryption settings', () => {
+  test('when Temporal is the embedded dev server and no key is given, then payloads are not encrypted', () => {
+    expect(loadConfig(valid).encryption).toEqual({ keys: [], encrypt: false });
+  });
+
+  test('when Temporal is a cluster, then encryption is on and a key is required, with the way to make one or to turn it off', () => {
+    let error: unknown;
+    try {
+      loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233' });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^PAYLOAD_ENCRYPTION_KEYS: is required .*npm run --silent encryption-key.*PAYLOAD_ENCRYPTION=off/)]);
+    expect(loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION: 'off' }).encryption).toEqual({ keys: [], encrypt: false });
+    const on = loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION_KEYS: `${KEY},${OLD_KEY}` }).encryption;
+    expect(on.encrypt).toBe(true);
+    expect(on.keys.map((key) => key.id)).toEqual(['k1', 'k0']);
+    expect(on.keys[0]!.secret).toHaveLength(32);
+  });
+
+  test('when keys are given to the embedded setup, then it encrypts; PAYLOAD_ENCRYPTION=off keeps them for reading only', () => {
+    expect(loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY }).encryption.encrypt).toBe(true);
+    const off = loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY, PAYLOAD_ENCRYPTION: 'off' }).encryption;
+    expect(off.encrypt).toBe(false);
+    expect(off.keys).toHaveLength(1);
+    expect(() => loadConfig({ ...valid, PAYLOAD_ENCRYPTION: 'on' })).toThrow(/PAYLOAD_ENCRYPTION_KEYS: is required/);
+  });
+
+  test.each([
+    ['k1', /PAYLOAD_ENCRYPTION_KEYS: entry 1 must be <key id>:<base64 key>/],
+    ['bad id:' + Buffer.alloc(32).toString('base64'), /entry 1 must be <key id>:<base64 key>/],
+    ['k1:' + Buffer.alloc(16, 7).toString('base64'), /key "k1" must be 32 bytes in base64/],
+    ['k1:not base64 at all!', /key "k1" must be 32 bytes/],
+    [`${KEY},${KEY}`, /key ID "k1" appears twice/],
+  ])('when PAYLOAD_ENCRYPTION_KEYS is %j, then it is refused without quoting a key', (value, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: value });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).message).toMatch(message);
+    const secret = value.split(',')[0]!.split(':')[1];
+    if (secret) expect((error as ConfigError).message).not.toContain(secret);
+  });
+
+  test('when the codec server is configured, then its port, token and the UI origins are kept; the embedded UI is allowed by default', () => {
+    const embedded = loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY }).codec;
+    expect(embedded).toEqual(expect.objectContaining({ port: 8234, token: undefined, corsOrigins: ['http://127.0.0.1:8233', 'http://localhost:8233'] }));
+    const token = 'x'.repeat(40);
+    const cluster = loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY, TEMPORAL_ADDRESS: 't:7233', CODEC_AUTH_TOKEN: token, CODEC_CORS_ORIGINS: 'https://ui.example.com/' }).codec;
+    expect(cluster).toEqual(expect.objectContaining({ token, corsOrigins: ['https://ui.example.com'] }));
+    expect(() => loadConfig({ ...valid, CODEC_AUTH_TOKEN: 'short' })).toThrow(/CODEC_AUTH_TOKEN: must be at least 32 characters/);
+    expect(() => loadConfig({ ...valid, CODEC_CORS_ORIGINS: 'https://ui.example.com/path' })).toThrow(/CODEC_CORS_ORIGINS: must be comma-separated origins/);
+  });
+
+  test('when the codec server runs as its own process, then it needs the keys, a token and the UI origins, and nothing of Stripe', () => {
+    expect(() => loadCodecServerConfig({})).toThrow(
+      expect.objectContaining({
+        problems: [expect.stringMatching(/^PAYLOAD_ENCRYPTION_KEYS/), expect.stringMatching(/^CODEC_AUTH_TOKEN/), expect.stringMatching(/^CODEC_CORS_ORIGINS/)],
+      }),
+    );
+    const config = loadCodecServerConfig({ PAYLOAD_ENCRYPTION_KEYS: KEY, CODEC_AUTH_TOKEN: 't'.repeat(32), CODEC_CORS_ORIGINS: 'http://127.0.0.1:8080' });
+    expect(config).toEqual(expect.objectContaining({ port: 8234, encrypt: true, corsOrigins: ['http://127.0.0.1:8080'] }));
   });
 });
