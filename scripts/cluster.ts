@@ -6,8 +6,9 @@
  *
  * It needs the product's own settings (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, optionally
  * SMTP_URL, STRIPE_API_BASE, ...), passed on to the worker and ingress processes, and takes its
- * ports from CLUSTER_PROXY_PORT, CLUSTER_INGRESS_PORTS, CLUSTER_TEMPORAL_PORT, CLUSTER_UI_PORT and
- * CLUSTER_POSTGRES_PORT (defaults beside `npm start`'s, so both can run at once).
+ * ports from CLUSTER_PROXY_PORT, CLUSTER_INGRESS_PORTS, CLUSTER_TEMPORAL_PORT, CLUSTER_UI_PORT,
+ * CLUSTER_CODEC_PORT and CLUSTER_POSTGRES_PORT (defaults beside `npm start`'s, so both can run at
+ * once). Payloads are encrypted with PAYLOAD_ENCRYPTION_KEYS, or keys made on first start.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ import { ConfigError, loadConfig, loadSetting, portInUse } from '../src/config';
 import { TEMPORAL_MAX_PORT } from '../src/cluster/temporal-server';
 import { startCluster, withoutPassword, type ClusterPorts } from '../src/cluster/topology';
 import { stopOnSignals } from '../src/shutdown';
+import { newKeyEntry } from '../src/temporal/encryption';
 
 const portList = z
   .string()
@@ -30,6 +32,7 @@ const clusterSchema = z.object({
     .max(TEMPORAL_MAX_PORT - 13, `must leave room for 14 ports below ${TEMPORAL_MAX_PORT + 1} (Temporal stores them as smallint)`)
     .default(7400),
   CLUSTER_UI_PORT: z.coerce.number().int().min(1).max(65535).default(8480),
+  CLUSTER_CODEC_PORT: z.coerce.number().int().min(1).max(65535).default(8481),
   CLUSTER_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5440),
   CLUSTER_WORKERS: z.coerce.number().int().min(1).max(8).default(2),
 });
@@ -41,7 +44,8 @@ async function main(): Promise<void> {
   // The worker and ingress processes' own settings, checked before anything starts (Temporal and the database are ours).
   for (const role of ['worker', 'ingress'] as const) {
     try {
-      loadConfig({ ...env, TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://cluster/checkout' }, role);
+      const ours = { TEMPORAL_ADDRESS: '127.0.0.1:1', DATABASE_URL: 'postgres://cluster/checkout', PAYLOAD_ENCRYPTION_KEYS: env.PAYLOAD_ENCRYPTION_KEYS || newKeyEntry() };
+      loadConfig({ ...env, ...ours }, role);
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       for (const problem of err.problems) if (!problems.includes(problem)) problems.push(problem);
@@ -54,9 +58,10 @@ async function main(): Promise<void> {
     ingress: c.CLUSTER_INGRESS_PORTS,
     temporal: c.CLUSTER_TEMPORAL_PORT,
     ui: c.CLUSTER_UI_PORT,
+    codec: c.CLUSTER_CODEC_PORT,
     postgres: c.CLUSTER_POSTGRES_PORT,
   };
-  const wanted = [ports.proxy, ...ports.ingress, ...Array.from({ length: 14 }, (_, i) => ports.temporal + i), ports.ui, ports.postgres];
+  const wanted = [ports.proxy, ...ports.ingress, ...Array.from({ length: 14 }, (_, i) => ports.temporal + i), ports.ui, ports.codec, ports.postgres];
   const taken = [];
   for (const port of wanted) if (await portInUse(port)) taken.push(port);
   if (taken.length > 0) {
@@ -81,6 +86,7 @@ async function main(): Promise<void> {
       `  Landing page:    ${cluster.proxyUrl}/after-checkout?session_id={CHECKOUT_SESSION_ID}`,
       `  Status API:      ${cluster.proxyUrl}/api/fulfillments/{CHECKOUT_SESSION_ID}`,
       `  Temporal UI:     ${cluster.uiUrl}`,
+      `  Codec server:    ${cluster.codecUrl}   (sign in at /login with the token in ${cluster.secrets.codecToken}; payload keys in ${env.PAYLOAD_ENCRYPTION_KEYS ? 'PAYLOAD_ENCRYPTION_KEYS' : cluster.secrets.payloadKeys})`,
       `  Temporal:        ${cluster.temporalAddress} (server on PostgreSQL, namespace default)`,
       `  PostgreSQL:      ${withoutPassword(cluster.databaseUrl)}   (password in ${path.join(dataDir, 'postgres', 'password')})`,
       `  Processes:       ${cluster.apps.map((app) => `${app.name} (pid ${app.process.child.pid})`).join(', ')}`,

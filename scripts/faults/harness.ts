@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { Client, Connection } from '@temporalio/client';
-import { freeClusterPorts, startCluster, type Cluster } from '../../src/cluster/topology';
+import { clusterSecretValues, freeClusterPorts, startCluster, type Cluster } from '../../src/cluster/topology';
 import { loadConfig } from '../../src/config';
 import { loadFulfiller } from '../../src/fulfillment/load-fulfiller';
 import { freePort } from '../../src/net/free-port';
@@ -82,8 +82,8 @@ export async function startClusterHarness(): Promise<Harness> {
     client: new Client({ connection, namespace: 'default' }),
     store: new FulfillmentStore(db),
     logLines,
-    // The database password is the cluster's own (in the connection string the app processes get).
-    secrets: [SECRET_KEY, WEBHOOK_SECRET, SMTP_PASSWORD, decodeURIComponent(new URL(cluster.databaseUrl).password)],
+    // Plus the cluster's own: the database password, the payload keys and the codec server's token.
+    secrets: [SECRET_KEY, WEBHOOK_SECRET, SMTP_PASSWORD, ...clusterSecretValues(cluster)],
     async close() {
       await connection.close().catch(() => undefined);
       await db.close().catch(() => undefined);

@@ -10,6 +10,7 @@ import { startHaproxy } from './haproxy';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
 import { startProcess, waitForPort, type ManagedProcess } from './processes';
 import { freePort, freePortRange } from '../net/free-port';
+import { newKeyEntry } from '../temporal/encryption';
 import {
   registerNamespace,
   setupTemporalSchemas,
@@ -44,6 +45,8 @@ export interface ClusterPorts {
   /** The Temporal frontend (gRPC); the server's other services take the next 13 ports. */
   temporal: number;
   ui: number;
+  /** The codec server the UI decodes payloads through. */
+  codec: number;
   postgres: number;
 }
 
@@ -54,6 +57,7 @@ export async function freeClusterPorts(): Promise<ClusterPorts> {
     ingress: [await freePort(), await freePort()],
     temporal: await freePortRange(14, TEMPORAL_MAX_PORT),
     ui: await freePort(),
+    codec: await freePort(),
     postgres: await freePort(),
   };
 }
@@ -82,6 +86,10 @@ export interface AppProcess {
 export interface Cluster {
   proxyUrl: string;
   uiUrl: string;
+  /** Where operators sign in (`/login`) so the UI shows decrypted payloads. */
+  codecUrl: string;
+  /** The files holding the payload keys and the codec server's token, made on first start. */
+  secrets: { payloadKeys: string; codecToken: string };
   temporalAddress: string;
   databaseUrl: string;
   apps: AppProcess[];
@@ -96,9 +104,9 @@ export interface Cluster {
 /**
  * The production topology on loopback, from the provisioned tools: PostgreSQL; the Temporal
  * server on it (schemas set up or upgraded, namespace registered, search attributes registered
- * through `npm run temporal:setup`); the Web UI server; worker and ingress processes
- * (`npm run worker`, `npm run ingress`) sharing the app's database; HAProxy in front of the
- * ingress processes. Started in dependency order, stopped in reverse.
+ * through `npm run temporal:setup`); the codec server (`npm run codec-server`) and the Web UI
+ * server decoding through it; worker and ingress processes (`npm run worker`, `npm run ingress`)
+ * sharing the app's database, their payloads encrypted; HAProxy in front of the ingress processes. Started in dependency order, stopped in reverse.
  */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const tools = requireClusterTools();
@@ -139,17 +147,41 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: NAMESPACE },
     });
 
+    // Payloads are encrypted, as in production: keys made once and kept beside the data, unless given.
+    const secrets = { payloadKeys: path.join(dataDir, 'secrets', 'payload-keys'), codecToken: path.join(dataDir, 'secrets', 'codec-token') };
+    const payloadKeys = options.appEnv.PAYLOAD_ENCRYPTION_KEYS || keptSecret(secrets.payloadKeys, () => newKeyEntry('cluster-1'));
+    const codecToken = keptSecret(secrets.codecToken, () => randomBytes(32).toString('hex'));
+    const uiUrl = `http://127.0.0.1:${ports.ui}`;
+    const codec = startProcess(process.execPath, [...APP_NODE_ARGS, 'codec'], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        HOST: '127.0.0.1',
+        CODEC_PORT: String(ports.codec),
+        CODEC_AUTH_TOKEN: codecToken,
+        CODEC_CORS_ORIGINS: uiUrl,
+        PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
+        ...(options.appEnv.PAYLOAD_ENCRYPTION ? { PAYLOAD_ENCRYPTION: options.appEnv.PAYLOAD_ENCRYPTION } : {}),
+      },
+      onLine: (line) => log('codec', line),
+    });
+    started.push({ name: 'codec', stop: () => codec.stop() });
+    await waitForPort(ports.codec, codec.child, 120_000);
+    const codecUrl = `http://127.0.0.1:${ports.codec}`;
+
     const ui = await startUiServer({
       tools,
       dir: path.join(dataDir, 'ui'),
       port: ports.ui,
       temporalAddress: temporal.address,
+      codecEndpoint: codecUrl,
       onLine: (line) => log('ui', line),
     });
     started.push({ name: 'ui', stop: ui.stop });
 
     const appEnv: NodeJS.ProcessEnv = {
       ...options.appEnv,
+      PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: NAMESPACE,
       DATABASE_URL: postgres.url(APP_DATABASE),
@@ -185,6 +217,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     return {
       proxyUrl: proxy.url,
       uiUrl: ui.url,
+      codecUrl,
+      secrets,
       temporalAddress: temporal.address,
       databaseUrl: postgres.url(APP_DATABASE),
       apps,
@@ -218,6 +252,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
  */
 function clusterPassword(dir: string): string {
   return keptSecret(path.join(dir, 'password'), () => randomBytes(18).toString('hex'));
+}
+
+/** Every secret value the cluster made (database password, payload keys, codec token): for checks that no log line quotes one. */
+export function clusterSecretValues(cluster: Pick<Cluster, 'secrets' | 'databaseUrl'>): string[] {
+  const keys = fs.existsSync(cluster.secrets.payloadKeys) ? fs.readFileSync(cluster.secrets.payloadKeys, 'utf8') : '';
+  return [
+    decodeURIComponent(new URL(cluster.databaseUrl).password),
+    ...keys.split(',').map((entry) => entry.trim().split(':')[1]).filter((secret): secret is string => Boolean(secret)),
+    fs.readFileSync(cluster.secrets.codecToken, 'utf8').trim(),
+  ];
 }
 
 /** A connection string fit for printing: the password masked. */

@@ -9,6 +9,8 @@ export async function startUiServer(options: {
   dir: string;
   port: number;
   temporalAddress: string;
+  /** The codec server; the browser sends it the operator's session cookie (cross-origin credentials). */
+  codecEndpoint?: string;
   onLine?: (line: string) => void;
 }): Promise<{ url: string; process: ManagedProcess; stop(): Promise<void> }> {
   const configDir = path.join(options.dir, 'config');
@@ -25,7 +27,15 @@ refreshInterval: 1m
 cors:
   allowOrigins:
     - http://127.0.0.1:${options.port}
-`,
+${
+  options.codecEndpoint
+    ? `codec:
+  endpoint: ${options.codecEndpoint}
+  passAccessToken: false
+  includeCredentials: true
+`
+    : ''
+}`,
   );
   const proc = startProcess(options.tools.uiServer, ['--root', options.dir, '--config', 'config', '--env', 'cluster', 'start'], {
     onLine: options.onLine,

@@ -136,7 +136,7 @@ export function startCodecServer(config: CodecServerConfig & { token: string }, 
   return listen(app, config.port ?? 0, config.host);
 }
 
-interface JsonPayload {
+export interface JsonPayload {
   metadata?: Record<string, string>;
   data?: string;
 }
@@ -163,7 +163,8 @@ function parsePayloads(body: unknown): Payload[] | string {
   return parsed;
 }
 
-function toJsonPayload(payload: Payload): JsonPayload {
+/** A payload as the codec protocol's JSON carries it. */
+export function toJsonPayload(payload: Payload): JsonPayload {
   return {
     metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value).toString('base64')])),
     data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { loadConfig } from '../../src/config';
@@ -13,6 +14,7 @@ import { startSmtpServer } from './smtp-server';
 import { bundleWorkflows, createDevServerEnv } from './temporal-env';
 import { checkoutEventPayload, postSignedWebhook, type PostOptions } from '../../src/stripe/signed-events';
 import { newSessionId } from '../fixtures/sessions';
+import { eventually } from './eventually';
 
 export interface ProductSurroundings {
   env: TestWorkflowEnvironment;
@@ -144,6 +146,31 @@ export function emulatedSession(overrides: Partial<EmulatedSession> = {}): Emula
 }
 
 export const eventPayload = checkoutEventPayload;
+
+/**
+ * A paid session whose receipt the mail server refuses (quoting the address, as mail servers do):
+ * waits until its pending receipt activity has a last failure that satisfies `ready`, and returns
+ * it raw, as Temporal keeps it. The mail server accepts again before this returns.
+ */
+export async function refusedReceiptFailure(
+  product: Pick<ProductSurroundings, 'env' | 'emulator' | 'smtp'> & { stack: TestStack },
+  session: EmulatedSession,
+  ready: (failure: temporal.api.failure.v1.IFailure) => boolean,
+): Promise<temporal.api.failure.v1.IFailure> {
+  product.emulator.put(session);
+  product.smtp.refuseRecipients(true);
+  try {
+    await postWebhook(product.stack.ingress!.url, eventPayload('checkout.session.completed', session.id));
+    const failure = await eventually(
+      async () => (await product.env.client.workflow.getHandle(session.id).describe()).raw.pendingActivities?.[0]?.lastFailure,
+      (failure) => Boolean(failure && ready(failure)),
+      { timeoutMs: 30_000 },
+    );
+    return failure!;
+  } finally {
+    product.smtp.refuseRecipients(false);
+  }
+}
 
 /** Posts a webhook signed with the stack's primary secret unless told otherwise. */
 export function postWebhook(baseUrl: string, payload: string, options: Partial<PostOptions> = {}) {

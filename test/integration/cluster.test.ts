@@ -7,10 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { freeClusterPorts, startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/topology';
+import { clusterSecretValues, freeClusterPorts, startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/topology';
 import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
 import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
 import { checkoutEventPayload, deliverLikeStripe, type StripeLikeDelivery } from '../../src/stripe/signed-events';
+import type { Payload } from '@temporalio/common';
+import { toJsonPayload } from '../../src/temporal/codec-server';
+import { ENCRYPTED_ENCODING } from '../../src/temporal/encryption';
 import { RECONCILER_SCHEDULE_ID } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
 import { startSmtpServer } from '../helpers/smtp-server';
@@ -134,6 +137,36 @@ test('when a paid session completes, then it is fulfilled once through the proxy
   const delivery = await send('checkout.session.completed', session.id);
   expect(delivery).toEqual({ delivered: true, attempts: [200], sentAt: [expect.any(Number)] });
   await expectFulfilledExactlyOnce([session]);
+});
+
+test('when payloads cross the cluster, then Temporal stores ciphertext, and its UI decodes through the codec server for a signed-in operator', async () => {
+  const session = emulatedSession();
+  emulator.put(session);
+  expect((await send('checkout.session.completed', session.id)).delivered).toBe(true);
+  await expectFulfilledExactlyOnce([session]);
+  const started = (await client.workflow.getHandle(session.id).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;
+  const input = started.input!.payloads![0]!;
+  expect(Buffer.from(input.metadata!.encoding!).toString()).toBe(ENCRYPTED_ENCODING);
+  expect(Buffer.from(input.data!).toString('latin1')).not.toContain(session.id);
+
+  const settings = (await (await fetch(`${cluster.uiUrl}/api/v1/settings`)).json()) as { Codec: { Endpoint: string; IncludeCredentials: boolean } };
+  expect(settings.Codec).toEqual(expect.objectContaining({ Endpoint: cluster.codecUrl, IncludeCredentials: true }));
+
+  const token = fs.readFileSync(cluster.secrets.codecToken, 'utf8').trim();
+  const signedIn = await fetch(`${cluster.codecUrl}/login`, { method: 'POST', body: new URLSearchParams({ token }) });
+  const cookie = signedIn.headers.get('set-cookie')!.split(';')[0]!;
+  const decode = (headers: Record<string, string>) =>
+    fetch(`${cluster.codecUrl}/decode`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: cluster.uiUrl, ...headers },
+      body: JSON.stringify({ payloads: [toJsonPayload(input as Payload)] }),
+    });
+  expect((await decode({})).status).toBe(401);
+  const decoded = await decode({ Cookie: cookie });
+  expect(decoded.status).toBe(200);
+  expect(decoded.headers.get('access-control-allow-origin')).toBe(cluster.uiUrl);
+  const [payload] = ((await decoded.json()) as { payloads: { data: string }[] }).payloads;
+  expect(JSON.parse(Buffer.from(payload!.data, 'base64').toString())).toEqual(expect.objectContaining({ sessionId: session.id }));
 });
 
 test('when a delayed payment succeeds later, then it waits awaiting_payment and is fulfilled on the event', async () => {
@@ -305,7 +338,8 @@ test('when the whole cluster is stopped and started again, then a waiting workfl
 test('when every process has logged a whole run, then no secret and no customer data appears in any line', () => {
   expect(logLines.length).toBeGreaterThan(100);
   const customers = [...emulator.sessions.values()].flatMap((session) => [session.customerEmail, session.customerName]).filter(Boolean);
-  const secrets = ['sk_test_cluster', WEBHOOK_SECRET, ...new Set(customers as string[])];
+  const secrets = ['sk_test_cluster', WEBHOOK_SECRET, ...clusterSecretValues(cluster), ...new Set(customers as string[])];
+  expect(clusterSecretValues(cluster).every((secret) => secret.length >= 16)).toBe(true);
   const leaks = logLines.filter((line) => secrets.some((secret) => line.includes(secret)));
   expect(leaks).toEqual([]);
 });

@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { toJsonPayload } from '../../src/temporal/codec-server';
 import { startEmbeddedDevServer } from '../../src/temporal/dev-server';
 import { ENCRYPTED_ENCODING, newKeyEntry } from '../../src/temporal/encryption';
 import { resolveTools } from '../../src/temporal/tools';
 import { eventually } from '../helpers/eventually';
-import { emulatedSession, eventPayload, postWebhook, startProduct, type TestStack } from '../helpers/stack';
+import { emulatedSession, eventPayload, postWebhook, refusedReceiptFailure, startProduct, type TestStack } from '../helpers/stack';
 import { freePort } from '../../src/net/free-port';
 import { fulfillmentQuery } from '../../workflows/definitions';
 
@@ -54,16 +55,12 @@ function payloadsIn(value: unknown, where = ''): { where: string; payload: RawPa
 }
 
 const encodingOf = (payload: RawPayload) => Buffer.from(payload.metadata!.encoding!).toString('utf8');
-const asJson = (payload: RawPayload) => ({
-  metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([key, value]) => [key, Buffer.from(value).toString('base64')])),
-  data: Buffer.from(payload.data ?? new Uint8Array()).toString('base64'),
-});
 
 function decodeViaCodecServer(payloads: RawPayload[], headers: Record<string, string> = { Authorization: `Bearer ${TOKEN}` }) {
   return fetch(`${codecUrl}/decode`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...headers },
-    body: JSON.stringify({ payloads: payloads.map(asJson) }),
+    body: JSON.stringify({ payloads: payloads.map(toJsonPayload) }),
   });
 }
 
@@ -102,30 +99,18 @@ test('when a session is fulfilled, then every payload Temporal stores is ciphert
 });
 
 test('when an activity keeps failing, then Temporal keeps "Encoded failure" and the message opens only through the codec server', async () => {
-  const session = emulatedSession(CUSTOMER);
-  surroundings.emulator.put(session);
-  surroundings.smtp.refuseRecipients(true);
-  try {
-    await postWebhook(stack.ingress!.url, eventPayload('checkout.session.completed', session.id));
-    const lastFailure = await eventually(
-      async () => (await env.client.workflow.getHandle(session.id).describe()).raw.pendingActivities?.[0]?.lastFailure,
-      (failure) => Boolean(failure?.encodedAttributes),
-      { timeoutMs: 30_000 },
-    );
-    expect(lastFailure!.message).toBe('Encoded failure');
-    expect(lastFailure!.stackTrace ?? '').toBe('');
-    const encoded = lastFailure!.encodedAttributes as RawPayload;
-    expect(encodingOf(encoded)).toBe(ENCRYPTED_ENCODING);
+  const lastFailure = await refusedReceiptFailure(surroundings, emulatedSession(CUSTOMER), (failure) => Boolean(failure.encodedAttributes));
+  expect(lastFailure.message).toBe('Encoded failure');
+  expect(lastFailure.stackTrace ?? '').toBe('');
+  const encoded = lastFailure.encodedAttributes as RawPayload;
+  expect(encodingOf(encoded)).toBe(ENCRYPTED_ENCODING);
 
-    const response = await decodeViaCodecServer([encoded]);
-    expect(response.status).toBe(200);
-    const [decoded] = ((await response.json()) as { payloads: { data: string }[] }).payloads;
-    const attributes = JSON.parse(Buffer.from(decoded!.data, 'base64').toString('utf8')) as { message: string; stack_trace: string };
-    expect(attributes.message).toMatch(/\[customer\]/); // the refusal, with the address already taken out
-    expect(attributes.stack_trace).toMatch(/at /);
-  } finally {
-    surroundings.smtp.refuseRecipients(false);
-  }
+  const response = await decodeViaCodecServer([encoded]);
+  expect(response.status).toBe(200);
+  const [decoded] = ((await response.json()) as { payloads: { data: string }[] }).payloads;
+  const attributes = JSON.parse(Buffer.from(decoded!.data, 'base64').toString('utf8')) as { message: string; stack_trace: string };
+  expect(attributes.message).toMatch(/\[customer\]/); // the refusal, with the address already taken out
+  expect(attributes.stack_trace).toMatch(/at /);
 });
 
 test('when the codec server is called without the token, with a wrong one, or from another origin, then it decodes nothing', async () => {

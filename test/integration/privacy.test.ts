@@ -1,7 +1,7 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
-import { emulatedSession, eventPayload, postWebhook, startProduct, type TestStack } from '../helpers/stack';
+import { emulatedSession, eventPayload, postWebhook, refusedReceiptFailure, startProduct, type TestStack } from '../helpers/stack';
 
 // Who the customer is never reaches Temporal: not in any event of an execution's history (inputs,
 // results, signals, failures), not in a pending activity's last failure, not in search attributes.
@@ -79,21 +79,10 @@ test('when a delayed payment waits and then succeeds, then neither the wait nor 
 
 test('when the mail server refuses the customer’s address, then the failure Temporal keeps does not quote it', async () => {
   const session = emulatedSession(CUSTOMER);
-  surroundings.emulator.put(session);
-  surroundings.smtp.refuseRecipients(true);
-  try {
-    await postWebhook(stack.ingress!.url, eventPayload('checkout.session.completed', session.id));
-    // The receipt's attempts fail and are retried; the last failure is on the pending activity.
-    const lastFailure = await eventually(
-      async () => (await env.client.workflow.getHandle(session.id).describe()).raw.pendingActivities?.[0]?.lastFailure?.message,
-      (message) => typeof message === 'string' && message.length > 0,
-      { timeoutMs: 30_000 },
-    );
-    expect(lastFailure).toMatch(/\[customer\]/);
-    expectNoCustomerIn(await whatTemporalHolds(session.id), session.id);
-  } finally {
-    surroundings.smtp.refuseRecipients(false);
-  }
+  // The receipt's attempts fail and are retried; the last failure is on the pending activity.
+  const lastFailure = await refusedReceiptFailure(surroundings, session, (failure) => Boolean(failure.message));
+  expect(lastFailure.message).toMatch(/\[customer\]/);
+  expectNoCustomerIn(await whatTemporalHolds(session.id), session.id);
 });
 
 test('the search attributes carry no personal data: statuses, amount, currency and mode only', () => {
