@@ -37,25 +37,30 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback');
 
-  app.use((req, res, next) => {
+  app.use((_req, res, next) => {
     res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
-    const origin = req.get('Origin');
-    if (origin !== undefined) {
-      res.vary('Origin');
-      if (!origins.has(origin)) {
-        logger.warn('Codec server: refused a browser call from an origin not in CODEC_CORS_ORIGINS', { origin });
-        res.status(403).json({ error: `origin ${origin} may not call this codec server (CODEC_CORS_ORIGINS)` });
-        return;
-      }
-      res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' });
-      if (req.method === 'OPTIONS') {
-        res.set({ 'Access-Control-Allow-Methods': 'POST', 'Access-Control-Allow-Headers': ALLOWED_HEADERS, 'Access-Control-Max-Age': '600' });
-        res.status(204).end();
-        return;
-      }
-    }
     next();
   });
+
+  // CORS for the API only: /login is a page and a plain form post, which browsers send without CORS.
+  const crossOrigin = (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.get('Origin');
+    if (origin === undefined) return next(); // not a browser's cross-origin call (the CLI, curl)
+    res.vary('Origin');
+    if (!origins.has(origin)) {
+      logger.warn('Codec server: refused a browser call from an origin not in CODEC_CORS_ORIGINS', { origin });
+      res.status(403).json({ error: `origin ${origin} may not call this codec server (CODEC_CORS_ORIGINS)` });
+      return;
+    }
+    res.set({ 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' });
+    if (req.method === 'OPTIONS') {
+      res.set({ 'Access-Control-Allow-Methods': 'POST', 'Access-Control-Allow-Headers': ALLOWED_HEADERS, 'Access-Control-Max-Age': '600' });
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
+  app.use(['/decode', '/encode'], crossOrigin);
 
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
 
@@ -103,7 +108,7 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
         return;
       }
       const result = direction === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);
-      logger.info(`Codec server: ${direction}d payloads`, { count: payloads.length, namespace: req.get('X-Namespace'), ip: req.ip });
+      logger.debug(`Codec server: ${direction}d payloads`, { count: payloads.length, namespace: req.get('X-Namespace'), ip: req.ip });
       res.json({ payloads: result.map(toJsonPayload) });
     });
   }
