@@ -137,6 +137,15 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       });
       return void res.status(400).json({ error: `event livemode=${event.livemode} does not match the API key's mode` });
     }
+    if (isLegacySourcesEvent(event)) {
+      // A merchant migrating from Sources still sends these; acting on them would be a second, deprecated path.
+      logger.warn(
+        'Webhook ignored: a legacy Sources event. This product fulfills Checkout Sessions; see README, "Migrating from the Sources API"',
+        { eventId: event.id, type: event.type },
+      );
+      res.locals.delivery = 'ignored';
+      return void res.status(200).json({ received: true, ignored: true, reason: 'legacy Sources event; see the README, "Migrating from the Sources API"' });
+    }
     if (!CHECKOUT_EVENTS.has(event.type)) {
       logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
       res.locals.delivery = 'ignored';
@@ -295,6 +304,21 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
     timer = setTimeout(() => reject(new Error(message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const SOURCES_EVENTS = new Set(['source.chargeable', 'source.canceled', 'source.failed']);
+
+/**
+ * The deprecated Sources flow's events: `source.*`, and `charge.succeeded` / `charge.failed` for a
+ * charge made from a Source (`src_...`). Charges of Checkout and PaymentIntents pay with a
+ * PaymentMethod instead, so their charge events are not mistaken for these.
+ */
+function isLegacySourcesEvent(event: { type: string; data: { object: unknown } }): boolean {
+  if (SOURCES_EVENTS.has(event.type)) return true;
+  if (event.type !== 'charge.succeeded' && event.type !== 'charge.failed') return false;
+  const source = (event.data.object as { source?: unknown }).source;
+  const sourceId = typeof source === 'string' ? source : (source as { id?: unknown } | null)?.id;
+  return typeof sourceId === 'string' && sourceId.startsWith('src_');
 }
 
 /** Waits, bounded, for the workflow to leave the pending statuses (fulfilled, awaiting payment, failed...). */

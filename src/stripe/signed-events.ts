@@ -6,7 +6,12 @@ import Stripe from 'stripe';
  * generateTestHeaderString), for the offline demo, the benchmark and the tests: they go through
  * the ingress's real signature verification, never around it.
  */
-export function checkoutEventPayload(type: string, sessionId: string, eventId = `evt_${randomBytes(12).toString('hex')}`): string {
+export function checkoutEventPayload(type: string, sessionId: string, eventId?: string): string {
+  return stripeEventPayload(type, { id: sessionId, object: 'checkout.session' }, eventId);
+}
+
+/** Any Stripe-shaped event about `object` (a charge, a source, a PaymentIntent...). */
+export function stripeEventPayload(type: string, object: Record<string, unknown>, eventId = `evt_${randomBytes(12).toString('hex')}`): string {
   return JSON.stringify({
     id: eventId,
     object: 'event',
@@ -14,7 +19,7 @@ export function checkoutEventPayload(type: string, sessionId: string, eventId = 
     created: Math.floor(Date.now() / 1000),
     livemode: false,
     type,
-    data: { object: { id: sessionId, object: 'checkout.session' } },
+    data: { object },
   });
 }
 

@@ -3,6 +3,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createIngressApp, listen, type IngressDeps } from '../../src/ingress/app';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
+import { stripeEventPayload } from '../../src/stripe/signed-events';
 import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
 import type { StripeEmulator } from '../../src/stripe/emulator';
 import type { FulfillmentStatus } from '../../workflows/definitions';
@@ -182,6 +183,33 @@ describe('webhooks', () => {
     const response = await postWebhook(url, eventPayload('payment_intent.created', newSessionId()));
     expect(response.status).toBe(200);
     expect(response.body.ignored).toBe(true);
+  });
+
+  test.each([
+    ['source.chargeable', { id: 'src_1legacy', object: 'source', status: 'chargeable' }],
+    ['source.canceled', { id: 'src_2legacy', object: 'source', status: 'canceled' }],
+    ['source.failed', { id: 'src_3legacy', object: 'source', status: 'failed' }],
+    ['charge.succeeded', { id: 'ch_1legacy', object: 'charge', source: { id: 'src_1legacy', object: 'source' } }],
+    ['charge.failed', { id: 'ch_2legacy', object: 'charge', source: { id: 'src_2legacy', object: 'source' } }],
+  ])('when a legacy Sources event %s arrives, then it is acknowledged, starts nothing and logs where the migration guide is', async (type, object) => {
+    const before = await env.client.workflow.count('WorkflowType = "fulfillCheckout"').then((r) => r.count);
+    const payload = stripeEventPayload(type, object);
+    const eventId = (JSON.parse(payload) as { id: string }).id;
+    const response = await postWebhook(url, payload);
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual(expect.objectContaining({ ignored: true, reason: expect.stringMatching(/Migrating from the Sources API/) }));
+    const line = stack.logger.entries.find((entry) => entry.meta?.eventId === eventId);
+    expect(line).toEqual(expect.objectContaining({ level: 'warn', message: expect.stringMatching(/legacy Sources event.*README, "Migrating from the Sources API"/) }));
+    expect(await env.client.workflow.count('WorkflowType = "fulfillCheckout"').then((r) => r.count)).toBe(before);
+  });
+
+  test('when a Checkout payment’s own charge.succeeded arrives, then it is ignored quietly, not taken for a Sources charge', async () => {
+    const payload = stripeEventPayload('charge.succeeded', { id: 'ch_1checkout', object: 'charge', source: null, payment_intent: 'pi_1checkout' });
+    const eventId = (JSON.parse(payload) as { id: string }).id;
+    const response = await postWebhook(url, payload);
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ received: true, ignored: true });
+    expect(stack.logger.entries.find((entry) => entry.meta?.eventId === eventId)?.level).toBe('debug');
   });
 
   test('when an abandoned session expires and no workflow ever started, then nothing is started', async () => {
