@@ -8,17 +8,21 @@ import {
   TRANSIENT_STATUSES,
   type FulfilledItem,
   type FulfillmentView,
+  type CheckoutEvent,
   type LineItemSummary,
+  type MoneyBack,
   type PaymentStatus,
+  type RefundSummary,
   type ReconcileReport,
   type SessionSummary,
 } from '../workflows/definitions';
 import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
-import { renderPaymentFailed, renderReceipt, type RenderedEmail } from '../src/email/render';
+import { renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
+import { PAYMENT_INTENT_ID_PATTERN, readMoneyBack, sessionOfPaymentIntent } from '../src/stripe/money-back';
 import { retrieveSessionSummary, SESSION_ID_PATTERN, type CustomerContact } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
@@ -29,7 +33,7 @@ export interface ActivityDeps {
   mailer: Mailer;
   metrics: ActivityMetrics;
   /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
-  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver'>;
+  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver' | 'deliverMoneyBack'>;
   /** Shown in emails, and the domain of their Message-IDs. */
   merchantName: string;
   emailDomain: string;
@@ -59,7 +63,7 @@ export function createActivities(deps: ActivityDeps) {
    * overlaps a slow earlier one waits for it (retryable `EmailInFlight`) instead of sending a second
    * copy, while a claim whose worker died lapses within a lease and is taken over.
    */
-  async function sendOnce(kind: EmailKind, session: SessionSummary, render: (contact: CustomerContact) => RenderedEmail): Promise<{ sent: boolean }> {
+  async function sendOnce(kind: EmailKind, session: Pick<SessionSummary, 'id'>, render: (contact: CustomerContact) => RenderedEmail): Promise<{ sent: boolean }> {
     const contact = await contactOf(session);
     const to = contact.email;
     if (!to) {
@@ -73,7 +77,7 @@ export function createActivities(deps: ActivityDeps) {
     }
     // A crash between sending and recording resends once the lease lapses, with the same
     // Message-ID so mail systems can recognise the duplicate.
-    const messageId = `<${kind}.${session.id}@${deps.emailDomain}>`;
+    const messageId = `<${kind.replace(':', '.')}.${session.id}@${deps.emailDomain}>`;
     const context = Context.current();
     // Renewed until the send settles, even past this attempt's timeout: while it may still be
     // sending, no retry may start another. (Heartbeats stop mattering once the attempt is over.)
@@ -105,7 +109,7 @@ export function createActivities(deps: ActivityDeps) {
    * The customer's contact, from our database. Executions started before contacts were kept there
    * carry it in the session they recorded, and use that.
    */
-  async function contactOf(session: SessionSummary & Partial<{ customerEmail: string | null; customerName: string | null }>): Promise<CustomerContact> {
+  async function contactOf(session: Pick<SessionSummary, 'id'> & Partial<{ customerEmail: string | null; customerName: string | null }>): Promise<CustomerContact> {
     if (session.customerEmail !== undefined) return { email: session.customerEmail, name: session.customerName ?? null };
     return (await store.getContact(session.id)) ?? { email: null, name: null };
   }
@@ -171,15 +175,91 @@ export function createActivities(deps: ActivityDeps) {
       return sendOnce('payment_failed', session, (contact) => renderPaymentFailed(session, contact, deps.merchantName));
     },
 
+    /** Every refund and dispute of the payment, as Stripe reports them now (on the Stripe queue). */
+    async readMoneyBack(paymentIntentId: string): Promise<MoneyBack> {
+      if (!PAYMENT_INTENT_ID_PATTERN.test(paymentIntentId)) {
+        throw ApplicationFailure.nonRetryable(`Not a PaymentIntent ID: ${JSON.stringify(paymentIntentId)}`, 'InvalidPaymentIntentId');
+      }
+      try {
+        return await readStripe('readMoneyBack', () => readMoneyBack(stripe, paymentIntentId));
+      } catch (err) {
+        throw classifyStripeError(err, paymentIntentId);
+      }
+    },
+
+    /** Which Checkout Session took this payment, if any (refund and dispute events name only the PaymentIntent). */
+    async sessionOfPaymentIntent(paymentIntentId: string): Promise<string | null> {
+      const known = await store.sessionOfPaymentIntent(paymentIntentId);
+      if (known) return known;
+      try {
+        return await readStripe('sessionOfPaymentIntent', () => sessionOfPaymentIntent(stripe, paymentIntentId));
+      } catch (err) {
+        throw classifyStripeError(err, paymentIntentId);
+      }
+    },
+
+    /**
+     * Reverses what a refund or a lost dispute covers, each line item at most once per reversal,
+     * through the merchant's fulfiller: `all` (what is fulfilled and not yet reversed), or the
+     * listed items, capped at what is left of each. Only what was fulfilled can be reversed.
+     * Returns what this reversal reversed, by this attempt or an earlier one.
+     */
+    async reverseLineItems(input: {
+      sessionId: string;
+      reversalId: string;
+      reason: 'refund' | 'dispute_lost';
+      items: 'all' | { lineItemId: string; quantity: number | null }[];
+    }): Promise<FulfilledItem[]> {
+      const reversible = await store.reversibleLineItems(input.sessionId);
+      const wanted =
+        input.items === 'all'
+          ? reversible.map((item) => ({ item, quantity: item.quantity }))
+          : input.items.flatMap(({ lineItemId, quantity }) => {
+              const item = reversible.find((candidate) => candidate.lineItemId === lineItemId);
+              if (!item) return [];
+              return [{ item, quantity: quantity === null || item.quantity === null ? item.quantity : Math.min(quantity, item.quantity) }];
+            });
+      for (const { item, quantity } of wanted) {
+        const idempotencyKey = `${input.reversalId}:${item.lineItemId}`;
+        await store.reverseLineItemOnce(input.reversalId, input.sessionId, { lineItemId: item.lineItemId, description: item.description, quantity }, input.reason, (tx) =>
+          fulfiller.reverseLineItem
+            ? fulfiller.reverseLineItem(
+                {
+                  sessionId: input.sessionId,
+                  lineItem: { id: item.lineItemId, description: item.description, productId: item.productId, priceId: item.priceId },
+                  quantity,
+                  reason: input.reason,
+                  reversalId: input.reversalId,
+                  idempotencyKey,
+                },
+                tx,
+              )
+            : Promise.resolve(),
+        );
+        Context.current().heartbeat(idempotencyKey);
+      }
+      return store.getReversals(input.reversalId);
+    },
+
+    /** Hands a refund or dispute event to the session's workflow (for `routeMoneyBack`). */
+    async deliverMoneyBack(input: { sessionId: string; event: CheckoutEvent }): Promise<void> {
+      await starter.deliverMoneyBack(input.sessionId, input.event);
+    },
+
+    /** Tells the customer about one refund, at most once per refund. */
+    async emailRefund(input: { sessionId: string; refund: RefundSummary; reversed: FulfilledItem[] | null }): Promise<{ sent: boolean }> {
+      return sendOnce(`refund:${input.refund.id}`, { id: input.sessionId }, (contact) => renderRefund(input, contact, deps.merchantName));
+    },
+
     /**
      * record-status: the transition, in the session's history and current record. (run, seq) names
      * it, so a retry of the same write is a no-op, and the run's start time orders runs.
      */
     async recordStatus(input: { view: FulfillmentView; runStartedAt: number; seq: number }): Promise<void> {
       const runId = Context.current().info.workflowExecution?.runId ?? 'unknown-run';
-      const changed = await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
-      // Counted only by the write that changed the record, so a retried or late write counts nothing.
-      if (changed && isFinalStatus(input.view.status)) metrics.fulfillments.inc({ status: input.view.status });
+      const { statusChanged } = await store.recordStatus(input.view, { runId, runStartedAt: input.runStartedAt, seq: input.seq });
+      // Counted only by the write that moved the record to it, so a retried, late or repeated write counts nothing.
+      if (statusChanged && isFinalStatus(input.view.status)) metrics.fulfillments.inc({ status: input.view.status });
     },
 
     /** The reconciler's Stripe read: one page of the Checkout Sessions completed since `createdSince` (unix seconds), newest first. */
@@ -264,8 +344,8 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
 export function stripeActivities(activities: Activities) {
-  const { retrieveSession, sessionExists, listCompletedSessions } = activities;
-  return { retrieveSession, sessionExists, listCompletedSessions };
+  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent } = activities;
+  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent };
 }
 
 /** A session as Stripe's list shows it: enough for the reconciler to decide. */

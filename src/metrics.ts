@@ -25,8 +25,8 @@ export interface Metrics {
 export type ActivityMetrics = Pick<Metrics, 'fulfillments' | 'stripeReads' | 'stripeReadErrors' | 'reconcilerFindings'>;
 
 /** The activities that read Stripe, as they are named in `checkout_stripe_reads_total`. */
-export type StripeReadActivity = 'retrieveSession' | 'sessionExists' | 'listCompletedSessions';
-const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = ['retrieveSession', 'sessionExists', 'listCompletedSessions'];
+export type StripeReadActivity = 'retrieveSession' | 'sessionExists' | 'listCompletedSessions' | 'readMoneyBack' | 'sessionOfPaymentIntent';
+const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = ['retrieveSession', 'sessionExists', 'listCompletedSessions', 'readMoneyBack', 'sessionOfPaymentIntent'];
 
 export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages'>;
 const RECONCILER_FINDINGS: ReconcilerFinding[] = ['settled', 'started', 'resumed', 'woken', 'stuckRedriven'];

@@ -31,6 +31,11 @@ export const FULFILLMENT_STATUSES = [
   'payment_failed', // Stripe reported the delayed payment failed (final)
   'expired', // Stripe expired the session without payment; nothing fulfilled (final)
   'failed', // the session could not be processed (Stripe does not know it, the fulfiller gave up); the execution fails (final)
+  // After the payment: money coming back. Each is final until Stripe reports more.
+  'partially_refunded', // part of the payment refunded; what the refunds said they cover is reversed
+  'refunded', // the whole payment refunded; everything fulfilled is reversed
+  'disputed', // the customer's bank opened a dispute; nothing reversed unless it is lost
+  'dispute_lost', // a dispute closed in the customer's favour; everything fulfilled is reversed
 ] as const;
 export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
@@ -39,7 +44,16 @@ export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
  * `awaiting_payment` or `awaiting_checkout`, when it stops waiting (see the payment deadline):
  * that is no verdict, and a later event or landing-page visit runs the session again.
  */
-export const FINAL_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired', 'failed'];
+export const FINAL_STATUSES: readonly FulfillmentStatus[] = [
+  'fulfilled',
+  'payment_failed',
+  'expired',
+  'failed',
+  'partially_refunded',
+  'refunded',
+  'disputed',
+  'dispute_lost',
+];
 
 export function isFinalStatus(status: FulfillmentStatus): boolean {
   return FINAL_STATUSES.includes(status);
@@ -50,7 +64,21 @@ export function isFinalStatus(status: FulfillmentStatus): boolean {
  * record cannot move out of them. `failed` is not one: once its cause is fixed (a rotated key,
  * a Stripe outage), a redelivered event may run the session again.
  */
-export const SETTLED_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'payment_failed', 'expired'];
+export const SETTLED_STATUSES: readonly FulfillmentStatus[] = [
+  'fulfilled',
+  'payment_failed',
+  'expired',
+  'partially_refunded',
+  'refunded',
+  'disputed',
+  'dispute_lost',
+];
+
+/**
+ * The statuses of a payment that was taken: a settled record moves among these only (a refund, a
+ * dispute opened, won or lost), never back to before the payment.
+ */
+export const AFTER_PAYMENT_STATUSES: readonly FulfillmentStatus[] = ['fulfilled', 'partially_refunded', 'refunded', 'disputed', 'dispute_lost'];
 
 export function isSettledStatus(status: FulfillmentStatus): boolean {
   return SETTLED_STATUSES.includes(status);
@@ -100,7 +128,53 @@ export interface SessionSummary {
   amountTotal: number | null;
   /** Unix seconds; an open session expires then. */
   expiresAt: number;
+  /** The payment's PaymentIntent (`pi_...`), once there is one: refunds and disputes are found by it. */
+  paymentIntentId?: string | null;
   lineItems: LineItemSummary[];
+}
+
+/** A refund as Stripe reports it, with what it says it covers. */
+export interface RefundSummary {
+  id: string;
+  amount: number;
+  currency: string;
+  /** Only `succeeded` refunds are acted on; a pending one is told by `refund.updated` when it settles. */
+  status: string;
+  /**
+   * The line items it covers, from the refund's `metadata.line_items` ("li_1:2,li_2"; no quantity:
+   * all of it). Null when the refund does not say: unless it completes a full refund, nothing is
+   * reversed and an operator decides.
+   */
+  lineItems: { lineItemId: string; quantity: number | null }[] | null;
+}
+
+/** A dispute (chargeback) as Stripe reports it. */
+export interface DisputeSummary {
+  id: string;
+  amount: number;
+  currency: string;
+  /** Stripe's: `needs_response`, `under_review`, `won`, `lost`, `warning_*`. */
+  status: string;
+  reason: string;
+}
+
+/** Every refund and dispute of a payment, read from Stripe: events wake the workflow, Stripe decides. */
+export interface MoneyBack {
+  refunds: RefundSummary[];
+  disputes: DisputeSummary[];
+}
+
+export interface RefundRecord extends RefundSummary {
+  /** What was reversed for it; null when nothing could be told (see `note`). */
+  reversed: FulfilledItem[] | null;
+  note: string | null;
+  emailed: boolean;
+}
+
+export interface DisputeRecord extends DisputeSummary {
+  outcome: 'open' | 'won' | 'lost';
+  /** Reversed once the dispute is lost. */
+  reversed: FulfilledItem[] | null;
 }
 
 export interface FulfilledItem {
@@ -124,6 +198,10 @@ export interface FulfillmentView {
   reason: string | null;
   /** Stripe event IDs the workflow has acted on, so duplicates change nothing. */
   eventIds: string[];
+  /** The payment's PaymentIntent; absent in records written before refunds were handled. */
+  paymentIntentId?: string | null;
+  refunds?: RefundRecord[];
+  disputes?: DisputeRecord[];
 }
 
 /** A session's view before anything is known about it beyond its ID. */
@@ -153,7 +231,16 @@ export type CheckoutEventType =
   | 'checkout.session.async_payment_succeeded'
   | 'checkout.session.async_payment_failed'
   | 'checkout.session.expired'
-  | 'reconciler.recheck';
+  | 'reconciler.recheck'
+  | MoneyBackEventType;
+
+/** Money coming back after the payment: tied to the session through its PaymentIntent. */
+export const MONEY_BACK_EVENT_TYPES = ['charge.refunded', 'refund.updated', 'charge.dispute.created', 'charge.dispute.closed'] as const;
+export type MoneyBackEventType = (typeof MONEY_BACK_EVENT_TYPES)[number];
+
+export function isMoneyBackEvent(type: string): type is MoneyBackEventType {
+  return (MONEY_BACK_EVENT_TYPES as readonly string[]).includes(type);
+}
 
 export interface CheckoutEvent {
   /** Stripe's event ID (`evt_...`): a redelivered event carries the same one. The reconciler's are `reconcile:...`. */

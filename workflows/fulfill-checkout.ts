@@ -19,9 +19,11 @@ import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
 import { formatAmount } from '../src/shared/money';
 import { decide } from './decide';
+import { disputeOutcome, refundCoverage, refundedInFull, statusAfterMoneyBack } from './money-back';
 import {
   checkoutEventSignal,
   fulfillmentQuery,
+  isMoneyBackEvent,
   isSettledStatus,
   receivedView,
   searchAttributes,
@@ -59,7 +61,13 @@ const { fulfillLineItems } = proxyActivities<Activities>({
 // Each send is claimed in the database first, and the claim is renewed until the send settles, even
 // past this attempt's timeout: a retry that overlaps a slow send waits for it (EmailInFlight) instead
 // of sending a second copy. Sends heartbeat, so a worker that dies mid-send is noticed in seconds.
-const { emailReceipt, emailPaymentFailed } = proxyActivities<Activities>({
+const { reverseLineItems } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: UNTIL_IT_WORKS,
+});
+
+const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
@@ -100,6 +108,11 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: [STRIPE_CONFIGURATION_ERROR] },
   });
   // ...and is then retried inside Temporal until an operator fixes it: no history grows meanwhile.
+  const { readMoneyBack } = proxyActivities<Activities>({
+    taskQueue: stripeQueue,
+    startToCloseTimeout: '30 seconds',
+    retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
+  });
   const { retrieveSession: retrieveSessionOncePermitted } = proxyActivities<Activities>({
     taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
@@ -115,11 +128,21 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   let paymentSucceededAt = carried?.paymentSucceededAt;
   let paymentWaitStartedAt = carried?.paymentWaitStartedAt;
   let transitions = 0;
+  // A refund or dispute event not yet acted on: settled once fulfillment is done, never before.
+  let moneyBackPending = false;
+  const moneyBackEventIds: string[] = [];
+  // Stripe took the payment (the session was found paid): money coming back moves the status.
+  let paymentTaken = false;
 
   // Registered before the first await, so an event sent with signal-with-start is never lost.
   setHandler(checkoutEventSignal, (event) => {
     if (view.eventIds.includes(event.id)) return; // a redelivery: already acted on
     view.eventIds.push(event.id);
+    if (isMoneyBackEvent(event.type)) {
+      moneyBackPending = true;
+      moneyBackEventIds.push(event.id);
+      return;
+    }
     eventTypes.add(event.type);
     if (event.type === 'checkout.session.async_payment_succeeded') paymentSucceededAt ??= Date.now();
     unhandledEvent = true;
@@ -156,6 +179,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     view.mode = session.mode;
     view.currency = session.currency;
     view.amountTotal = session.amountTotal;
+    view.paymentIntentId = session.paymentIntentId ?? view.paymentIntentId ?? null;
     view.lineItems = session.lineItems.map((item) => ({
       description: item.description,
       quantity: item.quantity,
@@ -248,7 +272,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
    */
   async function continueAsNewWhenLong(): Promise<void> {
     const long = workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.historyLimit ?? DEFAULT_HISTORY_LIMIT);
-    if (!long || unhandledEvent || !patched(CONTINUE_AS_NEW_PATCH)) return;
+    if (!long || unhandledEvent || moneyBackPending || !patched(CONTINUE_AS_NEW_PATCH)) return;
     log.info('Continuing as new: the history is long', { sessionId, events: workflowInfo().historyLength });
     const next: CarriedState = { view, eventTypes: [...eventTypes], paymentSucceededAt, paymentWaitStartedAt };
     // The search attributes go along, so operators' filters keep finding the session.
@@ -256,6 +280,12 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   }
 
   async function fulfill(paid: SessionSummary): Promise<void> {
+    paymentTaken = true;
+    // A refund that came first: a payment refunded in full is not fulfilled at all.
+    if (moneyBackPending && view.paymentIntentId && refundedInFull((await readMoneyBack(view.paymentIntentId)).refunds, view.amountTotal)) {
+      view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
+      return;
+    }
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId, lineItems: paid.lineItems });
     // A setup session saves a payment method: nothing was bought, so there is no receipt to send.
@@ -283,16 +313,71 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     }
   }
 
+  /**
+   * Refunds and disputes, once fulfillment is over (a refund that arrives first waits for it), until
+   * no event is left: each refund reverses what it covers and is emailed, once; a dispute is
+   * recorded, and reverses everything left only when it is lost. Only what was fulfilled is ever
+   * reversed. Stripe's list of refunds and disputes decides, whichever event woke us.
+   */
+  async function settleMoneyBack(): Promise<void> {
+    while (moneyBackPending) {
+      moneyBackPending = false;
+      if (!view.paymentIntentId) {
+        log.warn('A refund or dispute event for a session without a known payment; nothing to settle', { sessionId });
+        continue;
+      }
+      const { refunds, disputes } = await readMoneyBack(view.paymentIntentId);
+      const refundRecords = (view.refunds ??= []);
+      const disputeRecords = (view.disputes ??= []);
+      const notes: string[] = [];
+      for (const refund of refunds) {
+        // A pending refund may still fail: `refund.updated` wakes us when it settles.
+        if (refund.status !== 'succeeded' || refundRecords.some((known) => known.id === refund.id)) continue;
+        const coverage = refundCoverage(refund, refundRecords, view.amountTotal);
+        const reversed = 'items' in coverage ? await reverseLineItems({ sessionId, reversalId: refund.id, reason: 'refund', items: coverage.items }) : null;
+        const record = { ...refund, reversed, note: 'note' in coverage ? coverage.note : null, emailed: false };
+        refundRecords.push(record);
+        record.emailed = await bestEffortEmail(() => emailRefund({ sessionId, refund, reversed }), `the email for refund ${refund.id} could not be sent`);
+      }
+      for (const dispute of disputes) {
+        const outcome = disputeOutcome(dispute);
+        let record = disputeRecords.find((known) => known.id === dispute.id);
+        if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
+        Object.assign(record, dispute, { outcome });
+        if (outcome === 'lost' && record.reversed === null) {
+          record.reversed = await reverseLineItems({ sessionId, reversalId: dispute.id, reason: 'dispute_lost', items: 'all' });
+        }
+      }
+      notes.push(...refundRecords.flatMap((refund) => (refund.note ? [refund.note] : [])));
+      const next = statusAfterMoneyBack(view.status, refundRecords, disputeRecords, view.amountTotal, paymentTaken);
+      const reasons = new Set([...(view.reason ? view.reason.split('; ') : []), ...notes]);
+      if (reasons.size > 0) view.reason = [...reasons].join('; ');
+      log.info('Refunds and disputes settled', { sessionId, status: next, refunds: refundRecords.length, disputes: disputeRecords.length });
+      await transition(next);
+    }
+  }
+
   // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
   const recorded = await loadRecord(sessionId);
+  // Redelivered refund or dispute events an earlier run already acted on change nothing.
+  if (recorded) moneyBackPending = moneyBackEventIds.some((id) => !recorded.eventIds.includes(id));
   if (recorded && isSettledStatus(recorded.status)) {
-    log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
-    Object.assign(view, recorded, { eventIds: view.eventIds });
+    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    if (!moneyBackPending) log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
+    await settleMoneyBack();
+    return view;
+  }
+  // A `failed` order that money came back for is not run again: the refund settles it.
+  if (recorded?.status === 'failed' && moneyBackPending && eventTypes.size === 0) {
+    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    await settleMoneyBack();
     return view;
   }
 
   try {
-    return await run();
+    const ended = await run();
+    await settleMoneyBack();
+    return ended;
   } catch (err) {
     // Every way out records why: the status API and the landing page never show a stale status.
     const failure = failureOf(err);

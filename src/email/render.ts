@@ -1,4 +1,4 @@
-import type { FulfilledItem, SessionSummary } from '../../workflows/definitions';
+import type { FulfilledItem, RefundSummary, SessionSummary } from '../../workflows/definitions';
 import type { CustomerContact } from '../stripe/sessions';
 import { formatAmount } from '../shared/money';
 
@@ -89,5 +89,28 @@ export function renderPaymentFailed(session: SessionSummary, contact: CustomerCo
     ],
     html: `<p>The payment of <strong>${escapeHtml(amount)}</strong> for order <code>${escapeHtml(session.id)}</code> did not go through, so the order has not been fulfilled.</p>
 <p>No money has been taken. You are welcome to place the order again with another payment method.</p>`,
+  });
+}
+
+/** One refund: how much, of which order, and what it covers when that is known. */
+export function renderRefund(
+  order: { sessionId: string; refund: RefundSummary; reversed: FulfilledItem[] | null },
+  contact: CustomerContact,
+  merchantName: string,
+): RenderedEmail {
+  const { sessionId, refund, reversed } = order;
+  const amount = formatAmount(refund.amount, refund.currency);
+  const covers = reversed && reversed.length > 0 ? reversed.map((item) => `${item.quantity === null ? '' : `${item.quantity} × `}${item.description}`) : [];
+  return letter(`Your ${merchantName} refund of ${amount}`, contact, merchantName, {
+    text: [
+      `We have refunded ${amount} for order ${sessionId}.`,
+      ...(covers.length > 0 ? ['', 'It covers:', ...covers.map((line) => `  ${line}`)] : []),
+      '',
+      'Depending on your bank, it takes 5 to 10 business days to show on your statement.',
+    ],
+    html: `<p>We have refunded <strong>${escapeHtml(amount)}</strong> for order <code>${escapeHtml(sessionId)}</code>.</p>${
+      covers.length > 0 ? `\n<p>It covers:</p>\n<ul>\n${covers.map((line) => `<li>${escapeHtml(line)}</li>`).join('\n')}\n</ul>` : ''
+    }
+<p>Depending on your bank, it takes 5 to 10 business days to show on your statement.</p>`,
   });
 }

@@ -5,7 +5,8 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
-import { isFinalStatus, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { isFinalStatus, isMoneyBackEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { PAYMENT_INTENT_ID_PATTERN } from '../stripe/money-back';
 import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
 import { SESSION_ID_PATTERN } from '../stripe/sessions';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
@@ -145,6 +146,32 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       );
       res.locals.delivery = 'ignored';
       return void res.status(200).json({ received: true, ignored: true, reason: 'legacy Sources event; see the README, "Migrating from the Sources API"' });
+    }
+    if (isMoneyBackEvent(event.type)) {
+      // Refunds and disputes name the PaymentIntent; the session that took it settles them.
+      const paymentIntentId = paymentIntentOf(event.data.object);
+      if (!paymentIntentId) {
+        logger.debug('Webhook ignored: a refund or dispute without a PaymentIntent is not a Checkout payment', { eventId: event.id, type: event.type });
+        res.locals.delivery = 'ignored';
+        return void res.status(200).json({ received: true, ignored: true });
+      }
+      const moneyBackEvent = { id: event.id, type: event.type };
+      try {
+        const sessionId = await store.sessionOfPaymentIntent(paymentIntentId);
+        const delivery = sessionId
+          ? await starter.deliverMoneyBack(sessionId, moneyBackEvent)
+          : await starter.routeMoneyBack(paymentIntentId, moneyBackEvent);
+        logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, paymentIntentId, delivery });
+        res.locals.delivery = delivery === 'routing' ? 'accepted' : delivery;
+        return void res.status(200).json({ received: true, sessionId, paymentIntentId, delivery });
+      } catch (err) {
+        logger.error('Temporal or the database did not accept the webhook; answering 503 so Stripe retries', {
+          eventId: event.id,
+          type: event.type,
+          error: (err as Error).message,
+        });
+        return void res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+      }
     }
     if (!CHECKOUT_EVENTS.has(event.type)) {
       logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
@@ -306,6 +333,13 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The PaymentIntent a charge, refund or dispute belongs to (an ID, or the object when expanded). */
+function paymentIntentOf(object: unknown): string | null {
+  const value = (object as { payment_intent?: unknown }).payment_intent;
+  const id = typeof value === 'string' ? value : (value as { id?: unknown } | null)?.id;
+  return typeof id === 'string' && PAYMENT_INTENT_ID_PATTERN.test(id) ? id : null;
+}
+
 const SOURCES_EVENTS = new Set(['source.chargeable', 'source.canceled', 'source.failed']);
 
 /**
@@ -343,6 +377,8 @@ function toStatusResponse({ view, createdAt, updatedAt }: FulfillmentRecord) {
     fulfilled: view.fulfilled,
     receiptSent: view.receiptSent,
     reason: view.reason,
+    refunds: (view.refunds ?? []).map(({ id, amount, currency, status, reversed, note }) => ({ id, amount, currency, status, reversed, note })),
+    disputes: (view.disputes ?? []).map(({ id, amount, currency, status, outcome }) => ({ id, amount, currency, status, outcome })),
     createdAt: createdAt.toISOString(),
     updatedAt: updatedAt.toISOString(),
   };

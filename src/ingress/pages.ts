@@ -103,6 +103,27 @@ ${reference(view)}`,
 <p>The checkout session expired before payment was completed, so no order was placed and nothing was charged.</p>
 ${reference(view)}`,
       );
+    case 'partially_refunded':
+    case 'refunded': {
+      const refunded = (view.refunds ?? []).reduce((sum, refund) => sum + refund.amount, 0);
+      const amount = view.currency ? formatAmount(refunded, view.currency) : '';
+      const whole = view.status === 'refunded';
+      return page(
+        whole ? 'Your order was refunded' : 'Part of your order was refunded',
+        `<h1>${whole ? 'Your order was refunded' : 'Part of your order was refunded'}</h1>
+<p>We refunded ${escapeHtml(amount)}${whole ? ', the whole payment' : ''}. Depending on your bank, it takes 5 to 10 business days to show on your statement; a confirmation is in your inbox.</p>
+${itemsTable(view)}
+${reference(view)}`,
+      );
+    }
+    case 'disputed':
+    case 'dispute_lost':
+      return page(
+        'This payment is disputed',
+        `<h1>This payment is disputed</h1>
+<p>Your bank has told us you dispute this payment. If that is a mistake, please contact your bank and us with the reference below.</p>
+${reference(view)}`,
+      );
     case 'failed':
       return page(
         'We could not process this order',

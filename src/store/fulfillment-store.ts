@@ -1,6 +1,13 @@
 import type { CustomerContact } from '../stripe/sessions';
 import { randomUUID } from 'node:crypto';
-import { SETTLED_STATUSES, type FulfillmentStatus, type FulfillmentView, type LineItemSummary } from '../../workflows/definitions';
+import {
+  AFTER_PAYMENT_STATUSES,
+  SETTLED_STATUSES,
+  type FulfilledItem,
+  type FulfillmentStatus,
+  type FulfillmentView,
+  type LineItemSummary,
+} from '../../workflows/definitions';
 import type { Database, Queryable } from './database';
 
 export interface StatusHistoryEntry {
@@ -15,7 +22,17 @@ export interface FulfillmentRecord {
   updatedAt: Date;
 }
 
-export type EmailKind = 'receipt' | 'payment_failed';
+/** One receipt and one payment-failed email per session; one email per refund (`refund:re_...`). */
+export type EmailKind = 'receipt' | 'payment_failed' | `refund:${string}`;
+
+/** A line item as it was fulfilled, with what a reversal needs to undo it. */
+export interface FulfilledLineItem {
+  lineItemId: string;
+  description: string;
+  quantity: number | null;
+  productId: string | null;
+  priceId: string | null;
+}
 
 /** Which write of which run: runs are ordered by their start time, writes within a run by `seq`. */
 export interface WriteOrder {
@@ -39,24 +56,31 @@ export class FulfillmentStore {
    * Records a transition: appends it to the history (a retried write with the same run and
    * sequence number is a no-op) and updates the current state, unless a later write already did
    * (a timed-out attempt or an older run writing late never moves the status backwards), and never
-   * out of a settled status: a late or concurrent execution cannot undo `fulfilled`.
-   * Returns whether the current state changed (false for a retried, late or refused write).
+   * out of a settled status: a late or concurrent execution cannot undo `fulfilled`. The one way on
+   * from a taken payment is to another after-payment status (a refund, a dispute and its outcome).
+   * Says whether the current state changed (not for a retried, late or refused write), and whether
+   * its status did (a second refund rewrites `partially_refunded` with more in it).
    */
-  async recordStatus(view: FulfillmentView, order: WriteOrder): Promise<boolean> {
+  async recordStatus(view: FulfillmentView, order: WriteOrder): Promise<{ changed: boolean; statusChanged: boolean }> {
     return this.db.transaction(async (tx) => {
+      const before = await tx.query<{ status: FulfillmentStatus }>('SELECT status FROM checkout_sessions WHERE session_id = $1 FOR UPDATE', [
+        view.sessionId,
+      ]);
       await tx.query(
         `INSERT INTO status_history (session_id, run_id, seq, status, reason)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
         [view.sessionId, order.runId, order.seq, view.status, view.reason],
       );
       const changed = await tx.query(
-        `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view, run_started_at, seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        `INSERT INTO checkout_sessions (session_id, status, payment_status, currency, amount_total, view, run_started_at, seq, payment_intent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11)
          ON CONFLICT (session_id) DO UPDATE SET
            status = EXCLUDED.status, payment_status = EXCLUDED.payment_status, currency = EXCLUDED.currency,
            amount_total = EXCLUDED.amount_total, view = EXCLUDED.view, updated_at = now(),
-           run_started_at = EXCLUDED.run_started_at, seq = EXCLUDED.seq
-         WHERE NOT (checkout_sessions.status = ANY($9::text[]))
+           run_started_at = EXCLUDED.run_started_at, seq = EXCLUDED.seq,
+           payment_intent_id = COALESCE(EXCLUDED.payment_intent_id, checkout_sessions.payment_intent_id)
+         WHERE (NOT (checkout_sessions.status = ANY($9::text[]))
+                OR (checkout_sessions.status = ANY($10::text[]) AND EXCLUDED.status = ANY($10::text[])))
            AND (checkout_sessions.run_started_at, checkout_sessions.seq) < (EXCLUDED.run_started_at, EXCLUDED.seq)
          RETURNING session_id`,
         [
@@ -69,9 +93,11 @@ export class FulfillmentStore {
           order.runStartedAt,
           order.seq,
           SETTLED_STATUSES,
+          AFTER_PAYMENT_STATUSES,
+          view.paymentIntentId ?? null,
         ],
       );
-      return changed.length > 0;
+      return { changed: changed.length > 0, statusChanged: changed.length > 0 && before[0]?.status !== view.status };
     });
   }
 
@@ -149,6 +175,71 @@ export class FulfillmentStore {
       await work(tx);
       return true;
     });
+  }
+
+  /** The session whose payment this PaymentIntent is, once its workflow has read the session. */
+  async sessionOfPaymentIntent(paymentIntentId: string): Promise<string | null> {
+    const rows = await this.db.query<{ session_id: string }>('SELECT session_id FROM checkout_sessions WHERE payment_intent_id = $1 LIMIT 1', [
+      paymentIntentId,
+    ]);
+    return rows[0]?.session_id ?? null;
+  }
+
+  /** Line items fulfilled for the session, with what was already reversed (by any refund or dispute) taken off. */
+  async reversibleLineItems(sessionId: string): Promise<FulfilledLineItem[]> {
+    const rows = await this.db.query<{ line_item_id: string; description: string; quantity: number | null; product_id: string | null; price_id: string | null; reversed: number | null; any_reversal: boolean }>(
+      `SELECT f.line_item_id, f.description, f.quantity, f.product_id, f.price_id,
+              (SELECT sum(r.quantity)::int FROM reversals r WHERE r.session_id = f.session_id AND r.line_item_id = f.line_item_id) AS reversed,
+              EXISTS (SELECT 1 FROM reversals r WHERE r.session_id = f.session_id AND r.line_item_id = f.line_item_id) AS any_reversal
+       FROM fulfillments f WHERE f.session_id = $1 ORDER BY f.fulfilled_at, f.line_item_id`,
+      [sessionId],
+    );
+    return rows
+      .map((row) => ({
+        lineItemId: row.line_item_id,
+        description: row.description,
+        // A metered item (no quantity) is reversed once, whole.
+        quantity: row.quantity === null ? null : row.quantity - (row.reversed ?? 0),
+        productId: row.product_id,
+        priceId: row.price_id,
+        gone: row.quantity === null ? row.any_reversal : row.quantity - (row.reversed ?? 0) <= 0,
+      }))
+      .filter((item) => !item.gone)
+      .map(({ gone: _gone, ...item }) => item);
+  }
+
+  /**
+   * Reverses one line item for one refund or dispute exactly once: the row keyed on (reversal,
+   * line item) and `work` commit together, as fulfillments do. Returns false when it was already reversed.
+   */
+  async reverseLineItemOnce(
+    reversalId: string,
+    sessionId: string,
+    item: FulfilledItem,
+    reason: string,
+    work: (tx: Queryable) => Promise<void>,
+  ): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const inserted = await tx.query(
+        `INSERT INTO reversals (reversal_id, session_id, line_item_id, quantity, reason)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING line_item_id`,
+        [reversalId, sessionId, item.lineItemId, item.quantity, reason],
+      );
+      if (inserted.length === 0) return false;
+      await work(tx);
+      return true;
+    });
+  }
+
+  /** What a refund or dispute reversed (a retried reversal finds its earlier work here). */
+  async getReversals(reversalId: string): Promise<FulfilledItem[]> {
+    const rows = await this.db.query<{ line_item_id: string; quantity: number | null; description: string | null }>(
+      `SELECT r.line_item_id, r.quantity, f.description FROM reversals r
+       LEFT JOIN fulfillments f ON f.session_id = r.session_id AND f.line_item_id = r.line_item_id
+       WHERE r.reversal_id = $1 ORDER BY r.reversed_at, r.line_item_id`,
+      [reversalId],
+    );
+    return rows.map((row) => ({ lineItemId: row.line_item_id, description: row.description ?? '', quantity: row.quantity }));
   }
 
   async getFulfillments(sessionId: string): Promise<{ lineItemId: string; description: string; quantity: number | null }[]> {

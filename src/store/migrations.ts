@@ -93,6 +93,27 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: 'refunds and disputes: the payment intent of a session, reversals',
+    sql: `
+      -- Refund and dispute events name the PaymentIntent; this finds its session.
+      ALTER TABLE checkout_sessions ADD COLUMN payment_intent_id text;
+      CREATE INDEX checkout_sessions_payment_intent ON checkout_sessions (payment_intent_id);
+
+      -- What each refund or lost dispute reversed, at most once per line item.
+      CREATE TABLE reversals (
+        reversal_id  text NOT NULL,
+        session_id   text NOT NULL,
+        line_item_id text NOT NULL,
+        quantity     integer,
+        reason       text NOT NULL,
+        reversed_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (reversal_id, line_item_id)
+      );
+      CREATE INDEX reversals_session ON reversals (session_id);
+    `,
+  },
 ];
 
 /**

@@ -8,9 +8,10 @@ import express, { type Response } from 'express';
  * becomes paid, expires) and Stripe's error shapes. stripe-mock checks request shapes but is
  * stateless; this plays scenarios. Listens on 127.0.0.1 only.
  *
- * Stripe API:   GET /v1/checkout/sessions?created[gte]=&status=&limit=&starting_after=   (newest first)
+ * Stripe API:   GET /v1/checkout/sessions?created[gte]=&status=&payment_intent=&limit=&starting_after=   (newest first)
  *               GET /v1/checkout/sessions/:id[?expand[]=line_items]
  *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
+ *               GET /v1/refunds?payment_intent=&limit=&starting_after=, GET /v1/disputes?payment_intent=&...
  * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
  *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so:
  *                                             400 invalid request, 401 bad key, 403 permission, 429 rate limit, 5xx)
@@ -41,7 +42,37 @@ export interface EmulatedSession {
   livemode?: boolean;
   /** Unix seconds; default 24 hours after creation. */
   expiresAt?: number;
+  /** Default: `pi_` + the session ID's suffix once the session is complete in payment mode. */
+  paymentIntentId?: string | null;
   lineItems: EmulatedLineItem[];
+}
+
+/** A refund of a payment (Stripe's Refund), listed by its PaymentIntent. */
+export interface EmulatedRefund {
+  id: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  status: 'pending' | 'succeeded' | 'failed' | 'canceled' | 'requires_action';
+  metadata?: Record<string, string>;
+  created?: number;
+}
+
+/** A dispute (chargeback) of a payment, listed by its PaymentIntent. */
+export interface EmulatedDispute {
+  id: string;
+  paymentIntentId: string;
+  amount: number;
+  currency: string;
+  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost';
+  reason?: string;
+  created?: number;
+}
+
+/** The PaymentIntent a session paid through, as the emulator reports it. */
+export function paymentIntentOf(session: EmulatedSession): string | null {
+  if (session.paymentIntentId !== undefined) return session.paymentIntentId;
+  return session.status === 'complete' && (session.mode ?? 'payment') === 'payment' ? `pi_${session.id.replace(/^cs_/, '')}` : null;
 }
 
 const ERROR_TYPES: Record<number, string> = {
@@ -70,10 +101,15 @@ export interface EmulatedTrouble {
 export interface StripeEmulator {
   url: string;
   sessions: Map<string, EmulatedSession>;
+  refunds: Map<string, EmulatedRefund>;
+  disputes: Map<string, EmulatedDispute>;
   requests: string[];
   /** When each Stripe API request arrived (ms since the epoch), in the order of `requests`. */
   requestTimes: number[];
   put(session: EmulatedSession): void;
+  /** Creates or replaces a refund or a dispute (by ID). */
+  putRefund(refund: EmulatedRefund): void;
+  putDispute(dispute: EmulatedDispute): void;
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
   trouble(trouble: EmulatedTrouble): void;
@@ -84,6 +120,8 @@ export interface StripeEmulator {
 
 export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity } = {}): Promise<StripeEmulator> {
   const sessions = new Map<string, EmulatedSession>();
+  const refunds = new Map<string, EmulatedRefund>();
+  const disputes = new Map<string, EmulatedDispute>();
   const requests: string[] = [];
   const requestTimes: number[] = [];
   const failures = { status: 0, remaining: 0 };
@@ -152,9 +190,11 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     const created = (req.query.created ?? {}) as { gte?: string };
     const gte = created.gte === undefined ? 0 : Number(created.gte);
     const status = typeof req.query.status === 'string' ? req.query.status : undefined;
+    const paymentIntent = typeof req.query.payment_intent === 'string' ? req.query.payment_intent : undefined;
     const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
     const matching = [...sessions.values()]
       .filter((session) => (session.created ?? 0) >= gte && (!status || session.status === status))
+      .filter((session) => !paymentIntent || paymentIntentOf(session) === paymentIntent)
       .sort((a, b) => (b.created ?? 0) - (a.created ?? 0) || (a.id < b.id ? -1 : 1));
     const after = typeof req.query.starting_after === 'string' ? matching.findIndex((s) => s.id === req.query.starting_after) + 1 : 0;
     const page = matching.slice(after, after + limit);
@@ -181,6 +221,42 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     res.json(lineItemPage(session, limit, after));
   });
 
+  // Refunds and disputes, listed by PaymentIntent, newest first, one page (the product pages with auto-pagination).
+  const listBy = <T extends { id: string; paymentIntentId: string; created?: number }>(
+    path: string,
+    items: Map<string, T>,
+    toStripe: (item: T) => Record<string, unknown>,
+  ) =>
+    app.get(path, (req, res) => {
+      const paymentIntent = typeof req.query.payment_intent === 'string' ? req.query.payment_intent : undefined;
+      const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
+      const matching = [...items.values()]
+        .filter((item) => !paymentIntent || item.paymentIntentId === paymentIntent)
+        .sort((a, b) => (b.created ?? 0) - (a.created ?? 0) || (a.id < b.id ? 1 : -1));
+      const after = typeof req.query.starting_after === 'string' ? matching.findIndex((item) => item.id === req.query.starting_after) + 1 : 0;
+      res.json({ object: 'list', data: matching.slice(after, after + limit).map(toStripe), has_more: after + limit < matching.length, url: path });
+    });
+  listBy('/v1/refunds', refunds, (refund) => ({
+    id: refund.id,
+    object: 'refund',
+    amount: refund.amount,
+    currency: refund.currency,
+    status: refund.status,
+    payment_intent: refund.paymentIntentId,
+    metadata: refund.metadata ?? {},
+    created: refund.created,
+  }));
+  listBy('/v1/disputes', disputes, (dispute) => ({
+    id: dispute.id,
+    object: 'dispute',
+    amount: dispute.amount,
+    currency: dispute.currency,
+    status: dispute.status,
+    reason: dispute.reason ?? 'general',
+    payment_intent: dispute.paymentIntentId,
+    created: dispute.created,
+  }));
+
   app.use('/v1', (req, res) => {
     stripeError(res, 404, 'invalid_request_error', undefined, `Unrecognized request URL (${req.method}: ${req.originalUrl})`);
   });
@@ -190,9 +266,13 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessions,
+    refunds,
+    disputes,
     requests,
     requestTimes,
     put,
+    putRefund: (refund) => void refunds.set(refund.id, { created: Math.floor(Date.now() / 1000), ...refund }),
+    putDispute: (dispute) => void disputes.set(dispute.id, { created: Math.floor(Date.now() / 1000), ...dispute }),
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
     trouble: (next) => void (trouble = next),
     rateLimited: () => overLimit,
@@ -256,6 +336,7 @@ function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
     livemode: session.livemode ?? false,
     created: session.created ?? Math.floor(Date.now() / 1000),
     mode: session.mode ?? 'payment',
+    payment_intent: paymentIntentOf(session),
     payment_status: session.paymentStatus,
     status: session.status,
     ...(expandLineItems ? { line_items: lineItemPage(session, EXPANDED_PAGE_SIZE) } : {}),

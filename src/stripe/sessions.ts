@@ -51,6 +51,7 @@ export async function retrieveSessionSummary(stripe: Stripe, sessionId: string):
     amountSubtotal: session.amount_subtotal,
     amountTotal: session.amount_total,
     expiresAt: session.expires_at,
+    paymentIntentId: typeof session.payment_intent === 'string' ? session.payment_intent : (session.payment_intent?.id ?? null),
     lineItems: items.map(toLineItemSummary),
   };
   const contact = { email: session.customer_details?.email ?? session.customer_email ?? null, name: session.customer_details?.name ?? null };

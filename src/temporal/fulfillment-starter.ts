@@ -2,7 +2,7 @@ import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@t
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { Duration } from '@temporalio/common';
 import { checkoutEventSignal, isSettledStatus, type CheckoutEvent, type FulfillCheckoutInput } from '../../workflows/definitions';
-import { checkSession, fulfillCheckout } from '../../workflows';
+import { checkSession, fulfillCheckout, routeMoneyBack } from '../../workflows';
 import type { FulfillmentStore } from '../store/fulfillment-store';
 
 /** `already_settled`: the session's outcome is recorded and final; the event changes nothing. */
@@ -49,6 +49,45 @@ export class FulfillmentStarter {
         signalArgs: [event],
       }),
     );
+  }
+
+  /**
+   * A refund or dispute of the session's payment: signals its running workflow (which settles it
+   * once fulfillment is over), or runs the session again when its execution has closed (the new run
+   * finds the record settled and only settles the money). An event the record shows acted on is
+   * `already_settled`.
+   */
+  async deliverMoneyBack(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
+    const record = await this.store.getRecord(sessionId);
+    if (record?.view.eventIds.includes(event.id)) return 'already_settled';
+    await this.withDeadline(() =>
+      this.client.workflow.signalWithStart(fulfillCheckout, {
+        ...this.common(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
+        signal: checkoutEventSignal,
+        signalArgs: [event],
+      }),
+    );
+    return 'accepted';
+  }
+
+  /**
+   * A refund or dispute whose PaymentIntent our records do not know yet: a short workflow finds
+   * its Checkout Session at Stripe and delivers it there (one per event: a redelivery is a no-op).
+   */
+  async routeMoneyBack(paymentIntentId: string, event: CheckoutEvent): Promise<'routing'> {
+    await this.withDeadline(() =>
+      this.client.workflow.start(routeMoneyBack, {
+        taskQueue: this.options.taskQueue,
+        workflowId: `route-${event.id}`,
+        args: [{ paymentIntentId, event }],
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        staticSummary: `Find the Checkout Session of ${paymentIntentId} for ${event.type}`,
+      }),
+    ).catch((err: unknown) => {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // routed before: done
+    });
+    return 'routing';
   }
 
   /** The landing page and the reconciler: starts the session's workflow unless one is already running. */

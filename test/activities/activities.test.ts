@@ -58,6 +58,9 @@ function activitiesWith(overrides: Partial<ActivityDeps>) {
       deliver: async () => {
         throw new Error('no Temporal in this test');
       },
+      deliverMoneyBack: async () => {
+        throw new Error('no Temporal in this test');
+      },
     },
     merchantName: 'Test Shop',
     emailDomain: 'shop.test',

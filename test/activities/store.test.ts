@@ -41,7 +41,7 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
@@ -91,6 +91,48 @@ describe.each([
     await store.recordStatus(view(sessionId, { status: 'failed', reason: 'StripeAuthentication' }), { ...RUN_1, seq: 1 });
     await store.recordStatus(view(sessionId, { status: 'fulfilled' }), { ...RUN_2, seq: 1 });
     expect((await store.getRecord(sessionId))?.view.status).toBe('fulfilled');
+  });
+
+  test('when money comes back after fulfillment, then a settled record moves among after-payment statuses only, and finds its session by PaymentIntent', async () => {
+    const sessionId = newSessionId();
+    const paymentIntentId = `pi_${sessionId.slice(8)}`;
+    await store.recordStatus(view(sessionId, { status: 'fulfilled', paymentIntentId }), { ...RUN_1, seq: 1 });
+    expect(await store.sessionOfPaymentIntent(paymentIntentId)).toBe(sessionId);
+
+    expect(await store.recordStatus(view(sessionId, { status: 'partially_refunded' }), { ...RUN_2, seq: 1 })).toEqual({ changed: true, statusChanged: true });
+    // A second refund rewrites the record without changing its status.
+    expect(await store.recordStatus(view(sessionId, { status: 'partially_refunded', reason: 'second' }), { ...RUN_2, seq: 2 })).toEqual({ changed: true, statusChanged: false });
+    // Never back to before the payment, even from a later write.
+    expect((await store.recordStatus(view(sessionId, { status: 'fulfilling' }), { ...RUN_2, seq: 3 })).changed).toBe(false);
+    expect((await store.recordStatus(view(sessionId, { status: 'refunded' }), { ...RUN_2, seq: 4 })).changed).toBe(true);
+    expect((await store.getRecord(sessionId))?.view.status).toBe('refunded');
+    expect(await store.sessionOfPaymentIntent(paymentIntentId)).toBe(sessionId); // kept when a view does not repeat it
+    expect(await store.sessionOfPaymentIntent('pi_unknown')).toBeNull();
+  });
+
+  test('when a refund reverses line items, then each is reversed once per refund, capped at what was fulfilled, and stock comes back once', async () => {
+    const sessionId = newSessionId();
+    const productId = `prod_${sessionId}`;
+    await store.setStock(productId, 10);
+    const item = lineItem({ productId, quantity: 3 });
+    await store.fulfillLineItemOnce(sessionId, item, (tx) => stockFulfiller.fulfillLineItem({ sessionId, lineItem: item, idempotencyKey: 'k' }, tx));
+    expect(await store.getStock(productId)).toBe(7);
+
+    const reverse = (reversalId: string, quantity: number) =>
+      store.reverseLineItemOnce(reversalId, sessionId, { lineItemId: item.id, description: item.description, quantity }, 'refund', (tx) =>
+        stockFulfiller.reverseLineItem!(
+          { sessionId, lineItem: { id: item.id, description: item.description, productId, priceId: null }, quantity, reason: 'refund', reversalId, idempotencyKey: `${reversalId}:${item.id}` },
+          tx,
+        ),
+      );
+    expect(await reverse('re_1', 2)).toBe(true);
+    expect(await reverse('re_1', 2)).toBe(false); // the same refund again
+    expect(await store.getStock(productId)).toBe(9);
+    expect(await store.reversibleLineItems(sessionId)).toEqual([expect.objectContaining({ lineItemId: item.id, quantity: 1 })]);
+    expect(await store.getReversals('re_1')).toEqual([{ lineItemId: item.id, description: item.description, quantity: 2 }]);
+
+    expect(await reverse('re_2', 1)).toBe(true);
+    expect(await store.reversibleLineItems(sessionId)).toEqual([]); // nothing left to reverse
   });
 
   test('when a line item is fulfilled twice, then it is recorded once and stock moves once', async () => {
@@ -267,7 +309,7 @@ describe('migrations on a fresh PostgreSQL server', () => {
     const db = await openDatabase({ databaseUrl: url });
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     await db.close();
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
   });
 });
 

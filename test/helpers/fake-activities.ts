@@ -1,11 +1,17 @@
 import type { Activities } from '../../activities';
-import type { FulfillmentView, SessionSummary } from '../../workflows/definitions';
+import type { FulfilledItem, FulfillmentView, MoneyBack, SessionSummary } from '../../workflows/definitions';
 
 /**
  * Activities for workflow tests, typed as the real ones so a drift fails to compile. The session
  * Stripe returns is whatever `stripe` says at the moment of the call, so a test can change it.
  */
-export function fakeActivities(stripe: { current: () => SessionSummary }, recorded: FulfillmentView | null = null) {
+export function fakeActivities(
+  stripe: { current: () => SessionSummary; moneyBack?: () => MoneyBack },
+  recorded: FulfillmentView | null = null,
+) {
+  // What the database would hold: fulfilled line items (with quantities), and what each reversal took back.
+  const fulfilled = new Map<string, FulfilledItem>((recorded?.fulfilled ?? []).map((item) => [item.lineItemId, { ...item }]));
+  const reversals = new Map<string, FulfilledItem[]>();
   const calls = {
     retrieveSession: 0,
     fulfillLineItems: [] as Parameters<Activities['fulfillLineItems']>[0][],
@@ -14,6 +20,9 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
     statuses: [] as string[],
     /** Every recorded view, in order, as copies: the last is what the database would hold. */
     views: [] as FulfillmentView[],
+    readMoneyBack: 0,
+    reverseLineItems: [] as Parameters<Activities['reverseLineItems']>[0][],
+    emailRefund: [] as Parameters<Activities['emailRefund']>[0][],
   };
   const activities: Activities = {
     async retrieveSession() {
@@ -25,7 +34,44 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
     },
     async fulfillLineItems(input) {
       calls.fulfillLineItems.push(input);
-      return input.lineItems.map((item) => ({ lineItemId: item.id, description: item.description, quantity: item.quantity }));
+      const done = input.lineItems.map((item) => ({ lineItemId: item.id, description: item.description, quantity: item.quantity }));
+      for (const item of done) if (!fulfilled.has(item.lineItemId)) fulfilled.set(item.lineItemId, { ...item });
+      return done;
+    },
+    async readMoneyBack() {
+      calls.readMoneyBack++;
+      return stripe.moneyBack?.() ?? { refunds: [], disputes: [] };
+    },
+    async sessionOfPaymentIntent() {
+      return stripe.current().id;
+    },
+    // As the real one: only what is fulfilled and not yet reversed, once per reversal.
+    async reverseLineItems(input) {
+      calls.reverseLineItems.push(input);
+      if (reversals.has(input.reversalId)) return reversals.get(input.reversalId)!;
+      const left = (item: FulfilledItem) => item.quantity === null || item.quantity > 0;
+      const wanted =
+        input.items === 'all'
+          ? [...fulfilled.values()].filter(left).map((item) => ({ item, quantity: item.quantity }))
+          : input.items.flatMap(({ lineItemId, quantity }) => {
+              const item = fulfilled.get(lineItemId);
+              if (!item || !left(item)) return [];
+              return [{ item, quantity: quantity === null || item.quantity === null ? item.quantity : Math.min(quantity, item.quantity) }];
+            });
+      const done = wanted.map(({ item, quantity }) => {
+        if (item.quantity !== null) item.quantity -= quantity ?? 0;
+        else item.quantity = 0;
+        return { lineItemId: item.lineItemId, description: item.description, quantity };
+      });
+      reversals.set(input.reversalId, done);
+      return done;
+    },
+    async deliverMoneyBack() {
+      throw new Error('workflow tests do not route money-back events');
+    },
+    async emailRefund(input) {
+      calls.emailRefund.push(input);
+      return { sent: true };
     },
     async emailReceipt(input) {
       calls.emailReceipt.push(input);
@@ -48,8 +94,9 @@ export function fakeActivities(stripe: { current: () => SessionSummary }, record
     async redriveStuckSessions() {
       return 0;
     },
+    // As the database: the last view recorded, or what it held before.
     async loadRecord() {
-      return recorded;
+      return structuredClone(calls.views.at(-1) ?? recorded);
     },
   };
   return { activities, calls };

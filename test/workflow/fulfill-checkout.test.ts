@@ -10,7 +10,11 @@ import {
   fulfillmentQuery,
   receivedView,
   type CheckoutEvent,
+  type DisputeSummary,
   type FulfillCheckoutInput,
+  type FulfillmentView,
+  type MoneyBack,
+  type RefundSummary,
   type SessionSummary,
 } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
@@ -729,3 +733,188 @@ describe('fulfillCheckout', () => {
     expect(calls.statuses).toEqual([]);
   });
 });
+
+describe('fulfillCheckout after the payment: refunds and disputes', () => {
+  const refunded = (id = 'evt_refunded'): CheckoutEvent => ({ id, type: 'charge.refunded' });
+  const refundUpdated = (id = 'evt_refund_updated'): CheckoutEvent => ({ id, type: 'refund.updated' });
+  const disputeCreated = (id = 'evt_dispute_created'): CheckoutEvent => ({ id, type: 'charge.dispute.created' });
+  const disputeClosed = (id = 'evt_dispute_closed'): CheckoutEvent => ({ id, type: 'charge.dispute.closed' });
+
+  /** A paid session with a PaymentIntent, and a Stripe whose refunds and disputes the test sets. */
+  function paidWithMoneyBack() {
+    const paid = session({ paymentIntentId: `pi_${randomId()}` });
+    const stripe = { session: paid, money: { refunds: [], disputes: [] } as MoneyBack, current: () => stripe.session, moneyBack: () => stripe.money };
+    return { paid, stripe, tshirt: paid.lineItems[0]!, stickers: paid.lineItems[1]! };
+  }
+
+  /** What the record holds once `paid` was fulfilled by an earlier run. */
+  function fulfilledRecord(paid: SessionSummary): FulfillmentView {
+    return {
+      ...receivedView(paid.id),
+      status: 'fulfilled',
+      paymentStatus: 'paid',
+      mode: 'payment',
+      currency: paid.currency,
+      amountTotal: paid.amountTotal,
+      paymentIntentId: paid.paymentIntentId,
+      lineItems: paid.lineItems.map((item) => ({ description: item.description, quantity: item.quantity, amountTotal: item.amountTotal })),
+      fulfilled: paid.lineItems.map((item) => ({ lineItemId: item.id, description: item.description, quantity: item.quantity })),
+      receiptSent: true,
+      eventIds: ['evt_completed'],
+    };
+  }
+
+  const refund = (overrides: Partial<RefundSummary>): RefundSummary => ({ id: `re_${randomId()}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null, ...overrides });
+
+  test('when the whole payment is refunded after fulfillment, then everything is reversed once, the customer is emailed once, and it records refunded', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const whole = refund({ amount: 4500 });
+    stripe.money = { refunds: [whole], disputes: [] };
+    const { activities, calls } = fakeActivities(stripe, fulfilledRecord(paid));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('refunded');
+    expect(calls.reverseLineItems).toEqual([{ sessionId: paid.id, reversalId: whole.id, reason: 'refund', items: 'all' }]);
+    expect(result.refunds).toEqual([expect.objectContaining({ id: whole.id, emailed: true, note: null, reversed: [expect.objectContaining({ description: 'T-shirt', quantity: 2 }), expect.objectContaining({ description: 'Sticker pack', quantity: 1 })] })]);
+    expect(calls.emailRefund.map((email) => email.refund.id)).toEqual([whole.id]);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(calls.statuses).toEqual(['refunded']);
+  });
+
+  test('when a partial refund names its line items, then only those are reversed and it records partially_refunded', async () => {
+    const { paid, stripe, tshirt } = paidWithMoneyBack();
+    const oneShirt = refund({ amount: 2000, lineItems: [{ lineItemId: tshirt.id, quantity: 1 }] });
+    stripe.money = { refunds: [oneShirt], disputes: [] };
+    const { activities } = fakeActivities(stripe, fulfilledRecord(paid));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('partially_refunded');
+    expect(result.refunds![0]!.reversed).toEqual([{ lineItemId: tshirt.id, description: 'T-shirt', quantity: 1 }]);
+  });
+
+  test('when a partial refund does not say what it covers, then nothing is guessed: it is recorded for an operator, and the customer still hears of it', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const goodwill = refund({ amount: 500 });
+    stripe.money = { refunds: [goodwill], disputes: [] };
+    const { activities, calls } = fakeActivities(stripe, fulfilledRecord(paid));
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('partially_refunded');
+    expect(calls.reverseLineItems).toHaveLength(0);
+    expect(result.refunds![0]).toEqual(expect.objectContaining({ reversed: null, emailed: true }));
+    expect(result.reason).toMatch(new RegExp(`refund ${goodwill.id} of \\$5\\.00 does not say which line items it covers.*an operator decides`));
+  });
+
+  test('when a refund arrives while the order is being fulfilled, then it waits for the fulfillment and reverses what was fulfilled', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const fulfilling = gate();
+    const { activities, calls } = fakeActivities(stripe);
+    const fulfill = activities.fulfillLineItems;
+    activities.fulfillLineItems = async (input) => {
+      await fulfilling.pass();
+      return fulfill(input);
+    };
+
+    const result = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: paid.id }, completed());
+      await fulfilling.reached;
+      stripe.money = { refunds: [refund({ amount: 4500 })], disputes: [] };
+      await handle.signal(checkoutEventSignal, refunded());
+      fulfilling.open();
+      return handle.result();
+    });
+
+    expect(calls.statuses).toEqual(['received', 'fulfilling', 'fulfilled', 'refunded']);
+    expect(result.fulfilled).toHaveLength(2);
+    expect(result.refunds![0]!.reversed).toHaveLength(2);
+    expect(calls.emailReceipt).toHaveLength(1);
+    expect(calls.emailRefund).toHaveLength(1);
+  });
+
+  test('when the payment was refunded in full before the order was fulfilled, then nothing is fulfilled, nothing reversed, and it records refunded', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    stripe.money = { refunds: [refund({ amount: 4500 })], disputes: [] };
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('refunded');
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(calls.emailReceipt).toHaveLength(0);
+    expect(result.refunds![0]!.reversed).toEqual([]);
+    expect(calls.emailRefund).toHaveLength(1);
+  });
+
+  test('when refund events are redelivered or several name the same refund, then it is reversed and emailed once; a pending refund waits for refund.updated', async () => {
+    const { paid, stripe, stickers } = paidWithMoneyBack();
+    const pending = refund({ amount: 500, status: 'pending', lineItems: [{ lineItemId: stickers.id, quantity: null }] });
+    stripe.money = { refunds: [pending], disputes: [] };
+    const { activities, calls } = fakeActivities(stripe, fulfilledRecord(paid));
+
+    await withWorker(activities, async () => {
+      const waiting = await (await start({ sessionId: paid.id }, refunded('evt_r1'))).result();
+      expect(waiting.status).toBe('fulfilled'); // nothing settled yet: the refund is pending
+      expect(calls.reverseLineItems).toHaveLength(0);
+
+      stripe.money = { refunds: [{ ...pending, status: 'succeeded' }], disputes: [] };
+      const settled = await (await start({ sessionId: paid.id }, refundUpdated('evt_r2'))).result();
+      expect(settled.status).toBe('partially_refunded');
+
+      const again = await (await start({ sessionId: paid.id }, refundUpdated('evt_r2'))).result();
+      expect(again.status).toBe('partially_refunded');
+      const another = await (await start({ sessionId: paid.id }, refunded('evt_r3'))).result();
+      expect(another.refunds).toHaveLength(1);
+    });
+
+    expect(calls.reverseLineItems).toHaveLength(1);
+    expect(calls.emailRefund).toHaveLength(1);
+    expect(calls.readMoneyBack).toBe(3); // evt_r1, evt_r2, evt_r3; the redelivered evt_r2 read nothing
+  });
+
+  test('when a dispute opens, then it records disputed and reverses nothing; won, it is fulfilled again; lost, everything is reversed once', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const dispute: DisputeSummary = { id: `dp_${randomId()}`, amount: 4500, currency: 'usd', status: 'needs_response', reason: 'fraudulent' };
+    stripe.money = { refunds: [], disputes: [dispute] };
+    const { activities, calls } = fakeActivities(stripe, fulfilledRecord(paid));
+
+    await withWorker(activities, async () => {
+      const opened = await (await start({ sessionId: paid.id }, disputeCreated())).result();
+      expect(opened.status).toBe('disputed');
+      expect(opened.disputes).toEqual([expect.objectContaining({ id: dispute.id, outcome: 'open', reversed: null })]);
+      expect(calls.reverseLineItems).toHaveLength(0);
+
+      stripe.money = { refunds: [], disputes: [{ ...dispute, status: 'won' }] };
+      const won = await (await start({ sessionId: paid.id }, disputeClosed('evt_won'))).result();
+      expect(won.status).toBe('fulfilled');
+      expect(won.disputes![0]!.outcome).toBe('won');
+
+      stripe.money = { refunds: [], disputes: [{ ...dispute, status: 'won' }, { ...dispute, id: `dp_${randomId()}`, status: 'lost' }] };
+      const lost = await (await start({ sessionId: paid.id }, disputeClosed('evt_lost'))).result();
+      expect(lost.status).toBe('dispute_lost');
+    });
+
+    expect(calls.reverseLineItems).toEqual([expect.objectContaining({ reason: 'dispute_lost', items: 'all' })]);
+    expect(calls.emailRefund).toHaveLength(0);
+  });
+
+  test('when an order that failed before anything was fulfilled is refunded, then nothing is un-fulfilled and it records refunded', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    stripe.money = { refunds: [refund({ amount: 4500 })], disputes: [] };
+    const failedRecord = { ...fulfilledRecord(paid), status: 'failed' as const, fulfilled: [], receiptSent: false, reason: 'OutOfStock: gone' };
+    const { activities, calls } = fakeActivities(stripe, failedRecord);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('refunded');
+    expect(calls.retrieveSession).toBe(0); // not run again
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(result.refunds![0]!.reversed).toEqual([]);
+  });
+});
+
+function randomId(): string {
+  return Math.random().toString(36).slice(2, 14);
+}

@@ -1,0 +1,65 @@
+/**
+ * Money coming back after a payment (refunds, disputes): the pure decisions, shared by the
+ * workflow and its tests. Stripe's refunds and disputes are read whole each time; what was already
+ * acted on is in the view, so a redelivered or out-of-order event changes nothing twice.
+ */
+import { formatAmount } from '../src/shared/money';
+import {
+  AFTER_PAYMENT_STATUSES,
+  type DisputeRecord,
+  type DisputeSummary,
+  type FulfillmentStatus,
+  type RefundRecord,
+  type RefundSummary,
+} from './definitions';
+
+/** What a refund reverses: the line items it names, everything left once the payment is refunded in full, or nothing (an operator decides). */
+export type RefundCoverage = { items: 'all' | { lineItemId: string; quantity: number | null }[] } | { note: string };
+
+/**
+ * `succeededBefore`: the refunds acted on earlier. A refund that names its line items reverses
+ * those; one that completes a full refund reverses whatever is left; any other partial refund is
+ * recorded for an operator, never guessed from its amount.
+ */
+export function refundCoverage(refund: RefundSummary, succeededBefore: readonly RefundSummary[], amountTotal: number | null): RefundCoverage {
+  if (refund.lineItems) return { items: refund.lineItems };
+  const refunded = [...succeededBefore, refund].reduce((sum, r) => sum + r.amount, 0);
+  if (amountTotal !== null && refunded >= amountTotal) return { items: 'all' };
+  return {
+    note: `refund ${refund.id} of ${formatAmount(refund.amount, refund.currency)} does not say which line items it covers (its metadata.line_items); nothing was reversed for it: an operator decides`,
+  };
+}
+
+export function disputeOutcome(dispute: DisputeSummary): DisputeRecord['outcome'] {
+  if (dispute.status === 'lost') return 'lost';
+  // An inquiry closed without a chargeback counts as won.
+  if (dispute.status === 'won' || dispute.status === 'warning_closed') return 'won';
+  return 'open';
+}
+
+/**
+ * The session's status once money came back. Only a taken payment moves (or a `failed` order,
+ * which may have been partly fulfilled): a lost dispute, then an open one, then refunds decide.
+ * `paymentTaken`: this run found the session paid, whatever its status says yet.
+ */
+export function statusAfterMoneyBack(
+  current: FulfillmentStatus,
+  refunds: readonly RefundRecord[],
+  disputes: readonly DisputeRecord[],
+  amountTotal: number | null,
+  paymentTaken = false,
+): FulfillmentStatus {
+  if (!paymentTaken && !AFTER_PAYMENT_STATUSES.includes(current) && current !== 'failed') return current;
+  if (disputes.some((dispute) => dispute.outcome === 'lost')) return 'dispute_lost';
+  if (disputes.some((dispute) => dispute.outcome === 'open')) return 'disputed';
+  const refunded = refunds.reduce((sum, refund) => sum + refund.amount, 0);
+  if (refunds.length > 0 && amountTotal !== null && refunded >= amountTotal) return 'refunded';
+  if (refunds.length > 0) return 'partially_refunded';
+  return current === 'failed' ? 'failed' : 'fulfilled';
+}
+
+/** Whether Stripe reports the payment refunded in full. */
+export function refundedInFull(refunds: readonly RefundSummary[], amountTotal: number | null): boolean {
+  const refunded = refunds.filter((refund) => refund.status === 'succeeded').reduce((sum, refund) => sum + refund.amount, 0);
+  return amountTotal !== null && refunded > 0 && refunded >= amountTotal;
+}

@@ -1,0 +1,33 @@
+import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { stripeTaskQueue, type CheckoutEvent } from './definitions';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+
+/**
+ * A refund or dispute event names only the PaymentIntent. When our records do not know it yet
+ * (the session's own events were late or lost), this finds the Checkout Session that took the
+ * payment, at Stripe, on the rate-limited queue, and hands the event to that session's workflow.
+ * One execution per event (workflow ID `route-<event ID>`), so a redelivery is a no-op.
+ */
+export async function routeMoneyBack(input: { paymentIntentId: string; event: CheckoutEvent }): Promise<{ sessionId: string | null }> {
+  const { sessionOfPaymentIntent } = proxyActivities<Activities>({
+    taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
+    startToCloseTimeout: '30 seconds',
+    retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
+  });
+  const { deliverMoneyBack } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
+  const sessionId = await sessionOfPaymentIntent(input.paymentIntentId);
+  if (!sessionId) {
+    // A payment no Checkout Session of ours took (a PaymentIntent made elsewhere): nothing to reverse here.
+    log.warn('No Checkout Session took this payment; the refund or dispute is not ours to settle', {
+      paymentIntentId: input.paymentIntentId,
+      eventId: input.event.id,
+    });
+    return { sessionId: null };
+  }
+  await deliverMoneyBack({ sessionId, event: input.event });
+  return { sessionId };
+}
