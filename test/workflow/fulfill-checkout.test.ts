@@ -65,11 +65,16 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when the fulfiller gives up (non-retryable), then failed is recorded with its reason and the execution fails': 'fulfiller-gave-up',
   'when the record already says fulfilled (a late duplicate after retention), then nothing is done again': 'already-settled',
   'when a session waits so long its history grows large, then it continues as new with what it knew, loses no event and fulfills once': 'continued-as-new-last-run',
+  'when the whole payment is refunded after fulfillment, then everything is reversed once, the customer is emailed once, and it records refunded': 'refunded-after-fulfillment',
+  'when a refund arrives while the order is being fulfilled, then it waits for the fulfillment and reverses what was fulfilled': 'refund-while-fulfilling',
+  'when a partial refund does not say what it covers, then nothing is guessed: it is recorded for an operator, and the customer still hears of it': 'partial-refund-for-an-operator',
+  'when the payment was refunded in full before the order was fulfilled, then nothing is fulfilled, nothing reversed, and it records refunded': 'refunded-before-fulfillment',
+  'when a dispute opens, then it records disputed and reverses nothing; won, it is fulfilled again; lost, everything is reversed once': 'dispute-lost',
 };
 let lastStarted: string | undefined;
 
 afterEach(async () => {
-  const branch = RECORDED_BRANCHES[expect.getState().currentTestName?.replace(/^fulfillCheckout /, '') ?? ''];
+  const branch = RECORDED_BRANCHES[expect.getState().currentTestName?.replace(/^fulfillCheckout (after the payment: refunds and disputes )?/, '') ?? ''];
   if (branch && lastStarted) await keepHistory(branch, env.client, lastStarted);
   lastStarted = undefined;
 });
