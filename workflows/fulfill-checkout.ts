@@ -322,6 +322,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function settleMoneyBack(): Promise<void> {
     while (moneyBackPending) {
       moneyBackPending = false;
+      // A record written before PaymentIntents were kept: Stripe's session says which it was.
+      view.paymentIntentId ??= (await retrieveSession(sessionId)).paymentIntentId ?? null;
       if (!view.paymentIntentId) {
         log.warn('A refund or dispute event for a session without a known payment; nothing to settle', { sessionId });
         continue;

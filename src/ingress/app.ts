@@ -120,6 +120,15 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       return void res.status(400).json({ error: 'malformed event: expected an object with id, type, livemode and data.object' });
     }
     metrics.webhookEvents.inc({ type: event.type });
+    // Not acknowledged: Stripe retries with backoff for up to three days.
+    const notAccepted = (err: unknown) => {
+      logger.error('Temporal (or the database) did not accept the webhook; answering 503 so Stripe retries', {
+        eventId: event.id,
+        type: event.type,
+        error: (err as Error).message,
+      });
+      res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+    };
     if (event.account) {
       // A connected account's event (a Connect endpoint): its sessions are not ours to read or fulfill.
       logger.error('Webhook refused: an event from a connected account, and Connect is not configured', {
@@ -165,12 +174,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         res.locals.delivery = delivery === 'routing' ? 'accepted' : delivery;
         return void res.status(200).json({ received: true, sessionId, paymentIntentId, delivery });
       } catch (err) {
-        logger.error('Temporal or the database did not accept the webhook; answering 503 so Stripe retries', {
-          eventId: event.id,
-          type: event.type,
-          error: (err as Error).message,
-        });
-        return void res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+        return notAccepted(err);
       }
     }
     if (!CHECKOUT_EVENTS.has(event.type)) {
@@ -192,13 +196,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       res.locals.delivery = delivery;
       return void res.status(200).json({ received: true, sessionId, delivery });
     } catch (err) {
-      // Not acknowledged: Stripe retries with backoff for up to three days.
-      logger.error('Temporal did not accept the webhook; answering 503 so Stripe retries', {
-        eventId: event.id,
-        type: event.type,
-        error: (err as Error).message,
-      });
-      return void res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+      return notAccepted(err);
     }
   });
 

@@ -905,6 +905,21 @@ describe('fulfillCheckout after the payment: refunds and disputes', () => {
     expect(calls.emailRefund).toHaveLength(0);
   });
 
+  test('when an order fulfilled before PaymentIntents were recorded is refunded, then the session is read once to find its payment, and the refund settles', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    stripe.money = { refunds: [refund({ amount: 4500 })], disputes: [] };
+    const { paymentIntentId: _unknown, ...olderRecord } = fulfilledRecord(paid);
+    const { activities, calls } = fakeActivities(stripe, olderRecord);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, refunded())).result());
+
+    expect(result.status).toBe('refunded');
+    expect(result.paymentIntentId).toBe(paid.paymentIntentId);
+    expect(calls.retrieveSession).toBe(1);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(result.refunds![0]!.reversed).toHaveLength(2);
+  });
+
   test('when an order that failed before anything was fulfilled is refunded, then nothing is un-fulfilled and it records refunded', async () => {
     const { paid, stripe } = paidWithMoneyBack();
     stripe.money = { refunds: [refund({ amount: 4500 })], disputes: [] };
