@@ -22,7 +22,7 @@ import { renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } 
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
-import { PAYMENT_INTENT_ID_PATTERN, readMoneyBack, sessionOfPaymentIntent } from '../src/stripe/money-back';
+import { listRecentMoneyBack, PAYMENT_INTENT_ID_PATTERN, readMoneyBack, sessionOfPaymentIntent, type ListedMoneyBack } from '../src/stripe/money-back';
 import { retrieveSessionSummary, SESSION_ID_PATTERN, type CustomerContact } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
@@ -291,7 +291,7 @@ export function createActivities(deps: ActivityDeps) {
      * record (no webhook ever reached us) is started; one with an unsettled record has its workflow
      * ensured, and is woken when it waits for a payment Stripe now reports paid.
      */
-    async reconcileSessions(input: { sessions: ListedSession[]; reconcileId: string }): Promise<Omit<ReconcileReport, 'listed' | 'stuckRedriven' | 'pages'>> {
+    async reconcileSessions(input: { sessions: ListedSession[]; reconcileId: string }): Promise<Omit<ReconcileReport, 'listed' | 'stuckRedriven' | 'moneyBack' | 'pages'>> {
       const found = { settled: 0, started: 0, resumed: 0, woken: 0 };
       const log = Context.current().log;
       for (const session of input.sessions) {
@@ -321,6 +321,43 @@ export function createActivities(deps: ActivityDeps) {
       return found;
     },
 
+    /** The reconciler's read of refunds or disputes created within its look-back window, one page. */
+    async listRecentMoneyBack(input: { kind: 'refunds' | 'disputes'; createdSince: number; startingAfter?: string; limit: number }) {
+      try {
+        return await readStripe('listRecentMoneyBack', () => listRecentMoneyBack(stripe, input));
+      } catch (err) {
+        throw classifyStripeError(err, 'listing');
+      }
+    },
+
+    /**
+     * Refunds and disputes whose events never reached us: one whose session's record has not acted
+     * on it (a succeeded refund it does not list, a dispute it lists in another status) is delivered
+     * to the session's workflow, which reads Stripe and settles it like any event. A payment our
+     * records do not know yet is left for a later run, once its session has been read.
+     */
+    async reconcileMoneyBack(input: { kind: 'refunds' | 'disputes'; items: ListedMoneyBack[]; reconcileId: string }): Promise<number> {
+      let delivered = 0;
+      for (const item of input.items) {
+        if (!item.paymentIntentId || (input.kind === 'refunds' && item.status !== 'succeeded')) continue;
+        const sessionId = await store.sessionOfPaymentIntent(item.paymentIntentId);
+        if (!sessionId) continue;
+        const view = (await store.getRecord(sessionId))?.view;
+        const actedOn =
+          input.kind === 'refunds'
+            ? view?.refunds?.some((refund) => refund.id === item.id)
+            : view?.disputes?.some((dispute) => dispute.id === item.id && dispute.status === item.status);
+        if (actedOn) continue;
+        const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
+        await starter.deliverMoneyBack(sessionId, { id: `reconcile:${input.reconcileId}:${item.id}`, type });
+        Context.current().log.warn('Reconciler delivered a refund or dispute whose event never reached us', { sessionId, id: item.id });
+        delivered++;
+        Context.current().heartbeat();
+      }
+      metrics.reconcilerFindings.inc({ finding: 'moneyBack' }, delivered);
+      return delivered;
+    },
+
     /** Re-drives records stuck in a transient status: their execution is gone (terminated, lost). A running one is left alone. */
     async redriveStuckSessions(input: { stuckAfterMs: number }): Promise<number> {
       const stuck = await store.listStaleSessions(TRANSIENT_STATUSES, input.stuckAfterMs, STUCK_BATCH);
@@ -344,8 +381,8 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
 export function stripeActivities(activities: Activities) {
-  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent } = activities;
-  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent };
+  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack } = activities;
+  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack };
 }
 
 /** A session as Stripe's list shows it: enough for the reconciler to decide. */

@@ -25,11 +25,18 @@ export interface Metrics {
 export type ActivityMetrics = Pick<Metrics, 'fulfillments' | 'stripeReads' | 'stripeReadErrors' | 'reconcilerFindings'>;
 
 /** The activities that read Stripe, as they are named in `checkout_stripe_reads_total`. */
-export type StripeReadActivity = 'retrieveSession' | 'sessionExists' | 'listCompletedSessions' | 'readMoneyBack' | 'sessionOfPaymentIntent';
-const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = ['retrieveSession', 'sessionExists', 'listCompletedSessions', 'readMoneyBack', 'sessionOfPaymentIntent'];
+export type StripeReadActivity = 'retrieveSession' | 'sessionExists' | 'listCompletedSessions' | 'readMoneyBack' | 'sessionOfPaymentIntent' | 'listRecentMoneyBack';
+const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
+  'retrieveSession',
+  'sessionExists',
+  'listCompletedSessions',
+  'readMoneyBack',
+  'sessionOfPaymentIntent',
+  'listRecentMoneyBack',
+];
 
 export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages'>;
-const RECONCILER_FINDINGS: ReconcilerFinding[] = ['settled', 'started', 'resumed', 'woken', 'stuckRedriven'];
+const RECONCILER_FINDINGS: ReconcilerFinding[] = ['settled', 'started', 'resumed', 'woken', 'stuckRedriven', 'moneyBack'];
 
 /** Sessions not at a final status: waiting for Checkout or a payment, in progress, or paused. */
 export const WAITING_STATUSES = FULFILLMENT_STATUSES.filter((status) => !isFinalStatus(status));

@@ -315,12 +315,14 @@ export interface ReconcileReport {
   woken: number;
   /** Records stuck in a transient status past the threshold, re-driven. */
   stuckRedriven: number;
+  /** Refunds and disputes Stripe lists that the session's record had not acted on (their events were lost): delivered. */
+  moneyBack: number;
   /** Stripe list calls made (reads from the rate-limited budget). */
   pages: number;
 }
 
 export function emptyReconcileReport(): ReconcileReport {
-  return { listed: 0, settled: 0, started: 0, resumed: 0, woken: 0, stuckRedriven: 0, pages: 0 };
+  return { listed: 0, settled: 0, started: 0, resumed: 0, woken: 0, stuckRedriven: 0, moneyBack: 0, pages: 0 };
 }
 
 /**

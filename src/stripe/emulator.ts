@@ -11,7 +11,7 @@ import express, { type Response } from 'express';
  * Stripe API:   GET /v1/checkout/sessions?created[gte]=&status=&payment_intent=&limit=&starting_after=   (newest first)
  *               GET /v1/checkout/sessions/:id[?expand[]=line_items]
  *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
- *               GET /v1/refunds?payment_intent=&limit=&starting_after=, GET /v1/disputes?payment_intent=&...
+ *               GET /v1/refunds?payment_intent=&created[gte]=&limit=&starting_after=, GET /v1/disputes?(the same)
  * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
  *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so:
  *                                             400 invalid request, 401 bad key, 403 permission, 429 rate limit, 5xx)
@@ -229,9 +229,12 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   ) =>
     app.get(path, (req, res) => {
       const paymentIntent = typeof req.query.payment_intent === 'string' ? req.query.payment_intent : undefined;
+      const created = (req.query.created ?? {}) as { gte?: string };
+      const gte = created.gte === undefined ? 0 : Number(created.gte);
       const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
       const matching = [...items.values()]
         .filter((item) => !paymentIntent || item.paymentIntentId === paymentIntent)
+        .filter((item) => (item.created ?? 0) >= gte)
         .sort((a, b) => (b.created ?? 0) - (a.created ?? 0) || (a.id < b.id ? 1 : -1));
       const after = typeof req.query.starting_after === 'string' ? matching.findIndex((item) => item.id === req.query.starting_after) + 1 : 0;
       res.json({ object: 'list', data: matching.slice(after, after + limit).map(toStripe), has_more: after + limit < matching.length, url: path });

@@ -27,6 +27,27 @@ export async function readMoneyBack(stripe: Stripe, paymentIntentId: string): Pr
   return { refunds: refunds.reverse(), disputes: disputes.reverse() };
 }
 
+/** A refund or dispute as the reconciler lists them: enough to tell whether its session acted on it. */
+export interface ListedMoneyBack {
+  id: string;
+  paymentIntentId: string | null;
+  status: string;
+}
+
+/** One page of the refunds or disputes created since `createdSince` (unix seconds), newest first. */
+export async function listRecentMoneyBack(
+  stripe: Stripe,
+  input: { kind: 'refunds' | 'disputes'; createdSince: number; startingAfter?: string; limit: number },
+): Promise<{ items: ListedMoneyBack[]; hasMore: boolean }> {
+  const params = { created: { gte: input.createdSince }, limit: input.limit, ...(input.startingAfter ? { starting_after: input.startingAfter } : {}) };
+  const page = input.kind === 'refunds' ? await stripe.refunds.list(params) : await stripe.disputes.list(params);
+  const items = page.data.map((item: Stripe.Refund | Stripe.Dispute) => {
+    const paymentIntent = item.payment_intent;
+    return { id: item.id, paymentIntentId: typeof paymentIntent === 'string' ? paymentIntent : (paymentIntent?.id ?? null), status: item.status ?? 'pending' };
+  });
+  return { items, hasMore: page.has_more };
+}
+
 /** The Checkout Session that took this payment, if one did. */
 export async function sessionOfPaymentIntent(stripe: Stripe, paymentIntentId: string): Promise<string | null> {
   const page = await stripe.checkout.sessions.list({ payment_intent: paymentIntentId, limit: 1 });

@@ -91,6 +91,12 @@ export function fakeActivities(
     async reconcileSessions() {
       return { settled: 0, started: 0, resumed: 0, woken: 0 };
     },
+    async listRecentMoneyBack() {
+      return { items: [], hasMore: false };
+    },
+    async reconcileMoneyBack() {
+      return 0;
+    },
     async redriveStuckSessions() {
       return 0;
     },

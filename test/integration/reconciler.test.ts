@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
-import type { StripeEmulator } from '../../src/stripe/emulator';
+import { paymentIntentOf, type StripeEmulator } from '../../src/stripe/emulator';
 import { RECONCILER_SCHEDULE_ID, type ReconcileReport } from '../../workflows/definitions';
 import { reconcile } from '../../workflows';
 import { keepHistory } from '../helpers/histories';
@@ -105,7 +105,8 @@ test('when more sessions are completed than one page holds, then a run lists the
   const report = await reconcileNow(10);
 
   expect(report.listed).toBe(listedInEmulator);
-  expect(report.pages).toBe(Math.ceil(listedInEmulator / 10));
+  // Plus one page each of refunds and disputes in the window.
+  expect(report.pages).toBe(Math.ceil(listedInEmulator / 10) + 2);
   expect(report.started).toBe(sessions.length); // the new ones; the rest are settled or already known
   for (const session of sessions) {
     await eventually(
@@ -149,6 +150,29 @@ test('when a record is stuck in a transient status and its execution is gone, th
 
   expect(report.stuckRedriven).toBe(1);
   await fulfilledOnce(session.id, 2);
+});
+
+test('when a refund’s and a dispute’s webhooks never arrive, then the reconciler delivers them to their sessions, once', async () => {
+  const refunded = emulatedSession();
+  const disputed = emulatedSession();
+  for (const session of [refunded, disputed]) {
+    emulator.put(session);
+    await postWebhook(stack.ingress!.url, eventPayload('checkout.session.completed', session.id));
+    await fulfilledOnce(session.id, 2);
+  }
+  emulator.putRefund({ id: `re_${refunded.id.slice(8)}`, paymentIntentId: paymentIntentOf(refunded)!, amount: 4500, currency: 'usd', status: 'succeeded' });
+  emulator.putRefund({ id: `re_pending_${disputed.id.slice(8)}`, paymentIntentId: paymentIntentOf(disputed)!, amount: 500, currency: 'usd', status: 'pending' });
+  emulator.putDispute({ id: `dp_${disputed.id.slice(8)}`, paymentIntentId: paymentIntentOf(disputed)!, amount: 4500, currency: 'usd', status: 'needs_response' });
+
+  const first = await reconcileNow();
+  expect(first.moneyBack).toBe(2); // the pending refund waits until it succeeds
+  const statusOf = async (sessionId: string) => (await stack.services.store.getRecord(sessionId))?.view.status;
+  await eventually(() => statusOf(refunded.id), (status) => status === 'refunded', { timeoutMs: 30_000 });
+  await eventually(() => statusOf(disputed.id), (status) => status === 'disputed', { timeoutMs: 30_000 });
+
+  const second = await reconcileNow();
+  expect(second.moneyBack).toBe(0); // acted on: nothing delivered again
+  expect(smtp.messages.filter((m) => m.parsed.messageId === `<refund.re_${refunded.id.slice(8)}.${refunded.id}@shop.test>`)).toHaveLength(1);
 });
 
 test('when the fulfiller gave up and the merchant fixed the cause, then `npm run redrive` fulfills what is missing, once', async () => {
