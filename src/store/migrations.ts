@@ -114,6 +114,22 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE INDEX reversals_session ON reversals (session_id);
     `,
   },
+  {
+    version: 5,
+    name: 'orders paid by PaymentIntent: the default order source',
+    sql: `
+      -- The merchant's orders, for PaymentIntents made without Checkout (metadata.order_id names one).
+      CREATE TABLE orders (
+        order_id       text PRIMARY KEY,
+        currency       text NOT NULL,
+        amount_total   integer NOT NULL,
+        line_items     jsonb NOT NULL,
+        customer_email text,
+        customer_name  text,
+        created_at     timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**

@@ -12,6 +12,8 @@ import express, { type Response } from 'express';
  *               GET /v1/checkout/sessions/:id[?expand[]=line_items]
  *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
  *               GET /v1/refunds?payment_intent=&created[gte]=&limit=&starting_after=, GET /v1/disputes?(the same)
+ *               GET /v1/payment_intents/:id, POST /v1/payment_intents/:id/capture and /cancel
+ *               (an Idempotency-Key replays the first answer, as Stripe does)
  * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
  *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so:
  *                                             400 invalid request, 401 bad key, 403 permission, 429 rate limit, 5xx)
@@ -69,6 +71,25 @@ export interface EmulatedDispute {
   created?: number;
 }
 
+/** A PaymentIntent made without Checkout (the Payment Element), with what a test needs to play. */
+export interface EmulatedPaymentIntent {
+  id: string;
+  amount: number;
+  currency: string;
+  status: 'requires_payment_method' | 'requires_confirmation' | 'requires_action' | 'processing' | 'requires_capture' | 'canceled' | 'succeeded';
+  /** Default `automatic`. */
+  captureMethod?: 'automatic' | 'manual';
+  metadata?: Record<string, string>;
+  /** Unix seconds by which an authorization must be captured (manual capture); default 7 days after creation. */
+  captureBefore?: number;
+  /** The last failure's code, as `last_payment_error.code`. */
+  lastPaymentError?: string;
+  created?: number;
+  /** Captures and cancels Stripe performed (not replays of an idempotency key): what a test counts. */
+  captures?: number;
+  cancels?: number;
+}
+
 /** The PaymentIntent a session paid through, as the emulator reports it. */
 export function paymentIntentOf(session: EmulatedSession): string | null {
   if (session.paymentIntentId !== undefined) return session.paymentIntentId;
@@ -103,6 +124,7 @@ export interface StripeEmulator {
   sessions: Map<string, EmulatedSession>;
   refunds: Map<string, EmulatedRefund>;
   disputes: Map<string, EmulatedDispute>;
+  paymentIntents: Map<string, EmulatedPaymentIntent>;
   requests: string[];
   /** When each Stripe API request arrived (ms since the epoch), in the order of `requests`. */
   requestTimes: number[];
@@ -110,6 +132,7 @@ export interface StripeEmulator {
   /** Creates or replaces a refund or a dispute (by ID). */
   putRefund(refund: EmulatedRefund): void;
   putDispute(dispute: EmulatedDispute): void;
+  putPaymentIntent(paymentIntent: EmulatedPaymentIntent): void;
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
   trouble(trouble: EmulatedTrouble): void;
@@ -122,6 +145,9 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   const sessions = new Map<string, EmulatedSession>();
   const refunds = new Map<string, EmulatedRefund>();
   const disputes = new Map<string, EmulatedDispute>();
+  const paymentIntents = new Map<string, EmulatedPaymentIntent>();
+  // Idempotency-Key → the first answer, replayed for a retry with the same key.
+  const idempotent = new Map<string, { status: number; body: unknown }>();
   const requests: string[] = [];
   const requestTimes: number[] = [];
   const failures = { status: 0, remaining: 0 };
@@ -260,6 +286,44 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     created: dispute.created,
   }));
 
+  app.get('/v1/payment_intents/:id', (req, res) => {
+    const intent = paymentIntents.get(String(req.params.id));
+    if (!intent) return stripeError(res, 404, 'invalid_request_error', 'resource_missing', `No such payment_intent: '${String(req.params.id)}'`);
+    res.json(toStripePaymentIntent(intent));
+  });
+  // Capture and cancel change state once; a retry with the same Idempotency-Key gets the first answer.
+  const transition = (action: 'capture' | 'cancel', allowed: EmulatedPaymentIntent['status'][], to: EmulatedPaymentIntent['status']) =>
+    app.post(`/v1/payment_intents/:id/${action}`, (req, res) => {
+      const key = req.header('idempotency-key');
+      const replay = key ? idempotent.get(`${action}:${key}`) : undefined;
+      if (replay) return void res.status(replay.status).json(replay.body);
+      const intent = paymentIntents.get(String(req.params.id));
+      let answer: { status: number; body: unknown };
+      if (!intent) {
+        answer = { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${String(req.params.id)}'` } } };
+      } else if (!allowed.includes(intent.status)) {
+        answer = {
+          status: 400,
+          body: {
+            error: {
+              type: 'invalid_request_error',
+              code: 'payment_intent_unexpected_state',
+              message: `This PaymentIntent could not be ${action === 'capture' ? 'captured' : 'canceled'} because it has a status of ${intent.status}.`,
+            },
+          },
+        };
+      } else {
+        intent.status = to;
+        if (action === 'capture') intent.captures = (intent.captures ?? 0) + 1;
+        else intent.cancels = (intent.cancels ?? 0) + 1;
+        answer = { status: 200, body: toStripePaymentIntent(intent) };
+      }
+      if (key) idempotent.set(`${action}:${key}`, answer);
+      res.status(answer.status).json(answer.body);
+    });
+  transition('capture', ['requires_capture'], 'succeeded');
+  transition('cancel', ['requires_payment_method', 'requires_confirmation', 'requires_action', 'requires_capture', 'processing'], 'canceled');
+
   app.use('/v1', (req, res) => {
     stripeError(res, 404, 'invalid_request_error', undefined, `Unrecognized request URL (${req.method}: ${req.originalUrl})`);
   });
@@ -271,11 +335,13 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     sessions,
     refunds,
     disputes,
+    paymentIntents,
     requests,
     requestTimes,
     put,
     putRefund: (refund) => void refunds.set(refund.id, { created: Math.floor(Date.now() / 1000), ...refund }),
     putDispute: (dispute) => void disputes.set(dispute.id, { created: Math.floor(Date.now() / 1000), ...dispute }),
+    putPaymentIntent: (intent) => void paymentIntents.set(intent.id, { created: Math.floor(Date.now() / 1000), ...intent }),
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
     trouble: (next) => void (trouble = next),
     rateLimited: () => overLimit,
@@ -289,6 +355,30 @@ function missing(res: Response, id: string): void {
 
 function stripeError(res: Response, status: number, type: string, code: string | undefined, message: string): void {
   res.status(status).json({ error: { type, code, message, param: code === 'resource_missing' ? 'session' : undefined } });
+}
+
+function toStripePaymentIntent(intent: EmulatedPaymentIntent) {
+  const created = intent.created ?? Math.floor(Date.now() / 1000);
+  const captured = intent.status === 'succeeded';
+  return {
+    id: intent.id,
+    object: 'payment_intent',
+    amount: intent.amount,
+    amount_capturable: intent.status === 'requires_capture' ? intent.amount : 0,
+    amount_received: captured ? intent.amount : 0,
+    currency: intent.currency,
+    capture_method: intent.captureMethod ?? 'automatic',
+    created,
+    livemode: false,
+    metadata: intent.metadata ?? {},
+    status: intent.status,
+    last_payment_error: intent.lastPaymentError ? { code: intent.lastPaymentError, message: 'Your card was declined.', type: 'card_error' } : null,
+    latest_charge: {
+      id: `ch_${intent.id.replace(/^pi_/, '')}`,
+      object: 'charge',
+      payment_method_details: { type: 'card', card: { capture_before: intent.captureBefore ?? created + 7 * 86_400 } },
+    },
+  };
 }
 
 function toStripeLineItem(item: EmulatedLineItem, currency: string) {

@@ -2,6 +2,7 @@ import { migrate, openDatabase, FulfillmentStore, type Database } from '../../sr
 import type { EmailClaim } from '../../src/store/fulfillment-store';
 import { openPostgres } from '../../src/store/postgres';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
+import { databaseOrderSource } from '../../src/fulfillment/order-source';
 import { receivedView, type FulfillmentView } from '../../workflows/definitions';
 import { lineItem, newSessionId } from '../fixtures/sessions';
 import { startPostgresServer } from '../helpers/postgres-server';
@@ -41,7 +42,7 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
@@ -133,6 +134,15 @@ describe.each([
 
     expect(await reverse('re_2', 1)).toBe(true);
     expect(await store.reversibleLineItems(sessionId)).toEqual([]); // nothing left to reverse
+  });
+
+  test('when the merchant records an order for a PaymentIntent, then the default order source reads it back whole, and an unknown one as null', async () => {
+    const orders = databaseOrderSource(db);
+    const orderId = `order_${newSessionId().slice(8)}`;
+    const order = { orderId, currency: 'eur', amountTotal: 2500, lineItems: [lineItem({ amountTotal: 2500, currency: 'eur' })], contact: { email: 'ada@example.org', name: 'Ada' } };
+    await orders.saveOrder(order);
+    expect(await orders.loadOrder(orderId)).toEqual(order);
+    expect(await orders.loadOrder('order_unknown')).toBeNull();
   });
 
   test('when a line item is fulfilled twice, then it is recorded once and stock moves once', async () => {
@@ -309,7 +319,7 @@ describe('migrations on a fresh PostgreSQL server', () => {
     const db = await openDatabase({ databaseUrl: url });
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     await db.close();
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
   });
 });
 
