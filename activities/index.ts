@@ -11,6 +11,8 @@ import {
   type CheckoutEvent,
   type LineItemSummary,
   type MoneyBack,
+  type OrderSummary,
+  type PaymentIntentSummary,
   type PaymentStatus,
   type RefundSummary,
   type ReconcileReport,
@@ -20,6 +22,8 @@ import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
 import { renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
+import type { OrderSource } from '../src/fulfillment/order-source';
+import { cancelPaymentIntent, capturePaymentIntent, retrievePaymentIntentSummary } from '../src/stripe/payment-intents';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
 import { listRecentMoneyBack, PAYMENT_INTENT_ID_PATTERN, readMoneyBack, sessionOfPaymentIntent, type ListedMoneyBack } from '../src/stripe/money-back';
@@ -30,6 +34,8 @@ export interface ActivityDeps {
   stripe: Stripe;
   store: FulfillmentStore;
   fulfiller: Fulfiller;
+  /** Where orders paid by PaymentIntent (without Checkout) are read. */
+  orderSource: OrderSource;
   mailer: Mailer;
   metrics: ActivityMetrics;
   /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
@@ -44,7 +50,7 @@ export interface ActivityDeps {
  * clients, tests pass their own. Workflows use `ReturnType<typeof createActivities>` as the type.
  */
 export function createActivities(deps: ActivityDeps) {
-  const { stripe, store, fulfiller, mailer, starter, metrics } = deps;
+  const { stripe, store, fulfiller, mailer, starter, metrics, orderSource } = deps;
 
   /** One Stripe read, counted, and its failure counted by kind. */
   async function readStripe<T>(activity: StripeReadActivity, read: () => Promise<T>): Promise<T> {
@@ -241,6 +247,51 @@ export function createActivities(deps: ActivityDeps) {
       return store.getReversals(input.reversalId);
     },
 
+    /** A PaymentIntent made without Checkout, as Stripe reports it now (on the Stripe queue). */
+    async retrievePaymentIntent(paymentIntentId: string): Promise<PaymentIntentSummary> {
+      if (!PAYMENT_INTENT_ID_PATTERN.test(paymentIntentId)) {
+        throw ApplicationFailure.nonRetryable(`Not a PaymentIntent ID: ${JSON.stringify(paymentIntentId)}`, 'InvalidPaymentIntentId');
+      }
+      try {
+        return await readStripe('retrievePaymentIntent', () => retrievePaymentIntentSummary(stripe, paymentIntentId));
+      } catch (err) {
+        if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.code === 'resource_missing' || err.statusCode === 404)) {
+          throw ApplicationFailure.nonRetryable(`Stripe does not know PaymentIntent ${paymentIntentId}`, 'PaymentIntentNotFound');
+        }
+        throw classifyStripeError(err, paymentIntentId);
+      }
+    },
+
+    /**
+     * The merchant's order a PaymentIntent pays for, from the order source. Who the customer is
+     * goes to the app's database (keyed by the PaymentIntent, for the receipt), not to Temporal.
+     */
+    async loadOrder(input: { orderId: string; paymentIntentId: string }): Promise<OrderSummary | null> {
+      const order = await orderSource.loadOrder(input.orderId);
+      if (!order) return null;
+      await store.saveContact(input.paymentIntentId, order.contact);
+      const { contact: _contact, ...summary } = order;
+      return summary;
+    },
+
+    /** Captures an authorized PaymentIntent, once: the key is the PaymentIntent's, so a retry replays the first answer. */
+    async capturePaymentIntent(paymentIntentId: string): Promise<PaymentIntentSummary> {
+      try {
+        return await capturePaymentIntent(stripe, paymentIntentId, `capture-${paymentIntentId}`);
+      } catch (err) {
+        throw refusedByStripe(err, 'CaptureRefused') ?? classifyStripeError(err, paymentIntentId);
+      }
+    },
+
+    /** Releases an authorization (cancels the PaymentIntent), once. */
+    async cancelPaymentIntent(paymentIntentId: string): Promise<PaymentIntentSummary> {
+      try {
+        return await cancelPaymentIntent(stripe, paymentIntentId, `cancel-${paymentIntentId}`);
+      } catch (err) {
+        throw refusedByStripe(err, 'CancelRefused') ?? classifyStripeError(err, paymentIntentId);
+      }
+    },
+
     /** Hands a refund or dispute event to the session's workflow (for `routeMoneyBack`). */
     async deliverMoneyBack(input: { sessionId: string; event: CheckoutEvent }): Promise<void> {
       await starter.deliverMoneyBack(input.sessionId, input.event);
@@ -381,8 +432,9 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
 export function stripeActivities(activities: Activities) {
-  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack } = activities;
-  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack };
+  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack, retrievePaymentIntent } =
+    activities;
+  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack, retrievePaymentIntent };
 }
 
 /** A session as Stripe's list shows it: enough for the reconciler to decide. */
@@ -421,6 +473,14 @@ export function classifyStripeError(err: unknown, sessionId: string): unknown {
     return ApplicationFailure.retryable(`Stripe ${problem}`, STRIPE_CONFIGURATION_ERROR);
   }
   return err;
+}
+
+/** Stripe refusing a capture or cancel for the PaymentIntent's state (expired, already canceled): final, never retried. */
+function refusedByStripe(err: unknown, type: string): ApplicationFailure | undefined {
+  if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'payment_intent_unexpected_state') {
+    return ApplicationFailure.nonRetryable(err.message, type);
+  }
+  return undefined;
 }
 
 /**

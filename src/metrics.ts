@@ -25,7 +25,14 @@ export interface Metrics {
 export type ActivityMetrics = Pick<Metrics, 'fulfillments' | 'stripeReads' | 'stripeReadErrors' | 'reconcilerFindings'>;
 
 /** The activities that read Stripe, as they are named in `checkout_stripe_reads_total`. */
-export type StripeReadActivity = 'retrieveSession' | 'sessionExists' | 'listCompletedSessions' | 'readMoneyBack' | 'sessionOfPaymentIntent' | 'listRecentMoneyBack';
+export type StripeReadActivity =
+  | 'retrieveSession'
+  | 'sessionExists'
+  | 'listCompletedSessions'
+  | 'readMoneyBack'
+  | 'sessionOfPaymentIntent'
+  | 'listRecentMoneyBack'
+  | 'retrievePaymentIntent';
 const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
   'retrieveSession',
   'sessionExists',
@@ -33,6 +40,7 @@ const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
   'readMoneyBack',
   'sessionOfPaymentIntent',
   'listRecentMoneyBack',
+  'retrievePaymentIntent',
 ];
 
 export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages'>;

@@ -3,6 +3,7 @@ import type { ActivityDeps } from '../activities';
 import type { Config } from './config';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from './email/mailer';
 import { stockFulfiller, type Fulfiller } from './fulfillment/fulfiller';
+import { databaseOrderSource, type OrderSource } from './fulfillment/order-source';
 import { createMetrics, type Metrics } from './metrics';
 import { createStripeClient } from './stripe/sessions';
 import { FulfillmentStore, openDatabase, type Database } from './store';
@@ -21,7 +22,7 @@ export interface Services {
   close(): Promise<void>;
 }
 
-export async function openServices(config: Config, fulfiller: Fulfiller = stockFulfiller): Promise<Services> {
+export async function openServices(config: Config, fulfiller: Fulfiller = stockFulfiller, orderSource?: OrderSource): Promise<Services> {
   const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: `${config.dataDir}/pglite` });
   const store = new FulfillmentStore(db);
   const mailer = config.email.smtpUrl
@@ -39,6 +40,7 @@ export async function openServices(config: Config, fulfiller: Fulfiller = stockF
       stripe,
       store,
       fulfiller,
+      orderSource: orderSource ?? databaseOrderSource(db),
       mailer,
       metrics,
       merchantName: config.merchantName,

@@ -18,6 +18,7 @@ import { assertSearchAttributesRegistered } from './temporal/search-attributes';
 import { RECONCILER_SCHEDULE_ID } from '../workflows/definitions';
 import { createFulfillmentWorkers } from './temporal/worker';
 import type { Fulfiller } from './fulfillment/fulfiller';
+import type { OrderSource } from './fulfillment/order-source';
 
 export interface StackOptions {
   ingress: boolean;
@@ -32,6 +33,8 @@ export interface StackOptions {
   host?: string;
   /** The merchant's fulfillment; default: the stock fulfiller. */
   fulfiller?: Fulfiller;
+  /** The merchant's orders paid by PaymentIntent; default: the app's `orders` table. */
+  orderSource?: OrderSource;
   /** Serve the codec server (CODEC_PORT) when payloads are encrypted, and point the embedded UI at it (`npm start`). */
   codecServer?: boolean;
 }
@@ -72,7 +75,7 @@ export async function startStack(config: Config, options: StackOptions): Promise
       throw err;
     }
   }
-  const services = await openServices(config, options.fulfiller);
+  const services = await openServices(config, options.fulfiller, options.orderSource);
   const clientConnection = await Connection.connect(temporal.connectionOptions);
   const dataConverter = dataConverterFor(config.encryption);
   const client = new Client({ connection: clientConnection, namespace: temporal.namespace, dataConverter });

@@ -36,6 +36,7 @@ export const FULFILLMENT_STATUSES = [
   'refunded', // the whole payment refunded; everything fulfilled is reversed
   'disputed', // the customer's bank opened a dispute; nothing reversed unless it is lost
   'dispute_lost', // a dispute closed in the customer's favour; everything fulfilled is reversed
+  'canceled', // a PaymentIntent order that could not be fulfilled: what was fulfilled is reversed, the authorization released (final)
 ] as const;
 export type FulfillmentStatus = (typeof FULFILLMENT_STATUSES)[number];
 
@@ -53,6 +54,7 @@ export const FINAL_STATUSES: readonly FulfillmentStatus[] = [
   'refunded',
   'disputed',
   'dispute_lost',
+  'canceled',
 ];
 
 export function isFinalStatus(status: FulfillmentStatus): boolean {
@@ -72,6 +74,7 @@ export const SETTLED_STATUSES: readonly FulfillmentStatus[] = [
   'refunded',
   'disputed',
   'dispute_lost',
+  'canceled',
 ];
 
 /**
@@ -232,7 +235,21 @@ export type CheckoutEventType =
   | 'checkout.session.async_payment_failed'
   | 'checkout.session.expired'
   | 'reconciler.recheck'
-  | MoneyBackEventType;
+  | MoneyBackEventType
+  | PaymentIntentEventType;
+
+/** A PaymentIntent made without Checkout changed: its own workflow (ID = `pi_...`) reads it again. */
+export const PAYMENT_INTENT_EVENT_TYPES = [
+  'payment_intent.processing',
+  'payment_intent.succeeded',
+  'payment_intent.payment_failed',
+  'payment_intent.amount_capturable_updated',
+] as const;
+export type PaymentIntentEventType = (typeof PAYMENT_INTENT_EVENT_TYPES)[number];
+
+export function isPaymentIntentEvent(type: string): type is PaymentIntentEventType {
+  return (PAYMENT_INTENT_EVENT_TYPES as readonly string[]).includes(type);
+}
 
 /** Money coming back after the payment: tied to the session through its PaymentIntent. */
 export const MONEY_BACK_EVENT_TYPES = ['charge.refunded', 'refund.updated', 'charge.dispute.created', 'charge.dispute.closed'] as const;
@@ -269,6 +286,41 @@ export interface FulfillCheckoutInput {
   historyLimit?: number;
   /** What an earlier run of this session knew when it continued as new. */
   carried?: CarriedState;
+}
+
+/** A PaymentIntent as the workflow sees it: what it decides on, and no customer data. */
+export interface PaymentIntentSummary {
+  id: string;
+  /** Stripe's: requires_payment_method, requires_confirmation, requires_action, processing, requires_capture, canceled, succeeded. */
+  status: string;
+  amount: number;
+  currency: string;
+  captureMethod: string;
+  livemode: boolean;
+  /** `metadata.order_id`: the merchant's order this payment is for. */
+  orderId: string | null;
+  /** Unix seconds by which an authorization must be captured (manual capture); null when Stripe does not say. */
+  captureBefore: number | null;
+  /** The last failed attempt's code (`card_declined`, ...); never its message, which may quote the customer. */
+  lastPaymentError: string | null;
+}
+
+/** An order of the merchant's, as the workflow carries it: the contact stays in the app's database. */
+export interface OrderSummary {
+  orderId: string;
+  currency: string;
+  amountTotal: number;
+  lineItems: LineItemSummary[];
+}
+
+export const PAYMENT_INTENT_WORKFLOW_TYPE = 'fulfillPaymentIntent';
+
+export interface FulfillPaymentIntentInput {
+  paymentIntentId: string;
+  /** How long to keep waiting for the payment to succeed (or be authorized). Default 7 days. */
+  paymentDeadline?: Duration;
+  /** How often to read the PaymentIntent again while waiting, in case an event never comes. Default 1 day. */
+  paymentRecheckInterval?: Duration;
 }
 
 /** The state one run of `fulfillCheckout` hands the next when it continues as new. */

@@ -9,17 +9,16 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
-  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Duration, SearchAttributeUpdatePair } from '@temporalio/common';
+import type { Duration } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
-import { formatAmount } from '../src/shared/money';
 import { decide } from './decide';
-import { disputeOutcome, refundCoverage, refundedInFull, statusAfterMoneyBack } from './money-back';
+import { refundedInFull } from './money-back';
+import { bestEffortEmail as bestEffortEmailFor, createRecorder, settleMoneyBack as settleMoneyBackOnce } from './order-steps';
 import {
   checkoutEventSignal,
   fulfillmentQuery,
@@ -127,7 +126,6 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   // When Stripe first told us the delayed payment succeeded (workflow time).
   let paymentSucceededAt = carried?.paymentSucceededAt;
   let paymentWaitStartedAt = carried?.paymentWaitStartedAt;
-  let transitions = 0;
   // A refund or dispute event not yet acted on: settled once fulfillment is done, never before.
   let moneyBackPending = false;
   const moneyBackEventIds: string[] = [];
@@ -149,17 +147,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   });
   setHandler(fulfillmentQuery, () => view);
 
-  async function transition(status: FulfillmentStatus): Promise<void> {
-    view.status = status;
-    const updates: SearchAttributeUpdatePair[] = [{ key: searchAttributes.fulfillmentStatus, value: status }];
-    if (view.paymentStatus) updates.push({ key: searchAttributes.paymentStatus, value: view.paymentStatus });
-    if (view.amountTotal !== null) updates.push({ key: searchAttributes.amountTotal, value: view.amountTotal });
-    if (view.currency) updates.push({ key: searchAttributes.currency, value: view.currency });
-    upsertSearchAttributes(updates);
-    setCurrentDetails(describe(view));
-    // (run start, sequence) orders the writes: a late write from an older attempt or run never wins.
-    await recordStatus({ view, runStartedAt: workflowInfo().runStartTime.getTime(), seq: ++transitions });
-  }
+  const transition = createRecorder(view, recordStatus);
 
   async function retrieve(): Promise<SessionSummary> {
     let session: SessionSummary;
@@ -298,20 +286,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     await transition('fulfilled');
   }
 
-  /**
-   * Whether the customer has the email. One that still fails after all its retries is recorded in
-   * `reason`, never allowed to undo a fulfillment or an outcome.
-   */
-  async function bestEffortEmail(send: () => Promise<{ sent: boolean }>, reasonIfFailed: string): Promise<boolean> {
-    try {
-      return (await send()).sent;
-    } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
-      log.error('Email failed after all retries', { sessionId, error: String(err.cause ?? err) });
-      view.reason = view.reason ? `${view.reason}; ${reasonIfFailed}` : reasonIfFailed;
-      return false;
-    }
-  }
+  const bestEffortEmail = (send: () => Promise<{ sent: boolean }>, reasonIfFailed: string) => bestEffortEmailFor(view, send, reasonIfFailed);
 
   /**
    * Refunds and disputes, once fulfillment is over (a refund that arrives first waits for it), until
@@ -328,34 +303,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
         log.warn('A refund or dispute event for a session without a known payment; nothing to settle', { sessionId });
         continue;
       }
-      const { refunds, disputes } = await readMoneyBack(view.paymentIntentId);
-      const refundRecords = (view.refunds ??= []);
-      const disputeRecords = (view.disputes ??= []);
-      const notes: string[] = [];
-      for (const refund of refunds) {
-        // A pending refund may still fail: `refund.updated` wakes us when it settles.
-        if (refund.status !== 'succeeded' || refundRecords.some((known) => known.id === refund.id)) continue;
-        const coverage = refundCoverage(refund, refundRecords, view.amountTotal);
-        const reversed = 'items' in coverage ? await reverseLineItems({ sessionId, reversalId: refund.id, reason: 'refund', items: coverage.items }) : null;
-        const record = { ...refund, reversed, note: 'note' in coverage ? coverage.note : null, emailed: false };
-        refundRecords.push(record);
-        record.emailed = await bestEffortEmail(() => emailRefund({ sessionId, refund, reversed }), `the email for refund ${refund.id} could not be sent`);
-      }
-      for (const dispute of disputes) {
-        const outcome = disputeOutcome(dispute);
-        let record = disputeRecords.find((known) => known.id === dispute.id);
-        if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
-        Object.assign(record, dispute, { outcome });
-        if (outcome === 'lost' && record.reversed === null) {
-          record.reversed = await reverseLineItems({ sessionId, reversalId: dispute.id, reason: 'dispute_lost', items: 'all' });
-        }
-      }
-      notes.push(...refundRecords.flatMap((refund) => (refund.note ? [refund.note] : [])));
-      const next = statusAfterMoneyBack(view.status, refundRecords, disputeRecords, view.amountTotal, paymentTaken);
-      const reasons = new Set([...(view.reason ? view.reason.split('; ') : []), ...notes]);
-      if (reasons.size > 0) view.reason = [...reasons].join('; ');
-      log.info('Refunds and disputes settled', { sessionId, status: next, refunds: refundRecords.length, disputes: disputeRecords.length });
-      await transition(next);
+      await settleMoneyBackOnce({ view, paymentIntentId: view.paymentIntentId, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
     }
   }
 
@@ -403,11 +351,4 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 /** The application failure an activity ended with, after Temporal's retries. */
 function failureOf(err: unknown): ApplicationFailure | undefined {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-}
-
-/** The line an operator reads in the Temporal UI next to the execution. */
-function describe(view: FulfillmentView): string {
-  const amount = view.amountTotal !== null && view.currency ? formatAmount(view.amountTotal, view.currency) : 'amount unknown';
-  const items = view.lineItems.length;
-  return `**${view.status}** · ${view.sessionId} · ${amount} · ${items} line item${items === 1 ? '' : 's'}`;
 }

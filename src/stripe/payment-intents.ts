@@ -1,25 +1,12 @@
-import type Stripe from 'stripe';
-
 /**
  * The narrow PaymentIntent port for orders paid without Checkout (the Payment Element): read one,
  * capture an authorization, release one. Captures and cancels carry an idempotency key, so a
  * retried call after a timeout never captures or cancels twice.
  */
-export interface PaymentIntentSummary {
-  id: string;
-  /** Stripe's: requires_payment_method, requires_confirmation, requires_action, processing, requires_capture, canceled, succeeded. */
-  status: string;
-  amount: number;
-  currency: string;
-  captureMethod: string;
-  livemode: boolean;
-  /** `metadata.order_id`: the merchant's order this payment is for. */
-  orderId: string | null;
-  /** Unix seconds by which an authorization must be captured (manual capture); null when Stripe does not say. */
-  captureBefore: number | null;
-  /** The last failed attempt's code (`card_declined`, ...); never its message, which may quote the customer. */
-  lastPaymentError: string | null;
-}
+import type Stripe from 'stripe';
+import type { PaymentIntentSummary } from '../../workflows/definitions';
+
+export type { PaymentIntentSummary };
 
 /** The metadata key that names the merchant's order on a PaymentIntent. */
 export const ORDER_METADATA_KEY = 'order_id';

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from '../../src/email/mailer';
+import { databaseOrderSource } from '../../src/fulfillment/order-source';
 import { stockFulfiller } from '../../src/fulfillment/fulfiller';
 import { createMetrics } from '../../src/metrics';
 import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
@@ -47,6 +48,7 @@ function activitiesWith(overrides: Partial<ActivityDeps>) {
   };
   return createActivities({
     stripe: createStripeClient(TEST_KEY, parseStripeApiBase('http://127.0.0.1:9')),
+    orderSource: databaseOrderSource(store.db),
     store,
     fulfiller: stockFulfiller,
     mailer: unusedMailer,

@@ -1,12 +1,20 @@
 import type { Activities } from '../../activities';
-import type { FulfilledItem, FulfillmentView, MoneyBack, SessionSummary } from '../../workflows/definitions';
+import type { FulfilledItem, FulfillmentView, MoneyBack, OrderSummary, PaymentIntentSummary, SessionSummary } from '../../workflows/definitions';
 
 /**
  * Activities for workflow tests, typed as the real ones so a drift fails to compile. The session
  * Stripe returns is whatever `stripe` says at the moment of the call, so a test can change it.
  */
 export function fakeActivities(
-  stripe: { current: () => SessionSummary; moneyBack?: () => MoneyBack },
+  stripe: {
+    current: () => SessionSummary;
+    moneyBack?: () => MoneyBack;
+    /** For orders paid by PaymentIntent: the PaymentIntent now, and the merchant's order. */
+    paymentIntent?: () => PaymentIntentSummary;
+    order?: OrderSummary | null;
+    /** The Checkout Session that took the payment, if any. */
+    checkoutSessionId?: string | null;
+  },
   recorded: FulfillmentView | null = null,
 ) {
   // What the database would hold: fulfilled line items (with quantities), and what each reversal took back.
@@ -23,6 +31,9 @@ export function fakeActivities(
     readMoneyBack: 0,
     reverseLineItems: [] as Parameters<Activities['reverseLineItems']>[0][],
     emailRefund: [] as Parameters<Activities['emailRefund']>[0][],
+    retrievePaymentIntent: 0,
+    captures: 0,
+    cancels: 0,
   };
   const activities: Activities = {
     async retrieveSession() {
@@ -43,7 +54,22 @@ export function fakeActivities(
       return stripe.moneyBack?.() ?? { refunds: [], disputes: [] };
     },
     async sessionOfPaymentIntent() {
-      return stripe.current().id;
+      return stripe.checkoutSessionId === undefined ? stripe.current().id : stripe.checkoutSessionId;
+    },
+    async retrievePaymentIntent() {
+      calls.retrievePaymentIntent++;
+      return stripe.paymentIntent!();
+    },
+    async loadOrder() {
+      return stripe.order ?? null;
+    },
+    async capturePaymentIntent() {
+      calls.captures++;
+      return { ...stripe.paymentIntent!(), status: 'succeeded' };
+    },
+    async cancelPaymentIntent() {
+      calls.cancels++;
+      return { ...stripe.paymentIntent!(), status: 'canceled' };
     },
     // As the real one: only what is fulfilled and not yet reversed, once per reversal.
     async reverseLineItems(input) {

@@ -1,0 +1,102 @@
+/**
+ * Steps both order workflows take (a Checkout Session's and a PaymentIntent's): recording a
+ * transition, an email that must not undo an outcome, and settling refunds and disputes.
+ * Deterministic code: activities are passed in.
+ */
+import { ActivityFailure, log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { createActivities } from '../activities';
+import { formatAmount } from '../src/shared/money';
+import { searchAttributes, type FulfillmentStatus, type FulfillmentView } from './definitions';
+import { disputeOutcome, refundCoverage, statusAfterMoneyBack } from './money-back';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * `transition(status)`: the view's new status in the search attributes, the UI's details line
+ * and the record. (run start, sequence) orders the writes: a late write from an older attempt or
+ * run never wins.
+ */
+export function createRecorder(view: FulfillmentView, recordStatus: Activities['recordStatus']) {
+  let transitions = 0;
+  return async function transition(status: FulfillmentStatus): Promise<void> {
+    view.status = status;
+    const updates: SearchAttributeUpdatePair[] = [{ key: searchAttributes.fulfillmentStatus, value: status }];
+    if (view.paymentStatus) updates.push({ key: searchAttributes.paymentStatus, value: view.paymentStatus });
+    if (view.amountTotal !== null) updates.push({ key: searchAttributes.amountTotal, value: view.amountTotal });
+    if (view.currency) updates.push({ key: searchAttributes.currency, value: view.currency });
+    upsertSearchAttributes(updates);
+    setCurrentDetails(describe(view));
+    await recordStatus({ view, runStartedAt: workflowInfo().runStartTime.getTime(), seq: ++transitions });
+  };
+}
+
+/**
+ * Whether the customer has the email. One that still fails after all its retries is recorded in
+ * `reason`, never allowed to undo a fulfillment or an outcome.
+ */
+export async function bestEffortEmail(view: FulfillmentView, send: () => Promise<{ sent: boolean }>, reasonIfFailed: string): Promise<boolean> {
+  try {
+    return (await send()).sent;
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    log.error('Email failed after all retries', { id: view.sessionId, error: String(err.cause ?? err) });
+    view.reason = view.reason ? `${view.reason}; ${reasonIfFailed}` : reasonIfFailed;
+    return false;
+  }
+}
+
+export interface MoneyBackSteps {
+  view: FulfillmentView;
+  paymentIntentId: string;
+  /** This run found the payment taken, whatever the status says yet. */
+  paymentTaken: boolean;
+  readMoneyBack: Activities['readMoneyBack'];
+  reverseLineItems: Activities['reverseLineItems'];
+  emailRefund: Activities['emailRefund'];
+  transition: (status: FulfillmentStatus) => Promise<void>;
+}
+
+/**
+ * One pass over the payment's refunds and disputes, as Stripe lists them now: each refund not yet
+ * acted on reverses what it covers and is emailed, once; a dispute is recorded, and reverses
+ * everything left only when it is lost. Only what was fulfilled is ever reversed.
+ */
+export async function settleMoneyBack(steps: MoneyBackSteps): Promise<void> {
+  const { view } = steps;
+  const id = view.sessionId;
+  const { refunds, disputes } = await steps.readMoneyBack(steps.paymentIntentId);
+  const refundRecords = (view.refunds ??= []);
+  const disputeRecords = (view.disputes ??= []);
+  for (const refund of refunds) {
+    // A pending refund may still fail: `refund.updated` wakes us when it settles.
+    if (refund.status !== 'succeeded' || refundRecords.some((known) => known.id === refund.id)) continue;
+    const coverage = refundCoverage(refund, refundRecords, view.amountTotal);
+    const reversed = 'items' in coverage ? await steps.reverseLineItems({ sessionId: id, reversalId: refund.id, reason: 'refund', items: coverage.items }) : null;
+    const record = { ...refund, reversed, note: 'note' in coverage ? coverage.note : null, emailed: false };
+    refundRecords.push(record);
+    record.emailed = await bestEffortEmail(view, () => steps.emailRefund({ sessionId: id, refund, reversed }), `the email for refund ${refund.id} could not be sent`);
+  }
+  for (const dispute of disputes) {
+    const outcome = disputeOutcome(dispute);
+    let record = disputeRecords.find((known) => known.id === dispute.id);
+    if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
+    Object.assign(record, dispute, { outcome });
+    if (outcome === 'lost' && record.reversed === null) {
+      record.reversed = await steps.reverseLineItems({ sessionId: id, reversalId: dispute.id, reason: 'dispute_lost', items: 'all' });
+    }
+  }
+  const notes = refundRecords.flatMap((refund) => (refund.note ? [refund.note] : []));
+  const next = statusAfterMoneyBack(view.status, refundRecords, disputeRecords, view.amountTotal, steps.paymentTaken);
+  const reasons = new Set([...(view.reason ? view.reason.split('; ') : []), ...notes]);
+  if (reasons.size > 0) view.reason = [...reasons].join('; ');
+  log.info('Refunds and disputes settled', { id, status: next, refunds: refundRecords.length, disputes: disputeRecords.length });
+  await steps.transition(next);
+}
+
+/** The line an operator reads in the Temporal UI next to the execution. */
+export function describe(view: FulfillmentView): string {
+  const amount = view.amountTotal !== null && view.currency ? formatAmount(view.amountTotal, view.currency) : 'amount unknown';
+  const items = view.lineItems.length;
+  return `**${view.status}** · ${view.sessionId} · ${amount} · ${items} line item${items === 1 ? '' : 's'}`;
+}
