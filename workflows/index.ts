@@ -3,3 +3,4 @@ export { checkSession } from './check-session';
 export { fulfillCheckout } from './fulfill-checkout';
 export { reconcile } from './reconcile';
 export { routeMoneyBack } from './route-money-back';
+export { fulfillPaymentIntent } from './fulfill-payment-intent';

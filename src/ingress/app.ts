@@ -5,7 +5,8 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
-import { isFinalStatus, isMoneyBackEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { isFinalStatus, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { ORDER_METADATA_KEY } from '../stripe/payment-intents';
 import { PAYMENT_INTENT_ID_PATTERN } from '../stripe/money-back';
 import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
 import { SESSION_ID_PATTERN } from '../stripe/sessions';
@@ -177,6 +178,25 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         return notAccepted(err);
       }
     }
+    if (isPaymentIntentEvent(event.type)) {
+      // Orders paid without Checkout: the PaymentIntent's metadata names the merchant's order.
+      const intent = event.data.object as { id?: unknown; metadata?: Record<string, unknown> | null };
+      const orderId = intent.metadata?.[ORDER_METADATA_KEY];
+      if (typeof intent.id !== 'string' || !PAYMENT_INTENT_ID_PATTERN.test(intent.id) || typeof orderId !== 'string' || !orderId) {
+        // Checkout's own PaymentIntents (and any without an order) are not a second path: their session's workflow owns them.
+        logger.debug('Webhook ignored: a PaymentIntent whose metadata names no order', { eventId: event.id, type: event.type });
+        res.locals.delivery = 'ignored';
+        return void res.status(200).json({ received: true, ignored: true });
+      }
+      try {
+        const delivery = await starter.deliverPaymentIntent(intent.id, { id: event.id, type: event.type });
+        logger.info('Webhook accepted', { eventId: event.id, type: event.type, paymentIntentId: intent.id, delivery });
+        res.locals.delivery = delivery;
+        return void res.status(200).json({ received: true, paymentIntentId: intent.id, delivery });
+      } catch (err) {
+        return notAccepted(err);
+      }
+    }
     if (!CHECKOUT_EVENTS.has(event.type)) {
       logger.debug('Webhook ignored', { eventId: event.id, type: event.type });
       res.locals.delivery = 'ignored';
@@ -250,7 +270,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   // --- Status API for the landing page and operators. ---
   app.get('/api/fulfillments/:sessionId', limiter, async (req: Request, res: Response) => {
     const sessionId = String(req.params.sessionId);
-    if (!SESSION_ID_PATTERN.test(sessionId)) return void res.status(400).json({ error: 'not a Checkout Session ID' });
+    // A Checkout Session's, or an order paid by PaymentIntent without Checkout.
+    if (!SESSION_ID_PATTERN.test(sessionId) && !PAYMENT_INTENT_ID_PATTERN.test(sessionId)) {
+      return void res.status(400).json({ error: 'not a Checkout Session ID (cs_...) or PaymentIntent ID (pi_...)' });
+    }
     try {
       const record = await store.getRecord(sessionId);
       if (!record) return void res.status(404).json({ error: 'no fulfillment for this session' });

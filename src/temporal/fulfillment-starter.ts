@@ -1,8 +1,14 @@
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { Duration } from '@temporalio/common';
-import { checkoutEventSignal, isSettledStatus, type CheckoutEvent, type FulfillCheckoutInput } from '../../workflows/definitions';
-import { checkSession, fulfillCheckout, routeMoneyBack } from '../../workflows';
+import {
+  checkoutEventSignal,
+  isSettledStatus,
+  type CheckoutEvent,
+  type FulfillCheckoutInput,
+  type FulfillPaymentIntentInput,
+} from '../../workflows/definitions';
+import { checkSession, fulfillCheckout, fulfillPaymentIntent, routeMoneyBack } from '../../workflows';
 import type { FulfillmentStore } from '../store/fulfillment-store';
 
 /** `already_settled`: the session's outcome is recorded and final; the event changes nothing. */
@@ -60,14 +66,46 @@ export class FulfillmentStarter {
   async deliverMoneyBack(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
     const record = await this.store.getRecord(sessionId);
     if (record?.view.eventIds.includes(event.id)) return 'already_settled';
-    await this.withDeadline(() =>
-      this.client.workflow.signalWithStart(fulfillCheckout, {
-        ...this.common(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
+    // An order paid by PaymentIntent (no Checkout) has its own workflow under the PaymentIntent's ID.
+    await this.withDeadline<unknown>(() =>
+      sessionId.startsWith('pi_')
+        ? this.client.workflow.signalWithStart(fulfillPaymentIntent, {
+            ...this.paymentIntentCommon(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
+            signal: checkoutEventSignal,
+            signalArgs: [event],
+          })
+        : this.client.workflow.signalWithStart(fulfillCheckout, {
+            ...this.common(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
+            signal: checkoutEventSignal,
+            signalArgs: [event],
+          }),
+    );
+    return 'accepted';
+  }
+
+  /**
+   * A PaymentIntent made without Checkout whose metadata names an order: starts its workflow
+   * (workflow ID = the PaymentIntent ID) with the event, or signals the running one; a settled
+   * order is `already_settled`, as for sessions.
+   */
+  async deliverPaymentIntent(paymentIntentId: string, event: CheckoutEvent): Promise<Delivery> {
+    return this.startOrReopen(paymentIntentId, (policy) =>
+      this.client.workflow.signalWithStart(fulfillPaymentIntent, {
+        ...this.paymentIntentCommon(paymentIntentId, policy),
         signal: checkoutEventSignal,
         signalArgs: [event],
       }),
     );
-    return 'accepted';
+  }
+
+  private paymentIntentCommon(paymentIntentId: string, workflowIdReusePolicy: WorkflowIdReusePolicy) {
+    return {
+      taskQueue: this.options.taskQueue,
+      workflowId: paymentIntentId,
+      args: [{ paymentIntentId, paymentDeadline: this.options.paymentDeadline }] as [FulfillPaymentIntentInput],
+      workflowIdReusePolicy,
+      staticSummary: `PaymentIntent order ${paymentIntentId}`,
+    };
   }
 
   /**

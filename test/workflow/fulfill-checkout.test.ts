@@ -14,10 +14,12 @@ import {
   type FulfillCheckoutInput,
   type FulfillmentView,
   type MoneyBack,
+  type OrderSummary,
+  type PaymentIntentSummary,
   type RefundSummary,
   type SessionSummary,
 } from '../../workflows/definitions';
-import { fulfillCheckout } from '../../workflows';
+import { fulfillCheckout, fulfillPaymentIntent } from '../../workflows';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { fakeActivities } from '../helpers/fake-activities';
 import { keepHistory } from '../helpers/histories';
@@ -938,3 +940,162 @@ describe('fulfillCheckout after the payment: refunds and disputes', () => {
 function randomId(): string {
   return Math.random().toString(36).slice(2, 14);
 }
+
+describe('fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout', () => {
+  const piEvent = (type: CheckoutEvent['type'], id = `evt_${randomId()}`): CheckoutEvent => ({ id, type });
+
+  /** An order and its PaymentIntent, which the test moves through Stripe's statuses. */
+  function orderPaidBy(status: string, overrides: Partial<PaymentIntentSummary> = {}) {
+    const paid = session();
+    const paymentIntentId = `pi_${randomId()}`;
+    const order: OrderSummary = { orderId: `order_${randomId()}`, currency: 'usd', amountTotal: 4500, lineItems: paid.lineItems };
+    const stripe = {
+      session: paid,
+      current: () => paid,
+      checkoutSessionId: null as string | null,
+      order: order as OrderSummary | null,
+      intent: { id: paymentIntentId, status, amount: 4500, currency: 'usd', captureMethod: 'automatic', livemode: false, orderId: order.orderId, captureBefore: null, lastPaymentError: null, ...overrides } as PaymentIntentSummary,
+      paymentIntent: () => stripe.intent,
+    };
+    return { paymentIntentId, order, stripe };
+  }
+
+  function startOrder(paymentIntentId: string, event: CheckoutEvent) {
+    lastStarted = paymentIntentId;
+    return env.client.workflow.signalWithStart(fulfillPaymentIntent, {
+      taskQueue,
+      workflowId: paymentIntentId,
+      args: [{ paymentIntentId }],
+      signal: checkoutEventSignal,
+      signalArgs: [event],
+    });
+  }
+
+  test('when the payment succeeds, then the order is fulfilled once with one receipt, and nothing is captured by hand', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded');
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.succeeded'))).result());
+
+    expect(result).toEqual(expect.objectContaining({ sessionId: paymentIntentId, status: 'fulfilled', paymentStatus: 'paid', amountTotal: 4500, receiptSent: true }));
+    expect(calls.fulfillLineItems).toEqual([expect.objectContaining({ sessionId: paymentIntentId })]);
+    expect(calls.emailReceipt).toHaveLength(1);
+    expect(calls.captures).toBe(0);
+    expect(calls.statuses).toEqual(['received', 'fulfilling', 'fulfilled']);
+  });
+
+  test('when the payment is processing, then it waits awaiting_payment and fulfills once it succeeds', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('processing');
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, piEvent('payment_intent.processing'));
+      await env.sleep('2 days');
+      expect((await handle.query(fulfillmentQuery)).status).toBe('awaiting_payment');
+      stripe.intent = { ...stripe.intent, status: 'succeeded' };
+      await handle.signal(checkoutEventSignal, piEvent('payment_intent.succeeded'));
+      return handle.result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when an attempt fails, then the customer is told once and the order waits: a retry that succeeds is fulfilled', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_payment_method', { lastPaymentError: 'card_declined' });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, piEvent('payment_intent.payment_failed'));
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      expect((await handle.query(fulfillmentQuery)).reason).toMatch(/card_declined.*may try again/);
+      stripe.intent = { ...stripe.intent, status: 'succeeded', lastPaymentError: null };
+      await handle.signal(checkoutEventSignal, piEvent('payment_intent.succeeded'));
+      return handle.result();
+    });
+
+    expect(result.status).toBe('fulfilled');
+    expect(calls.emailPaymentFailed).toHaveLength(1);
+  });
+
+  test('when the PaymentIntent is canceled unpaid, then nothing is fulfilled and it records payment_failed', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('canceled');
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.payment_failed'))).result());
+
+    expect(result.status).toBe('payment_failed');
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when an authorization is ready to capture, then the order is fulfilled first and captured once after, then receipted', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureMethod: 'manual', captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    const order: string[] = [];
+    const fulfill = activities.fulfillLineItems;
+    const capture = activities.capturePaymentIntent;
+    activities.fulfillLineItems = async (input) => (order.push('fulfill'), fulfill(input));
+    activities.capturePaymentIntent = async (id) => (order.push('capture'), capture(id));
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.amount_capturable_updated'))).result());
+
+    expect(result).toEqual(expect.objectContaining({ status: 'fulfilled', paymentStatus: 'paid', receiptSent: true }));
+    expect(order).toEqual(['fulfill', 'capture']);
+    expect(calls.captures).toBe(1);
+    expect(calls.cancels).toBe(0);
+  });
+
+  test('when an authorized order cannot be fulfilled (out of stock), then what was fulfilled is reversed, the hold released, and nothing captured', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureMethod: 'manual', captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.fulfillLineItems = async () => {
+      throw ApplicationFailure.nonRetryable('prod_tshirt is out of stock', 'OutOfStock');
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.amount_capturable_updated'))).result());
+
+    expect(result.status).toBe('canceled');
+    expect(result.reason).toBe('OutOfStock: prod_tshirt is out of stock');
+    expect(calls.reverseLineItems).toEqual([{ sessionId: paymentIntentId, reversalId: `release-${paymentIntentId}`, reason: 'refund', items: 'all' }]);
+    expect(calls.cancels).toBe(1);
+    expect(calls.captures).toBe(0);
+    expect(calls.emailReceipt).toHaveLength(0);
+  });
+
+  test('when the authorization would expire before the order can be fulfilled, then the hold is released instead of captured late', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureMethod: 'manual', captureBefore: await serverNowSeconds(30 * 60) });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.amount_capturable_updated'))).result());
+
+    expect(result.status).toBe('canceled');
+    expect(result.reason).toMatch(/authorization was about to expire/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(calls.captures).toBe(0);
+    expect(calls.cancels).toBe(1);
+  });
+
+  test('when a Checkout Session created the PaymentIntent, then this path does nothing: the session’s workflow owns it', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded');
+    stripe.checkoutSessionId = 'cs_test_owner';
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.succeeded'))).result());
+
+    expect(result.reason).toMatch(/Checkout Session cs_test_owner/);
+    expect(calls.statuses).toEqual([]);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when the order’s total differs from the payment, then nothing is fulfilled and it fails with why', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded', { amount: 100 });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const outcome = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.succeeded'))).result().catch((err: unknown) => err));
+
+    expect(outcome).toBeInstanceOf(WorkflowFailedError);
+    expect(calls.statuses).toEqual(['received', 'failed']);
+    expect(calls.views.at(-1)!.reason).toMatch(/AmountMismatch: order .* totals \$45\.00 but the payment is \$1\.00/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+});

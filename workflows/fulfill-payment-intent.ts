@@ -1,0 +1,287 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { createActivities } from '../activities';
+import { durationMs } from '../src/shared/duration';
+import { formatAmount } from '../src/shared/money';
+import {
+  checkoutEventSignal,
+  fulfillmentQuery,
+  isMoneyBackEvent,
+  isSettledStatus,
+  receivedView,
+  searchAttributes,
+  stripeTaskQueue,
+  type CheckoutEventType,
+  type FulfillPaymentIntentInput,
+  type FulfillmentView,
+  type OrderSummary,
+  type PaymentIntentSummary,
+  type SessionSummary,
+} from './definitions';
+import { refundedInFull } from './money-back';
+import { bestEffortEmail, createRecorder, settleMoneyBack } from './order-steps';
+
+type Activities = ReturnType<typeof createActivities>;
+
+const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+const { recordStatus, loadRecord } = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
+const { loadOrder, reverseLineItems, capturePaymentIntent, cancelPaymentIntent } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: UNTIL_IT_WORKS,
+});
+// Cut short when an authorization would expire first; waits until the attempt has stopped, so
+// what it fulfilled is known before anything is reversed.
+const { fulfillLineItems } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: UNTIL_IT_WORKS,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
+});
+
+const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
+const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
+// Stripe's card authorizations last 7 days unless it says otherwise; capture (or release) with an hour to spare.
+const DEFAULT_AUTHORIZATION_MS = 7 * 86_400_000;
+const CAPTURE_MARGIN_MS = 3_600_000;
+
+/**
+ * One execution per PaymentIntent made without Checkout (workflow ID = the PaymentIntent ID): the
+ * merchant's order named by its `metadata.order_id`, read from the order source, fulfilled once
+ * the payment succeeds. With manual capture, the authorized amount is captured only once the
+ * order is fulfilled, and released (the PaymentIntent canceled, anything fulfilled reversed) when
+ * it cannot be, or not before the authorization expires. Refunds and disputes settle as for Checkout.
+ */
+export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Promise<FulfillmentView> {
+  const id = input.paymentIntentId;
+  const { retrievePaymentIntent, sessionOfPaymentIntent, readMoneyBack } = proxyActivities<Activities>({
+    taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
+    startToCloseTimeout: '30 seconds',
+    retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
+  });
+
+  const view: FulfillmentView = receivedView(id);
+  const eventTypes = new Set<CheckoutEventType>();
+  let unhandledEvent = false;
+  let moneyBackPending = false;
+  const moneyBackEventIds: string[] = [];
+  let paymentTaken = false;
+
+  setHandler(checkoutEventSignal, (event) => {
+    if (view.eventIds.includes(event.id)) return; // a redelivery
+    view.eventIds.push(event.id);
+    if (isMoneyBackEvent(event.type)) {
+      moneyBackPending = true;
+      moneyBackEventIds.push(event.id);
+      return;
+    }
+    eventTypes.add(event.type);
+    unhandledEvent = true;
+  });
+  setHandler(fulfillmentQuery, () => view);
+
+  const transition = createRecorder(view, recordStatus);
+  const email = (send: () => Promise<{ sent: boolean }>, reasonIfFailed: string) => bestEffortEmail(view, send, reasonIfFailed);
+
+  async function settle(): Promise<void> {
+    while (moneyBackPending) {
+      moneyBackPending = false;
+      await settleMoneyBack({ view, paymentIntentId: id, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
+    }
+  }
+
+  /** Ends the execution failed, recorded with why: it can be run again once the cause is fixed. */
+  async function fail(type: string, message: string): Promise<never> {
+    view.reason = `${type}: ${message}`;
+    await transition('failed');
+    throw ApplicationFailure.nonRetryable(view.reason, type);
+  }
+
+  const recorded = await loadRecord(id);
+  if (recorded) moneyBackPending = moneyBackEventIds.some((eventId) => !recorded.eventIds.includes(eventId));
+  if (recorded && isSettledStatus(recorded.status)) {
+    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    await settle();
+    return view;
+  }
+
+  // A PaymentIntent a Checkout Session created is that session's: its own workflow fulfills it.
+  const checkoutSession = await sessionOfPaymentIntent(id);
+  if (checkoutSession) {
+    view.reason = `paid through Checkout Session ${checkoutSession}, whose own workflow fulfills it`;
+    log.info('PaymentIntent belongs to a Checkout Session; nothing to do here', { paymentIntentId: id, sessionId: checkoutSession });
+    return view;
+  }
+  const intent = await retrievePaymentIntent(id);
+  if (!intent.orderId) {
+    view.reason = 'its metadata names no order (order_id): not an order to fulfill';
+    log.info('PaymentIntent without an order; nothing to do', { paymentIntentId: id });
+    return view;
+  }
+
+  async function run(first: PaymentIntentSummary, orderId: string): Promise<FulfillmentView> {
+    await transition('received');
+    const order = await loadOrder({ orderId, paymentIntentId: id });
+    if (!order) return fail('OrderNotFound', `the order source has no order ${orderId}`);
+    if (order.amountTotal !== first.amount || order.currency !== first.currency) {
+      return fail(
+        'AmountMismatch',
+        `order ${orderId} totals ${formatAmount(order.amountTotal, order.currency)} but the payment is ${formatAmount(first.amount, first.currency)}; nothing was fulfilled`,
+      );
+    }
+    view.mode = 'payment';
+    view.paymentIntentId = id;
+    view.currency = order.currency;
+    view.amountTotal = order.amountTotal;
+    view.lineItems = order.lineItems.map((item) => ({ description: item.description, quantity: item.quantity, amountTotal: item.amountTotal }));
+    upsertSearchAttributes([{ key: searchAttributes.livemode, value: first.livemode }]);
+
+    const waitStartedAt = Date.now();
+    const deadline = waitStartedAt + durationMs(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
+    let intent = first;
+    for (;;) {
+      unhandledEvent = false;
+      view.paymentStatus = intent.status === 'succeeded' ? 'paid' : 'unpaid';
+      switch (intent.status) {
+        case 'succeeded':
+          await fulfill(order);
+          return view;
+        case 'requires_capture':
+          await fulfillThenCapture(order, intent);
+          return view;
+        case 'canceled':
+          view.reason = 'the PaymentIntent was canceled before it was paid';
+          await email(() => emailPaymentFailed(asSession(id, order, intent)), 'the payment-failed email could not be sent');
+          await transition('payment_failed');
+          return view;
+        default: {
+          // processing, or waiting for the customer: a failed attempt leaves it requires_payment_method, and they may retry.
+          view.reason = intent.lastPaymentError ? `the last payment attempt failed (${intent.lastPaymentError}); the customer may try again` : null;
+          if (intent.lastPaymentError && eventTypes.has('payment_intent.payment_failed')) {
+            await email(() => emailPaymentFailed(asSession(id, order, intent)), 'the payment-failed email could not be sent');
+          }
+          await transition('awaiting_payment');
+          if (Date.now() >= deadline) {
+            view.reason = `stopped waiting after ${String(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE)} without a payment; a later payment event resumes it`;
+            await transition('awaiting_payment');
+            if (!unhandledEvent) return view;
+            break;
+          }
+          const recheck = durationMs(input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK);
+          await condition(() => unhandledEvent, Math.min(recheck, deadline - Date.now()));
+        }
+      }
+      intent = await retrievePaymentIntent(id);
+    }
+  }
+
+  async function fulfill(order: OrderSummary): Promise<void> {
+    paymentTaken = true;
+    if (moneyBackPending && refundedInFull((await readMoneyBack(id)).refunds, view.amountTotal)) {
+      view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
+      return;
+    }
+    await transition('fulfilling');
+    view.fulfilled = await fulfillLineItems({ sessionId: id, lineItems: order.lineItems });
+    view.receiptSent = await email(() => emailReceipt({ session: asSession(id, order), fulfilled: view.fulfilled }), 'the receipt email could not be sent');
+    await transition('fulfilled');
+  }
+
+  /** Manual capture: fulfill first, capture only then; whatever stops that releases the authorization. */
+  async function fulfillThenCapture(order: OrderSummary, authorized: PaymentIntentSummary): Promise<void> {
+    const captureBy = (authorized.captureBefore !== null ? authorized.captureBefore * 1000 : workflowInfo().startTime.getTime() + DEFAULT_AUTHORIZATION_MS) - CAPTURE_MARGIN_MS;
+    if (Date.now() >= captureBy) return release('the authorization was about to expire before the order could be fulfilled');
+    await transition('fulfilling');
+    try {
+      view.fulfilled = await CancellationScope.withTimeout(captureBy - Date.now(), () => fulfillLineItems({ sessionId: id, lineItems: order.lineItems }));
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure?.nonRetryable) return release(`${failure.type ?? 'Error'}: ${failure.message}`);
+      if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
+        return release('the order could not be fulfilled before the authorization expires');
+      }
+      throw err;
+    }
+    try {
+      await capturePaymentIntent(id);
+    } catch (err) {
+      const failure = failureOf(err);
+      if (failure?.nonRetryable) return release(`Stripe refused the capture: ${failure.message}`);
+      throw err;
+    }
+    paymentTaken = true;
+    view.paymentStatus = 'paid';
+    view.receiptSent = await email(() => emailReceipt({ session: asSession(id, order), fulfilled: view.fulfilled }), 'the receipt email could not be sent');
+    await transition('fulfilled');
+  }
+
+  /** Nothing fulfilled stays uncaptured: what was fulfilled is reversed, then the hold is released. */
+  async function release(reason: string): Promise<void> {
+    view.reason = reason;
+    await reverseLineItems({ sessionId: id, reversalId: `release-${id}`, reason: 'refund', items: 'all' });
+    view.fulfilled = [];
+    try {
+      await cancelPaymentIntent(id);
+    } catch (err) {
+      const failure = failureOf(err);
+      if (!failure?.nonRetryable) throw err;
+      view.reason = `${reason}; the PaymentIntent could not be canceled: ${failure.message}`;
+    }
+    log.warn('Authorization released: the order could not be fulfilled', { paymentIntentId: id, reason });
+    await transition('canceled');
+  }
+
+  try {
+    const ended = await run(intent, intent.orderId);
+    await settle();
+    return ended;
+  } catch (err) {
+    const failure = failureOf(err);
+    if (failure?.nonRetryable) await fail(failure.type ?? 'Error', failure.message);
+    if (isCancellation(err)) {
+      await CancellationScope.nonCancellable(async () => {
+        view.reason = 'canceled by an operator';
+        await transition('failed');
+      });
+    }
+    throw err;
+  }
+}
+
+/** The order in the shape the email activities read (the receipt lists line items and the total). */
+function asSession(id: string, order: OrderSummary, intent?: PaymentIntentSummary): SessionSummary {
+  return {
+    id,
+    status: 'complete',
+    paymentStatus: intent && intent.status !== 'succeeded' ? 'unpaid' : 'paid',
+    mode: 'payment',
+    livemode: intent?.livemode ?? false,
+    currency: order.currency,
+    amountSubtotal: order.amountTotal,
+    amountTotal: order.amountTotal,
+    expiresAt: 0,
+    paymentIntentId: id,
+    lineItems: order.lineItems,
+  };
+}
+
+function failureOf(err: unknown): ApplicationFailure | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+}
