@@ -193,10 +193,11 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    /** Which Checkout Session took this payment, if any (refund and dispute events name only the PaymentIntent). */
+    /** Which Checkout Session took this payment, if any (refund and dispute events name only the PaymentIntent; an order paid by PaymentIntent has none). */
     async sessionOfPaymentIntent(paymentIntentId: string): Promise<string | null> {
+      // Only a Checkout Session's record counts: an order paid by PaymentIntent keeps a record under its own ID.
       const known = await store.sessionOfPaymentIntent(paymentIntentId);
-      if (known) return known;
+      if (known?.startsWith('cs_')) return known;
       try {
         return await readStripe('sessionOfPaymentIntent', () => sessionOfPaymentIntent(stripe, paymentIntentId));
       } catch (err) {

@@ -124,6 +124,13 @@ ${reference(view)}`,
 <p>Your bank has told us you dispute this payment. If that is a mistake, please contact your bank and us with the reference below.</p>
 ${reference(view)}`,
       );
+    case 'canceled':
+      return page(
+        'This order was canceled',
+        `<h1>This order was canceled</h1>
+<p>We could not fulfill it, so your payment was not taken: the hold on your card is released.</p>
+${reference(view)}`,
+      );
     case 'failed':
       return page(
         'We could not process this order',
