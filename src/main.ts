@@ -7,7 +7,7 @@
  */
 import { ConfigError, loadCodecServerConfig, loadConfigToStart, StartupError, type Role } from './config';
 import { createLogger } from './logger';
-import { loadFulfiller } from './fulfillment/load-fulfiller';
+import { loadFulfiller, loadOrderSource } from './fulfillment/load-fulfiller';
 import { freePort } from './net/free-port';
 import { stopOnSignals } from './shutdown';
 import { startStack } from './stack';
@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     worker: mode !== 'ingress',
     host: config.host,
     fulfiller: mode === 'ingress' ? undefined : loadFulfiller(),
+    orderSource: mode === 'ingress' ? undefined : loadOrderSource(),
     codecServer: mode === 'all',
   });
 

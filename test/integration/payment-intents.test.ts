@@ -76,6 +76,16 @@ test('when the payment is processing, then the order waits awaiting_payment and 
   await waitForStatus(paymentIntent.id, 'fulfilled');
 });
 
+test('when a payment attempt fails, then the order waits for a retry, says why, and the customer is told once', async () => {
+  const { paymentIntent } = await placeOrder({ status: 'requires_payment_method', lastPaymentError: 'card_declined' });
+  await send('payment_intent.payment_failed', paymentIntent);
+  const waiting = await waitForStatus(paymentIntent.id, 'awaiting_payment');
+  expect(waiting.body.reason).toMatch(/card_declined.*may try again/);
+  const failedMails = () => product.smtp.messages.filter((m) => m.parsed.messageId === `<payment_failed.${paymentIntent.id}@shop.test>`);
+  await eventually(() => Promise.resolve(failedMails()), (mails) => mails.length === 1);
+  expect(waiting.body.fulfilled).toEqual([]);
+});
+
 test('when an authorization is ready to capture, then the order is fulfilled and the payment captured exactly once', async () => {
   const { paymentIntent } = await placeOrder({ status: 'requires_capture', captureMethod: 'manual' });
   await send('payment_intent.amount_capturable_updated', paymentIntent);

@@ -72,11 +72,17 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when a partial refund does not say what it covers, then nothing is guessed: it is recorded for an operator, and the customer still hears of it': 'partial-refund-for-an-operator',
   'when the payment was refunded in full before the order was fulfilled, then nothing is fulfilled, nothing reversed, and it records refunded': 'refunded-before-fulfillment',
   'when a dispute opens, then it records disputed and reverses nothing; won, it is fulfilled again; lost, everything is reversed once': 'dispute-lost',
+  'when the payment succeeds, then the order is fulfilled once with one receipt, and nothing is captured by hand': 'payment-intent-succeeded',
+  'when the payment is processing, then it waits awaiting_payment and fulfills once it succeeds': 'payment-intent-processing-then-succeeded',
+  'when an attempt fails, then the customer is told once and the order waits: a retry that succeeds is fulfilled': 'payment-intent-failed-then-retried',
+  'when an authorization is ready to capture, then the order is fulfilled first and captured once after, then receipted': 'payment-intent-manual-capture',
+  'when an authorized order cannot be fulfilled (out of stock), then what was fulfilled is reversed, the hold released, and nothing captured': 'payment-intent-out-of-stock',
 };
 let lastStarted: string | undefined;
 
 afterEach(async () => {
-  const branch = RECORDED_BRANCHES[expect.getState().currentTestName?.replace(/^fulfillCheckout (after the payment: refunds and disputes )?/, '') ?? ''];
+  const name = expect.getState().currentTestName ?? '';
+  const branch = RECORDED_BRANCHES[name.replace(/^(fulfillCheckout (after the payment: refunds and disputes )?|fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout )/, '')];
   if (branch && lastStarted) await keepHistory(branch, env.client, lastStarted);
   lastStarted = undefined;
 });
