@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -9,7 +8,6 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
-  setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -18,18 +16,22 @@ import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
 import { decide } from './decide';
 import { refundedInFull } from './money-back';
-import { bestEffortEmail as bestEffortEmailFor, createRecorder, settleMoneyBack as settleMoneyBackOnce } from './order-steps';
 import {
-  checkoutEventSignal,
-  fulfillmentQuery,
-  isMoneyBackEvent,
+  bestEffortEmail as bestEffortEmailFor,
+  createInbox,
+  createRecorder,
+  EMAIL_ACTIVITIES,
+  failureOf,
+  settleMoneyBack as settleMoneyBackOnce,
+  UNTIL_IT_WORKS,
+} from './order-steps';
+import {
   isSettledStatus,
   receivedView,
   searchAttributes,
   STRIPE_CONFIGURATION_ERROR,
   stripeTaskQueue,
   type CarriedState,
-  type CheckoutEventType,
   type FulfillCheckoutInput,
   type FulfillmentStatus,
   type FulfillmentView,
@@ -38,8 +40,6 @@ import {
 
 type Activities = ReturnType<typeof createActivities>;
 
-// Stripe and the database may be down for a while: keep retrying, backing off to once a minute.
-const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
 
 // Reading and writing the session's record are short database calls. As local activities they run
 // inside the workflow task that asks for them: no server round trip of their own, which on this
@@ -56,21 +56,13 @@ const { fulfillLineItems } = proxyActivities<Activities>({
   retry: UNTIL_IT_WORKS,
 });
 
-// About three hours of attempts; after that the goods are delivered and the missing email is recorded.
-// Each send is claimed in the database first, and the claim is renewed until the send settles, even
-// past this attempt's timeout: a retry that overlaps a slow send waits for it (EmailInFlight) instead
-// of sending a second copy. Sends heartbeat, so a worker that dies mid-send is noticed in seconds.
 const { reverseLineItems } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '30 seconds',
   retry: UNTIL_IT_WORKS,
 });
 
-const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
-});
+const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>(EMAIL_ACTIVITIES);
 
 const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
 const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
@@ -107,12 +99,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: [STRIPE_CONFIGURATION_ERROR] },
   });
   // ...and is then retried inside Temporal until an operator fixes it: no history grows meanwhile.
-  const { readMoneyBack } = proxyActivities<Activities>({
-    taskQueue: stripeQueue,
-    startToCloseTimeout: '30 seconds',
-    retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
-  });
-  const { retrieveSession: retrieveSessionOncePermitted } = proxyActivities<Activities>({
+  // (Refunds and disputes are read the same way.)
+  const { retrieveSession: retrieveSessionOncePermitted, readMoneyBack } = proxyActivities<Activities>({
     taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
     retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
@@ -120,32 +108,15 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   const { carried } = input;
   const view: FulfillmentView = carried?.view ?? receivedView(sessionId);
-  const eventTypes = new Set<CheckoutEventType>(carried?.eventTypes);
-  // Set by every new event, cleared when a decision has taken it into account.
-  let unhandledEvent = false;
   // When Stripe first told us the delayed payment succeeded (workflow time).
   let paymentSucceededAt = carried?.paymentSucceededAt;
   let paymentWaitStartedAt = carried?.paymentWaitStartedAt;
-  // A refund or dispute event not yet acted on: settled once fulfillment is done, never before.
-  let moneyBackPending = false;
-  const moneyBackEventIds: string[] = [];
   // Stripe took the payment (the session was found paid): money coming back moves the status.
   let paymentTaken = false;
-
-  // Registered before the first await, so an event sent with signal-with-start is never lost.
-  setHandler(checkoutEventSignal, (event) => {
-    if (view.eventIds.includes(event.id)) return; // a redelivery: already acted on
-    view.eventIds.push(event.id);
-    if (isMoneyBackEvent(event.type)) {
-      moneyBackPending = true;
-      moneyBackEventIds.push(event.id);
-      return;
-    }
-    eventTypes.add(event.type);
+  const inbox = createInbox(view, carried?.eventTypes, (event) => {
     if (event.type === 'checkout.session.async_payment_succeeded') paymentSucceededAt ??= Date.now();
-    unhandledEvent = true;
   });
-  setHandler(fulfillmentQuery, () => view);
+  const { eventTypes } = inbox;
 
   const transition = createRecorder(view, recordStatus);
 
@@ -185,7 +156,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function stopWaiting(status: FulfillmentStatus, reason: string): Promise<boolean> {
     view.reason = reason;
     await transition(status);
-    if (!unhandledEvent) return true;
+    if (!inbox.unhandled) return true;
     view.reason = null;
     return false;
   }
@@ -196,7 +167,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
     for (;;) {
       const decision = decide(session, eventTypes);
-      unhandledEvent = false;
+      inbox.unhandled = false;
       switch (decision.kind) {
         case 'fulfill':
           await fulfill(session);
@@ -250,7 +221,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     const untilDeadline = deadline - Date.now();
     if (untilDeadline <= 0) return;
     await continueAsNewWhenLong();
-    await condition(() => unhandledEvent, Math.min(durationMs(recheck), untilDeadline));
+    await condition(() => inbox.unhandled, Math.min(durationMs(recheck), untilDeadline));
   }
 
   /**
@@ -260,7 +231,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
    */
   async function continueAsNewWhenLong(): Promise<void> {
     const long = workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= (input.historyLimit ?? DEFAULT_HISTORY_LIMIT);
-    if (!long || unhandledEvent || moneyBackPending || !patched(CONTINUE_AS_NEW_PATCH)) return;
+    if (!long || inbox.unhandled || inbox.moneyBackPending || !patched(CONTINUE_AS_NEW_PATCH)) return;
     log.info('Continuing as new: the history is long', { sessionId, events: workflowInfo().historyLength });
     const next: CarriedState = { view, eventTypes: [...eventTypes], paymentSucceededAt, paymentWaitStartedAt };
     // The search attributes go along, so operators' filters keep finding the session.
@@ -270,7 +241,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function fulfill(paid: SessionSummary): Promise<void> {
     paymentTaken = true;
     // A refund that came first: a payment refunded in full is not fulfilled at all.
-    if (moneyBackPending && view.paymentIntentId && refundedInFull((await readMoneyBack(view.paymentIntentId)).refunds, view.amountTotal)) {
+    if (inbox.moneyBackPending && view.paymentIntentId && refundedInFull((await readMoneyBack(view.paymentIntentId)).refunds, view.amountTotal)) {
       view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
       return;
     }
@@ -295,8 +266,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
    * reversed. Stripe's list of refunds and disputes decides, whichever event woke us.
    */
   async function settleMoneyBack(): Promise<void> {
-    while (moneyBackPending) {
-      moneyBackPending = false;
+    while (inbox.moneyBackPending) {
+      inbox.moneyBackPending = false;
       // A record written before PaymentIntents were kept: Stripe's session says which it was.
       view.paymentIntentId ??= (await retrieveSession(sessionId)).paymentIntentId ?? null;
       if (!view.paymentIntentId) {
@@ -310,15 +281,15 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
   const recorded = await loadRecord(sessionId);
   // Redelivered refund or dispute events an earlier run already acted on change nothing.
-  if (recorded) moneyBackPending = moneyBackEventIds.some((id) => !recorded.eventIds.includes(id));
+  if (recorded) inbox.forgetActedOn(recorded.eventIds);
   if (recorded && isSettledStatus(recorded.status)) {
     Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
-    if (!moneyBackPending) log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
+    if (!inbox.moneyBackPending) log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
     await settleMoneyBack();
     return view;
   }
   // A `failed` order that money came back for is not run again: the refund settles it.
-  if (recorded?.status === 'failed' && moneyBackPending && eventTypes.size === 0) {
+  if (recorded?.status === 'failed' && inbox.moneyBackPending && eventTypes.size === 0) {
     Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
     await settleMoneyBack();
     return view;
@@ -346,9 +317,4 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     }
     throw err;
   }
-}
-
-/** The application failure an activity ended with, after Temporal's retries. */
-function failureOf(err: unknown): ApplicationFailure | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
 }

@@ -1,6 +1,5 @@
 import {
   ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -8,7 +7,6 @@ import {
   log,
   proxyActivities,
   proxyLocalActivities,
-  setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -17,14 +15,10 @@ import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
 import { formatAmount } from '../src/shared/money';
 import {
-  checkoutEventSignal,
-  fulfillmentQuery,
-  isMoneyBackEvent,
   isSettledStatus,
   receivedView,
   searchAttributes,
   stripeTaskQueue,
-  type CheckoutEventType,
   type FulfillPaymentIntentInput,
   type FulfillmentView,
   type OrderSummary,
@@ -32,11 +26,10 @@ import {
   type SessionSummary,
 } from './definitions';
 import { refundedInFull } from './money-back';
-import { bestEffortEmail, createRecorder, settleMoneyBack } from './order-steps';
+import { bestEffortEmail, createInbox, createRecorder, EMAIL_ACTIVITIES, failureOf, settleMoneyBack, UNTIL_IT_WORKS } from './order-steps';
 
 type Activities = ReturnType<typeof createActivities>;
 
-const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
 const { recordStatus, loadRecord } = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
 const { loadOrder, reverseLineItems, capturePaymentIntent, cancelPaymentIntent } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -50,11 +43,7 @@ const { fulfillLineItems } = proxyActivities<Activities>({
   retry: UNTIL_IT_WORKS,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
-const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  heartbeatTimeout: '15 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
-});
+const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>(EMAIL_ACTIVITIES);
 
 const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
 const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
@@ -78,31 +67,16 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   });
 
   const view: FulfillmentView = receivedView(id);
-  const eventTypes = new Set<CheckoutEventType>();
-  let unhandledEvent = false;
-  let moneyBackPending = false;
-  const moneyBackEventIds: string[] = [];
   let paymentTaken = false;
-
-  setHandler(checkoutEventSignal, (event) => {
-    if (view.eventIds.includes(event.id)) return; // a redelivery
-    view.eventIds.push(event.id);
-    if (isMoneyBackEvent(event.type)) {
-      moneyBackPending = true;
-      moneyBackEventIds.push(event.id);
-      return;
-    }
-    eventTypes.add(event.type);
-    unhandledEvent = true;
-  });
-  setHandler(fulfillmentQuery, () => view);
+  const inbox = createInbox(view);
+  const { eventTypes } = inbox;
 
   const transition = createRecorder(view, recordStatus);
   const email = (send: () => Promise<{ sent: boolean }>, reasonIfFailed: string) => bestEffortEmail(view, send, reasonIfFailed);
 
   async function settle(): Promise<void> {
-    while (moneyBackPending) {
-      moneyBackPending = false;
+    while (inbox.moneyBackPending) {
+      inbox.moneyBackPending = false;
       await settleMoneyBack({ view, paymentIntentId: id, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
     }
   }
@@ -115,7 +89,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   }
 
   const recorded = await loadRecord(id);
-  if (recorded) moneyBackPending = moneyBackEventIds.some((eventId) => !recorded.eventIds.includes(eventId));
+  if (recorded) inbox.forgetActedOn(recorded.eventIds);
   if (recorded && isSettledStatus(recorded.status)) {
     Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
     await settle();
@@ -157,7 +131,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     const deadline = waitStartedAt + durationMs(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
     let intent = first;
     for (;;) {
-      unhandledEvent = false;
+      inbox.unhandled = false;
       view.paymentStatus = intent.status === 'succeeded' ? 'paid' : 'unpaid';
       switch (intent.status) {
         case 'succeeded':
@@ -181,11 +155,11 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
           if (Date.now() >= deadline) {
             view.reason = `stopped waiting after ${String(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE)} without a payment; a later payment event resumes it`;
             await transition('awaiting_payment');
-            if (!unhandledEvent) return view;
+            if (!inbox.unhandled) return view;
             break;
           }
           const recheck = durationMs(input.paymentRecheckInterval ?? DEFAULT_PAYMENT_RECHECK);
-          await condition(() => unhandledEvent, Math.min(recheck, deadline - Date.now()));
+          await condition(() => inbox.unhandled, Math.min(recheck, deadline - Date.now()));
         }
       }
       intent = await retrievePaymentIntent(id);
@@ -194,7 +168,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
 
   async function fulfill(order: OrderSummary): Promise<void> {
     paymentTaken = true;
-    if (moneyBackPending && refundedInFull((await readMoneyBack(id)).refunds, view.amountTotal)) {
+    if (inbox.moneyBackPending && refundedInFull((await readMoneyBack(id)).refunds, view.amountTotal)) {
       view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
       return;
     }
@@ -280,8 +254,4 @@ function asSession(id: string, order: OrderSummary, intent?: PaymentIntentSummar
     paymentIntentId: id,
     lineItems: order.lineItems,
   };
-}
-
-function failureOf(err: unknown): ApplicationFailure | undefined {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
 }

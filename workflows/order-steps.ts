@@ -3,14 +3,74 @@
  * transition, an email that must not undo an outcome, and settling refunds and disputes.
  * Deterministic code: activities are passed in.
  */
-import { ActivityFailure, log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { formatAmount } from '../src/shared/money';
-import { searchAttributes, type FulfillmentStatus, type FulfillmentView } from './definitions';
+import {
+  checkoutEventSignal,
+  fulfillmentQuery,
+  isMoneyBackEvent,
+  searchAttributes,
+  type CheckoutEvent,
+  type CheckoutEventType,
+  type FulfillmentStatus,
+  type FulfillmentView,
+} from './definitions';
 import { disputeOutcome, refundCoverage, statusAfterMoneyBack } from './money-back';
 
 type Activities = ReturnType<typeof createActivities>;
+
+// Stripe and the database may be down for a while: keep retrying, backing off to once a minute.
+export const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+// About three hours of attempts; after that the goods are delivered and the missing email is recorded.
+// Each send is claimed in the database first, and the claim is renewed until the send settles, even
+// past this attempt's timeout: a retry that overlaps a slow send waits for it (EmailInFlight) instead
+// of sending a second copy. Sends heartbeat, so a worker that dies mid-send is noticed in seconds.
+export const EMAIL_ACTIVITIES = {
+  startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '15 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 25 },
+} as const;
+
+/**
+ * What an order's workflow has been told: the event types seen, whether one still waits for a
+ * decision, and refund or dispute events not yet settled. Registers the signal and query handlers;
+ * call it before the first await, so an event sent with signal-with-start is never lost.
+ */
+export function createInbox(view: FulfillmentView, carriedTypes: readonly CheckoutEventType[] = [], onEvent?: (event: CheckoutEvent) => void) {
+  const inbox = {
+    eventTypes: new Set<CheckoutEventType>(carriedTypes),
+    /** Set by every new event, cleared when a decision has taken it into account. */
+    unhandled: false,
+    /** A refund or dispute event not yet acted on: settled once fulfillment is done, never before. */
+    moneyBackPending: false,
+    moneyBackEventIds: [] as string[],
+    /** Once the record is read: refund or dispute events an earlier run already acted on change nothing. */
+    forgetActedOn(recordedEventIds: readonly string[]): void {
+      inbox.moneyBackPending = inbox.moneyBackEventIds.some((id) => !recordedEventIds.includes(id));
+    },
+  };
+  setHandler(checkoutEventSignal, (event) => {
+    if (view.eventIds.includes(event.id)) return; // a redelivery: already acted on
+    view.eventIds.push(event.id);
+    if (isMoneyBackEvent(event.type)) {
+      inbox.moneyBackPending = true;
+      inbox.moneyBackEventIds.push(event.id);
+      return;
+    }
+    inbox.eventTypes.add(event.type);
+    onEvent?.(event);
+    inbox.unhandled = true;
+  });
+  setHandler(fulfillmentQuery, () => view);
+  return inbox;
+}
+
+/** The application failure an activity ended with, after Temporal's retries. */
+export function failureOf(err: unknown): ApplicationFailure | undefined {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+}
 
 /**
  * `transition(status)`: the view's new status in the search attributes, the UI's details line
