@@ -478,7 +478,8 @@ export function classifyStripeError(err: unknown, sessionId: string): unknown {
 
 /** Stripe refusing a capture or cancel for the PaymentIntent's state (expired, already canceled): final, never retried. */
 function refusedByStripe(err: unknown, type: string): ApplicationFailure | undefined {
-  if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'payment_intent_unexpected_state') {
+  const finalCodes = ['payment_intent_unexpected_state', 'charge_expired_for_capture'];
+  if (err instanceof Stripe.errors.StripeInvalidRequestError && finalCodes.includes(err.code ?? '')) {
     return ApplicationFailure.nonRetryable(err.message, type);
   }
   return undefined;

@@ -301,6 +301,11 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       let answer: { status: number; body: unknown };
       if (!intent) {
         answer = { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${String(req.params.id)}'` } } };
+      } else if (action === 'capture' && intent.status === 'requires_capture' && Date.now() / 1000 > (intent.captureBefore ?? Infinity)) {
+        answer = {
+          status: 400,
+          body: { error: { type: 'invalid_request_error', code: 'charge_expired_for_capture', message: 'The charge has expired and can no longer be captured.' } },
+        };
       } else if (!allowed.includes(intent.status)) {
         answer = {
           status: 400,

@@ -44,6 +44,12 @@ test('when a capture is retried with the same idempotency key, then the authoriz
   await expect(capturePaymentIntent(stripe, 'pi_capture1', 'another-key')).rejects.toThrow(/could not be captured because it has a status of succeeded/);
 });
 
+test('when an authorization has expired, then Stripe refuses the capture with charge_expired_for_capture', async () => {
+  emulator.putPaymentIntent({ id: 'pi_expired1', amount: 2000, currency: 'usd', status: 'requires_capture', captureMethod: 'manual', captureBefore: Math.floor(Date.now() / 1000) - 60 });
+  await expect(capturePaymentIntent(stripe, 'pi_expired1', 'capture-pi_expired1')).rejects.toEqual(expect.objectContaining({ code: 'charge_expired_for_capture' }));
+  expect(emulator.paymentIntents.get('pi_expired1')?.captures).toBeUndefined();
+});
+
 test('when an authorization is released, then the PaymentIntent is canceled once, and a captured one cannot be', async () => {
   emulator.putPaymentIntent({ id: 'pi_cancel1', amount: 2000, currency: 'usd', status: 'requires_capture', captureMethod: 'manual' });
   expect((await cancelPaymentIntent(stripe, 'pi_cancel1', 'cancel-pi_cancel1')).status).toBe('canceled');

@@ -1068,6 +1068,22 @@ describe('fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout',
     expect(calls.emailReceipt).toHaveLength(0);
   });
 
+  test('when Stripe refuses the capture (the authorization expired meanwhile), then what was fulfilled is reversed and the order is canceled', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureMethod: 'manual', captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.capturePaymentIntent = async () => {
+      throw ApplicationFailure.nonRetryable('The charge has expired and can no longer be captured.', 'CaptureRefused');
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.amount_capturable_updated'))).result());
+
+    expect(result.status).toBe('canceled');
+    expect(result.reason).toMatch(/^Stripe refused the capture: The charge has expired/);
+    expect(calls.reverseLineItems).toEqual([expect.objectContaining({ reversalId: `release-${paymentIntentId}`, items: 'all' })]);
+    expect(result.fulfilled).toEqual([]);
+    expect(calls.emailReceipt).toHaveLength(0);
+  });
+
   test('when the authorization would expire before the order can be fulfilled, then the hold is released instead of captured late', async () => {
     const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureMethod: 'manual', captureBefore: await serverNowSeconds(30 * 60) });
     const { activities, calls } = fakeActivities(stripe);
