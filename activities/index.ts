@@ -20,7 +20,7 @@ import {
 } from '../workflows/definitions';
 import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
-import { renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
+import { renderOrderCanceled, renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import type { OrderSource } from '../src/fulfillment/order-source';
 import { cancelPaymentIntent, capturePaymentIntent, retrievePaymentIntentSummary } from '../src/stripe/payment-intents';
@@ -296,6 +296,11 @@ export function createActivities(deps: ActivityDeps) {
     /** Hands a refund or dispute event to the session's workflow (for `routeMoneyBack`). */
     async deliverMoneyBack(input: { sessionId: string; event: CheckoutEvent }): Promise<void> {
       await starter.deliverMoneyBack(input.sessionId, input.event);
+    },
+
+    /** Tells the customer an order paid by PaymentIntent was canceled and nothing taken, at most once. */
+    async emailOrderCanceled(order: SessionSummary): Promise<{ sent: boolean }> {
+      return sendOnce('canceled', order, (contact) => renderOrderCanceled(order, contact, deps.merchantName));
     },
 
     /** Tells the customer about one refund, at most once per refund. */

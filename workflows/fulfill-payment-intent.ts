@@ -43,7 +43,7 @@ const { fulfillLineItems } = proxyActivities<Activities>({
   retry: UNTIL_IT_WORKS,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
-const { emailReceipt, emailPaymentFailed, emailRefund } = proxyActivities<Activities>(EMAIL_ACTIVITIES);
+const { emailReceipt, emailPaymentFailed, emailRefund, emailOrderCanceled } = proxyActivities<Activities>(EMAIL_ACTIVITIES);
 
 const DEFAULT_PAYMENT_DEADLINE: Duration = '7 days';
 const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
@@ -181,15 +181,15 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   /** Manual capture: fulfill first, capture only then; whatever stops that releases the authorization. */
   async function fulfillThenCapture(order: OrderSummary, authorized: PaymentIntentSummary): Promise<void> {
     const captureBy = (authorized.captureBefore !== null ? authorized.captureBefore * 1000 : workflowInfo().startTime.getTime() + DEFAULT_AUTHORIZATION_MS) - CAPTURE_MARGIN_MS;
-    if (Date.now() >= captureBy) return release('the authorization was about to expire before the order could be fulfilled');
+    if (Date.now() >= captureBy) return release(order, 'the authorization was about to expire before the order could be fulfilled');
     await transition('fulfilling');
     try {
       view.fulfilled = await CancellationScope.withTimeout(captureBy - Date.now(), () => fulfillLineItems({ sessionId: id, lineItems: order.lineItems }));
     } catch (err) {
       const failure = failureOf(err);
-      if (failure?.nonRetryable) return release(`${failure.type ?? 'Error'}: ${failure.message}`);
+      if (failure?.nonRetryable) return release(order, `${failure.type ?? 'Error'}: ${failure.message}`);
       if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
-        return release('the order could not be fulfilled before the authorization expires');
+        return release(order, 'the order could not be fulfilled before the authorization expires');
       }
       throw err;
     }
@@ -197,7 +197,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       await capturePaymentIntent(id);
     } catch (err) {
       const failure = failureOf(err);
-      if (failure?.nonRetryable) return release(`Stripe refused the capture: ${failure.message}`);
+      if (failure?.nonRetryable) return release(order, `Stripe refused the capture: ${failure.message}`);
       throw err;
     }
     paymentTaken = true;
@@ -206,8 +206,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     await transition('fulfilled');
   }
 
-  /** Nothing fulfilled stays uncaptured: what was fulfilled is reversed, then the hold is released. */
-  async function release(reason: string): Promise<void> {
+  /** Nothing fulfilled stays uncaptured: what was fulfilled is reversed, then the hold is released, and the customer told. */
+  async function release(order: OrderSummary, reason: string): Promise<void> {
     view.reason = reason;
     await reverseLineItems({ sessionId: id, reversalId: `release-${id}`, reason: 'refund', items: 'all' });
     view.fulfilled = [];
@@ -219,6 +219,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       view.reason = `${reason}; the PaymentIntent could not be canceled: ${failure.message}`;
     }
     log.warn('Authorization released: the order could not be fulfilled', { paymentIntentId: id, reason });
+    await email(() => emailOrderCanceled(asSession(id, order)), 'the cancellation email could not be sent');
     await transition('canceled');
   }
 

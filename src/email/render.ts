@@ -114,3 +114,16 @@ export function renderRefund(
 <p>Depending on your bank, it takes 5 to 10 business days to show on your statement.</p>`,
   });
 }
+
+/** An order paid by PaymentIntent that could not be fulfilled: nothing was charged, the hold is released. */
+export function renderOrderCanceled(order: Pick<SessionSummary, 'id' | 'amountTotal' | 'currency'>, contact: CustomerContact, merchantName: string): RenderedEmail {
+  const amount = money(order.amountTotal, order.currency);
+  return letter(`Your ${merchantName} order was canceled`, contact, merchantName, {
+    text: [
+      `We are sorry: we could not fulfill order ${order.id}, so we have canceled it.`,
+      `Your payment of ${amount} was not taken. The hold on your card is released; depending on your bank, it disappears within a few days.`,
+    ],
+    html: `<p>We are sorry: we could not fulfill order <code>${escapeHtml(order.id)}</code>, so we have canceled it.</p>
+<p>Your payment of <strong>${escapeHtml(amount)}</strong> was not taken. The hold on your card is released; depending on your bank, it disappears within a few days.</p>`,
+  });
+}

@@ -22,8 +22,8 @@ export interface FulfillmentRecord {
   updatedAt: Date;
 }
 
-/** One receipt and one payment-failed email per session; one email per refund (`refund:re_...`). */
-export type EmailKind = 'receipt' | 'payment_failed' | `refund:${string}`;
+/** One receipt and one payment-failed email per session, one cancellation per order; one email per refund (`refund:re_...`). */
+export type EmailKind = 'receipt' | 'payment_failed' | 'canceled' | `refund:${string}`;
 
 /** A line item as it was fulfilled, with what a reversal needs to undo it. */
 export interface FulfilledLineItem {

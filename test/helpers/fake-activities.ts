@@ -31,6 +31,7 @@ export function fakeActivities(
     readMoneyBack: 0,
     reverseLineItems: [] as Parameters<Activities['reverseLineItems']>[0][],
     emailRefund: [] as Parameters<Activities['emailRefund']>[0][],
+    emailOrderCanceled: 0,
     retrievePaymentIntent: 0,
     captures: 0,
     cancels: 0,
@@ -94,6 +95,10 @@ export function fakeActivities(
     },
     async deliverMoneyBack() {
       throw new Error('workflow tests do not route money-back events');
+    },
+    async emailOrderCanceled() {
+      calls.emailOrderCanceled++;
+      return { sent: true };
     },
     async emailRefund(input) {
       calls.emailRefund.push(input);

@@ -101,6 +101,10 @@ test('when an authorized order includes something sold out, then what was fulfil
   expect(product.emulator.paymentIntents.get(paymentIntent.id)).toEqual(expect.objectContaining({ status: 'canceled', cancels: 1 }));
   expect(product.emulator.paymentIntents.get(paymentIntent.id)?.captures).toBeUndefined();
   expect(await product.stack.services.store.getStock(items[0]!.productId!)).toBe(5); // taken, then put back
+  const canceledMails = () => product.smtp.messages.filter((m) => m.parsed.messageId === `<canceled.${paymentIntent.id}@shop.test>`);
+  await eventually(() => Promise.resolve(canceledMails()), (mails) => mails.length === 1);
+  expect(canceledMails()[0]!.parsed.text).toContain('was not taken');
+  expect(canceledMails()[0]!.parsed.text).toContain('€30.00');
 });
 
 test('when a PaymentIntent names no order (Checkout’s own, or any other), then it is acknowledged and starts nothing', async () => {

@@ -1066,6 +1066,7 @@ describe('fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout',
     expect(calls.cancels).toBe(1);
     expect(calls.captures).toBe(0);
     expect(calls.emailReceipt).toHaveLength(0);
+    expect(calls.emailOrderCanceled).toBe(1);
   });
 
   test('when Stripe refuses the capture (the authorization expired meanwhile), then what was fulfilled is reversed and the order is canceled', async () => {
