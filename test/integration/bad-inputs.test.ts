@@ -9,7 +9,7 @@ import path from 'node:path';
 import Stripe from 'stripe';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import type { EmulatedSession } from '../../src/stripe/emulator';
-import { checkoutEventPayload } from '../../src/stripe/signed-events';
+import { checkoutEventPayload, stripeEventPayload } from '../../src/stripe/signed-events';
 import { eventually } from '../helpers/eventually';
 import {
   emulatedSession,
@@ -120,6 +120,25 @@ const CATALOGUE: BadInput[] = [
   },
   { where: 'webhook', input: '`GET /webhook`', answer: '404 not found', send: () => request('/webhook'), check: status(404, /not found/) },
   { where: 'webhook', input: 'an event type we do not handle, signed', answer: '200 ignored (acknowledged so Stripe stops sending it)', send: (s) => webhook(completed(s, { type: 'customer.created' })), check: status(200, /"ignored":true/) },
+  {
+    where: 'webhook',
+    input: 'a refund event whose `payment_intent` is malformed (`pi_<script>`)',
+    answer: '200 ignored: not a payment of ours; nothing routed',
+    send: (s) => webhook(stripeEventPayload('charge.refunded', { id: `ch_${s.id.slice(8)}`, object: 'charge', payment_intent: 'pi_<script>' })),
+    check: status(200, /"ignored":true/),
+  },
+  {
+    where: 'webhook',
+    input: 'a `payment_intent.succeeded` whose `metadata.order_id` is not a string',
+    answer: '200 ignored: no order named; no workflow started',
+    send: async (s) => {
+      const paymentIntentId = `pi_${s.id.slice(8)}`;
+      const answer = await webhook(stripeEventPayload('payment_intent.succeeded', { id: paymentIntentId, object: 'payment_intent', metadata: { order_id: { $ne: null } } }));
+      if (await hasWorkflow(paymentIntentId)) throw new Error(`a workflow was started for ${paymentIntentId}`);
+      return answer;
+    },
+    check: status(200, /"ignored":true/),
+  },
   // --- The landing page ---
   { where: 'landing page', input: 'no `session_id`', answer: '400 page: missing order reference', send: () => request('/after-checkout'), check: status(400, /Missing order reference/) },
   { where: 'landing page', input: 'a malformed `session_id` (`cs_test_<script>`)', answer: '400 page, nothing echoed unescaped', send: () => request('/after-checkout?session_id=cs_test_%3Cscript%3E'), check: (a) => { status(400, /Missing order reference/)(a); expect(a.text).not.toContain('<script>'); } },
@@ -150,6 +169,7 @@ const CATALOGUE: BadInput[] = [
   { where: 'status API', input: 'a path trick (`..%2F..%2Fetc%2Fpasswd`)', answer: '400 not a Checkout Session ID', send: () => request('/api/fulfillments/..%2F..%2Fetc%2Fpasswd'), check: status(400, /not a Checkout Session ID/) },
   { where: 'status API', input: 'an ID with a NUL byte (`cs_test_x%00`)', answer: '400 not a Checkout Session ID', send: (s) => request(`/api/fulfillments/${s.id}%00`), check: status(400, /not a Checkout Session ID/) },
   { where: 'status API', input: 'a well-formed ID we have no record of', answer: '404 no fulfillment for this session', send: (s) => request(`/api/fulfillments/${s.id}`), check: status(404, /no fulfillment/) },
+  { where: 'status API', input: 'a well-formed PaymentIntent ID we have no order for (`pi_...`)', answer: '404 no fulfillment for this session', send: (s) => request(`/api/fulfillments/pi_${s.id.slice(8)}`), check: status(404, /no fulfillment/) },
   { where: 'status API', input: 'no ID (`/api/fulfillments/`)', answer: '404 not found', send: () => request('/api/fulfillments/'), check: status(404, /not found/) },
   // --- Hostile text in what reaches a page or an email ---
   {
