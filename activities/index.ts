@@ -183,9 +183,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Every refund and dispute of the payment, as Stripe reports them now (on the Stripe queue). */
     async readMoneyBack(paymentIntentId: string): Promise<MoneyBack> {
-      if (!PAYMENT_INTENT_ID_PATTERN.test(paymentIntentId)) {
-        throw ApplicationFailure.nonRetryable(`Not a PaymentIntent ID: ${JSON.stringify(paymentIntentId)}`, 'InvalidPaymentIntentId');
-      }
+      requirePaymentIntentId(paymentIntentId);
       try {
         return await readStripe('readMoneyBack', () => readMoneyBack(stripe, paymentIntentId));
       } catch (err) {
@@ -250,15 +248,10 @@ export function createActivities(deps: ActivityDeps) {
 
     /** A PaymentIntent made without Checkout, as Stripe reports it now (on the Stripe queue). */
     async retrievePaymentIntent(paymentIntentId: string): Promise<PaymentIntentSummary> {
-      if (!PAYMENT_INTENT_ID_PATTERN.test(paymentIntentId)) {
-        throw ApplicationFailure.nonRetryable(`Not a PaymentIntent ID: ${JSON.stringify(paymentIntentId)}`, 'InvalidPaymentIntentId');
-      }
+      requirePaymentIntentId(paymentIntentId);
       try {
         return await readStripe('retrievePaymentIntent', () => retrievePaymentIntentSummary(stripe, paymentIntentId));
       } catch (err) {
-        if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.code === 'resource_missing' || err.statusCode === 404)) {
-          throw ApplicationFailure.nonRetryable(`Stripe does not know PaymentIntent ${paymentIntentId}`, 'PaymentIntentNotFound');
-        }
         throw classifyStripeError(err, paymentIntentId);
       }
     },
@@ -460,14 +453,17 @@ const EMAIL_RECORD_PATIENCE_MS = 2 * 60_000;
 
 
 /**
- * Stripe errors become typed failures. Only facts about the session itself are final (Stripe does
- * not know it). A refused key, a missing permission or a request Stripe rejects are ours to fix:
- * `StripeConfiguration`, which the workflow shows as paused and retries until fixed. Rate limits,
- * connection errors and Stripe 5xx stay plain errors, retried with backoff.
+ * Stripe errors become typed failures. Only facts about the object itself are final (Stripe does
+ * not know the Checkout Session, or the PaymentIntent, `id` names). A refused key, a missing
+ * permission or a request Stripe rejects are ours to fix: `StripeConfiguration`, which the workflow
+ * shows as paused and retries until fixed. Rate limits, connection errors and Stripe 5xx stay plain
+ * errors, retried with backoff.
  */
-export function classifyStripeError(err: unknown, sessionId: string): unknown {
+export function classifyStripeError(err: unknown, id: string): unknown {
   if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.code === 'resource_missing' || err.statusCode === 404)) {
-    return ApplicationFailure.nonRetryable(`Stripe does not know Checkout Session ${sessionId}`, SESSION_NOT_FOUND_ERROR);
+    return id.startsWith('pi_')
+      ? ApplicationFailure.nonRetryable(`Stripe does not know PaymentIntent ${id}`, 'PaymentIntentNotFound')
+      : ApplicationFailure.nonRetryable(`Stripe does not know Checkout Session ${id}`, SESSION_NOT_FOUND_ERROR);
   }
   if (
     err instanceof Stripe.errors.StripeAuthenticationError ||
@@ -479,6 +475,13 @@ export function classifyStripeError(err: unknown, sessionId: string): unknown {
     return ApplicationFailure.retryable(`Stripe ${problem}`, STRIPE_CONFIGURATION_ERROR);
   }
   return err;
+}
+
+/** Fails, never retried, before anything reaches Stripe with what is not a PaymentIntent ID. */
+function requirePaymentIntentId(paymentIntentId: string): void {
+  if (!PAYMENT_INTENT_ID_PATTERN.test(paymentIntentId)) {
+    throw ApplicationFailure.nonRetryable(`Not a PaymentIntent ID: ${JSON.stringify(paymentIntentId)}`, 'InvalidPaymentIntentId');
+  }
 }
 
 /** Stripe refusing a capture or cancel for the PaymentIntent's state (expired, already canceled): final, never retried. */

@@ -354,11 +354,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The PaymentIntent a charge, refund or dispute belongs to (an ID, or the object when expanded). */
+/** A reference field of a Stripe object: an ID, or the object itself when expanded. */
+function referencedId(object: unknown, field: string): string | undefined {
+  const value = (object as Record<string, unknown>)[field];
+  const id = typeof value === 'string' ? value : (value as { id?: unknown } | null | undefined)?.id;
+  return typeof id === 'string' ? id : undefined;
+}
+
+/** The PaymentIntent a charge, refund or dispute belongs to. */
 function paymentIntentOf(object: unknown): string | null {
-  const value = (object as { payment_intent?: unknown }).payment_intent;
-  const id = typeof value === 'string' ? value : (value as { id?: unknown } | null)?.id;
-  return typeof id === 'string' && PAYMENT_INTENT_ID_PATTERN.test(id) ? id : null;
+  const id = referencedId(object, 'payment_intent');
+  return id !== undefined && PAYMENT_INTENT_ID_PATTERN.test(id) ? id : null;
 }
 
 const SOURCES_EVENTS = new Set(['source.chargeable', 'source.canceled', 'source.failed']);
@@ -371,9 +377,7 @@ const SOURCES_EVENTS = new Set(['source.chargeable', 'source.canceled', 'source.
 function isLegacySourcesEvent(event: { type: string; data: { object: unknown } }): boolean {
   if (SOURCES_EVENTS.has(event.type)) return true;
   if (event.type !== 'charge.succeeded' && event.type !== 'charge.failed') return false;
-  const source = (event.data.object as { source?: unknown }).source;
-  const sourceId = typeof source === 'string' ? source : (source as { id?: unknown } | null)?.id;
-  return typeof sourceId === 'string' && sourceId.startsWith('src_');
+  return referencedId(event.data.object, 'source')?.startsWith('src_') ?? false;
 }
 
 /** Waits, bounded, for the workflow to leave the pending statuses (fulfilled, awaiting payment, failed...). */

@@ -48,13 +48,24 @@ export class FulfillmentStarter {
    * (signal-with-start), so the order in which Stripe's events arrive does not matter.
    */
   async deliver(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
-    return this.startOrReopen(sessionId, (policy) =>
-      this.client.workflow.signalWithStart(fulfillCheckout, {
-        ...this.common(sessionId, policy),
-        signal: checkoutEventSignal,
-        signalArgs: [event],
-      }),
-    );
+    return this.startOrReopen(sessionId, (policy) => this.signalWithStart(sessionId, policy, event));
+  }
+
+  /**
+   * Signal-with-start of an order's workflow: a Checkout Session's (`cs_...`), or an order paid by
+   * PaymentIntent without Checkout, which has its own workflow under the PaymentIntent's ID.
+   */
+  private signalWithStart(id: string, policy: WorkflowIdReusePolicy, event: CheckoutEvent): Promise<unknown> {
+    const signal = { signal: checkoutEventSignal, signalArgs: [event] as [CheckoutEvent] };
+    if (!id.startsWith('pi_')) return this.client.workflow.signalWithStart(fulfillCheckout, { ...this.common(id, policy), ...signal });
+    return this.client.workflow.signalWithStart(fulfillPaymentIntent, {
+      taskQueue: this.options.taskQueue,
+      workflowId: id,
+      args: [{ paymentIntentId: id, paymentDeadline: this.options.paymentDeadline }] as [FulfillPaymentIntentInput],
+      workflowIdReusePolicy: policy,
+      staticSummary: `PaymentIntent order ${id}`,
+      ...signal,
+    });
   }
 
   /**
@@ -66,20 +77,7 @@ export class FulfillmentStarter {
   async deliverMoneyBack(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
     const record = await this.store.getRecord(sessionId);
     if (record?.view.eventIds.includes(event.id)) return 'already_settled';
-    // An order paid by PaymentIntent (no Checkout) has its own workflow under the PaymentIntent's ID.
-    await this.withDeadline<unknown>(() =>
-      sessionId.startsWith('pi_')
-        ? this.client.workflow.signalWithStart(fulfillPaymentIntent, {
-            ...this.paymentIntentCommon(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
-            signal: checkoutEventSignal,
-            signalArgs: [event],
-          })
-        : this.client.workflow.signalWithStart(fulfillCheckout, {
-            ...this.common(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE),
-            signal: checkoutEventSignal,
-            signalArgs: [event],
-          }),
-    );
+    await this.withDeadline(() => this.signalWithStart(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE, event));
     return 'accepted';
   }
 
@@ -89,23 +87,7 @@ export class FulfillmentStarter {
    * order is `already_settled`, as for sessions.
    */
   async deliverPaymentIntent(paymentIntentId: string, event: CheckoutEvent): Promise<Delivery> {
-    return this.startOrReopen(paymentIntentId, (policy) =>
-      this.client.workflow.signalWithStart(fulfillPaymentIntent, {
-        ...this.paymentIntentCommon(paymentIntentId, policy),
-        signal: checkoutEventSignal,
-        signalArgs: [event],
-      }),
-    );
-  }
-
-  private paymentIntentCommon(paymentIntentId: string, workflowIdReusePolicy: WorkflowIdReusePolicy) {
-    return {
-      taskQueue: this.options.taskQueue,
-      workflowId: paymentIntentId,
-      args: [{ paymentIntentId, paymentDeadline: this.options.paymentDeadline }] as [FulfillPaymentIntentInput],
-      workflowIdReusePolicy,
-      staticSummary: `PaymentIntent order ${paymentIntentId}`,
-    };
+    return this.startOrReopen(paymentIntentId, (policy) => this.signalWithStart(paymentIntentId, policy, event));
   }
 
   /**

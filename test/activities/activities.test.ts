@@ -196,6 +196,15 @@ describe('retrieve-session against the local Stripe emulator', () => {
     expect(failure.nonRetryable).toBe(true);
   });
 
+  test('when Stripe does not know a PaymentIntent, then reading it or its refunds fails non-retryably as PaymentIntentNotFound', async () => {
+    const failure = await expectFailure(run(activities().retrievePaymentIntent, 'pi_unknownToTheEmulator'));
+    expect(failure.type).toBe('PaymentIntentNotFound');
+    expect(failure.message).toBe('Stripe does not know PaymentIntent pi_unknownToTheEmulator');
+    expect(failure.nonRetryable).toBe(true);
+    const malformed = await expectFailure(run(activities().readMoneyBack, 'pi_<script>'));
+    expect(malformed.type).toBe('InvalidPaymentIntentId');
+  });
+
   test('when the API key is rejected, then it fails as a retryable StripeConfiguration error without the key', async () => {
     const badKey = 'sk_bad-key-shape';
     const { retrieveSession } = activitiesWith({ stripe: createStripeClient(badKey, parseStripeApiBase(emulator.url)) });
