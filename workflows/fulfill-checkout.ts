@@ -15,14 +15,15 @@ import type { Duration } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
 import { decide } from './decide';
-import { refundedInFull } from './money-back';
 import {
+  adoptRecord,
   bestEffortEmail as bestEffortEmailFor,
   createInbox,
   createRecorder,
   EMAIL_ACTIVITIES,
   failureOf,
-  settleMoneyBack as settleMoneyBackOnce,
+  refundedBeforeFulfilling,
+  settlePendingMoneyBack,
   UNTIL_IT_WORKS,
 } from './order-steps';
 import {
@@ -39,7 +40,6 @@ import {
 } from './definitions';
 
 type Activities = ReturnType<typeof createActivities>;
-
 
 // Reading and writing the session's record are short database calls. As local activities they run
 // inside the workflow task that asks for them: no server round trip of their own, which on this
@@ -241,10 +241,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function fulfill(paid: SessionSummary): Promise<void> {
     paymentTaken = true;
     // A refund that came first: a payment refunded in full is not fulfilled at all.
-    if (inbox.moneyBackPending && view.paymentIntentId && refundedInFull((await readMoneyBack(view.paymentIntentId)).refunds, view.amountTotal)) {
-      view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
-      return;
-    }
+    if (await refundedBeforeFulfilling(inbox, view, view.paymentIntentId, readMoneyBack)) return;
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId, lineItems: paid.lineItems });
     // A setup session saves a payment method: nothing was bought, so there is no receipt to send.
@@ -259,23 +256,18 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   const bestEffortEmail = (send: () => Promise<{ sent: boolean }>, reasonIfFailed: string) => bestEffortEmailFor(view, send, reasonIfFailed);
 
-  /**
-   * Refunds and disputes, once fulfillment is over (a refund that arrives first waits for it), until
-   * no event is left: each refund reverses what it covers and is emailed, once; a dispute is
-   * recorded, and reverses everything left only when it is lost. Only what was fulfilled is ever
-   * reversed. Stripe's list of refunds and disputes decides, whichever event woke us.
-   */
+  /** Refunds and disputes, once fulfillment is over; Stripe's list of them decides, whichever event woke us. */
   async function settleMoneyBack(): Promise<void> {
-    while (inbox.moneyBackPending) {
-      inbox.moneyBackPending = false;
+    await settlePendingMoneyBack(inbox, {
+      view,
       // A record written before PaymentIntents were kept: Stripe's session says which it was.
-      view.paymentIntentId ??= (await retrieveSession(sessionId)).paymentIntentId ?? null;
-      if (!view.paymentIntentId) {
-        log.warn('A refund or dispute event for a session without a known payment; nothing to settle', { sessionId });
-        continue;
-      }
-      await settleMoneyBackOnce({ view, paymentIntentId: view.paymentIntentId, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
-    }
+      paymentIntentId: async () => (view.paymentIntentId ??= (await retrieveSession(sessionId)).paymentIntentId ?? null),
+      paymentTaken,
+      readMoneyBack,
+      reverseLineItems,
+      emailRefund,
+      transition,
+    });
   }
 
   // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
@@ -283,14 +275,14 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   // Redelivered refund or dispute events an earlier run already acted on change nothing.
   if (recorded) inbox.forgetActedOn(recorded.eventIds);
   if (recorded && isSettledStatus(recorded.status)) {
-    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    adoptRecord(view, recorded);
     if (!inbox.moneyBackPending) log.info('Session already settled; nothing to do', { sessionId, status: recorded.status });
     await settleMoneyBack();
     return view;
   }
   // A `failed` order that money came back for is not run again: the refund settles it.
   if (recorded?.status === 'failed' && inbox.moneyBackPending && eventTypes.size === 0) {
-    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    adoptRecord(view, recorded);
     await settleMoneyBack();
     return view;
   }

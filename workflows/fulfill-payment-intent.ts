@@ -25,8 +25,17 @@ import {
   type PaymentIntentSummary,
   type SessionSummary,
 } from './definitions';
-import { refundedInFull } from './money-back';
-import { bestEffortEmail, createInbox, createRecorder, EMAIL_ACTIVITIES, failureOf, settleMoneyBack, UNTIL_IT_WORKS } from './order-steps';
+import {
+  adoptRecord,
+  bestEffortEmail,
+  createInbox,
+  createRecorder,
+  EMAIL_ACTIVITIES,
+  failureOf,
+  refundedBeforeFulfilling,
+  settlePendingMoneyBack,
+  UNTIL_IT_WORKS,
+} from './order-steps';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -74,12 +83,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   const transition = createRecorder(view, recordStatus);
   const email = (send: () => Promise<{ sent: boolean }>, reasonIfFailed: string) => bestEffortEmail(view, send, reasonIfFailed);
 
-  async function settle(): Promise<void> {
-    while (inbox.moneyBackPending) {
-      inbox.moneyBackPending = false;
-      await settleMoneyBack({ view, paymentIntentId: id, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
-    }
-  }
+  const settle = () =>
+    settlePendingMoneyBack(inbox, { view, paymentIntentId: async () => id, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
 
   /** Ends the execution failed, recorded with why: it can be run again once the cause is fixed. */
   async function fail(type: string, message: string): Promise<never> {
@@ -91,7 +96,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   const recorded = await loadRecord(id);
   if (recorded) inbox.forgetActedOn(recorded.eventIds);
   if (recorded && isSettledStatus(recorded.status)) {
-    Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+    adoptRecord(view, recorded);
     await settle();
     return view;
   }
@@ -168,10 +173,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
 
   async function fulfill(order: OrderSummary): Promise<void> {
     paymentTaken = true;
-    if (inbox.moneyBackPending && refundedInFull((await readMoneyBack(id)).refunds, view.amountTotal)) {
-      view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
-      return;
-    }
+    if (await refundedBeforeFulfilling(inbox, view, id, readMoneyBack)) return;
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId: id, lineItems: order.lineItems });
     view.receiptSent = await email(() => emailReceipt({ session: asSession(id, order), fulfilled: view.fulfilled }), 'the receipt email could not be sent');

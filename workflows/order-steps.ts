@@ -17,7 +17,7 @@ import {
   type FulfillmentStatus,
   type FulfillmentView,
 } from './definitions';
-import { disputeOutcome, refundCoverage, statusAfterMoneyBack } from './money-back';
+import { disputeOutcome, refundCoverage, refundedInFull, statusAfterMoneyBack } from './money-back';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -65,6 +65,26 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
   });
   setHandler(fulfillmentQuery, () => view);
   return inbox;
+}
+
+export type Inbox = ReturnType<typeof createInbox>;
+
+/** Takes over what the record holds, keeping every event ID either knows, so redeliveries stay recognised. */
+export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): void {
+  Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
+}
+
+/** A refund event that came first, and Stripe says the payment is refunded in full: nothing is to be fulfilled. */
+export async function refundedBeforeFulfilling(
+  inbox: Inbox,
+  view: FulfillmentView,
+  paymentIntentId: string | null | undefined,
+  readMoneyBack: Activities['readMoneyBack'],
+): Promise<boolean> {
+  if (!inbox.moneyBackPending || !paymentIntentId) return false;
+  if (!refundedInFull((await readMoneyBack(paymentIntentId)).refunds, view.amountTotal)) return false;
+  view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
+  return true;
 }
 
 /** The application failure an activity ended with, after Temporal's retries. */
@@ -115,6 +135,26 @@ export interface MoneyBackSteps {
   reverseLineItems: Activities['reverseLineItems'];
   emailRefund: Activities['emailRefund'];
   transition: (status: FulfillmentStatus) => Promise<void>;
+}
+
+/**
+ * Refunds and disputes, once fulfillment is over (a refund that arrives first waits for it), until
+ * no event is left pending. `paymentIntentId` says which payment they concern (null: none known,
+ * nothing to settle).
+ */
+export async function settlePendingMoneyBack(
+  inbox: Inbox,
+  steps: Omit<MoneyBackSteps, 'paymentIntentId'> & { paymentIntentId: () => Promise<string | null> },
+): Promise<void> {
+  while (inbox.moneyBackPending) {
+    inbox.moneyBackPending = false;
+    const paymentIntentId = await steps.paymentIntentId();
+    if (!paymentIntentId) {
+      log.warn('A refund or dispute event for an order without a known payment; nothing to settle', { id: steps.view.sessionId });
+      continue;
+    }
+    await settleMoneyBack({ ...steps, paymentIntentId });
+  }
 }
 
 /**
