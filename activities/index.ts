@@ -2,7 +2,6 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import Stripe from 'stripe';
 import {
   isFinalStatus,
-  isSettledStatus,
   SESSION_NOT_FOUND_ERROR,
   STRIPE_CONFIGURATION_ERROR,
   TRANSIENT_STATUSES,
@@ -23,10 +22,25 @@ import type { Mailer } from '../src/email/mailer';
 import { renderOrderCanceled, renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import type { OrderSource } from '../src/fulfillment/order-source';
-import { cancelPaymentIntent, capturePaymentIntent, retrievePaymentIntentSummary } from '../src/stripe/payment-intents';
+import {
+  cancelPaymentIntent,
+  capturePaymentIntent,
+  listPaymentIntentOrders,
+  retrievePaymentIntentSummary,
+  type ListedPaymentIntentOrder,
+} from '../src/stripe/payment-intents';
+import { confirmEvent } from '../src/stripe/events';
+import { CHECKOUT_SESSION, secondChance } from '../src/orders/kinds';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
-import { listRecentMoneyBack, PAYMENT_INTENT_ID_PATTERN, readMoneyBack, sessionOfPaymentIntent, type ListedMoneyBack } from '../src/stripe/money-back';
+import {
+  listRecentMoneyBack,
+  PAYMENT_INTENT_ID_PATTERN,
+  readMoneyBack,
+  retrieveDisputeStatus,
+  sessionOfPaymentIntent,
+  type ListedMoneyBack,
+} from '../src/stripe/money-back';
 import { retrieveSessionSummary, SESSION_ID_PATTERN, type CustomerContact } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
@@ -39,7 +53,7 @@ export interface ActivityDeps {
   mailer: Mailer;
   metrics: ActivityMetrics;
   /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
-  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver' | 'deliverMoneyBack'>;
+  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver' | 'deliverMoneyBack' | 'isRunning'>;
   /** Shown in emails, and the domain of their Message-IDs. */
   merchantName: string;
   emailDomain: string;
@@ -194,8 +208,8 @@ export function createActivities(deps: ActivityDeps) {
     /** Which Checkout Session took this payment, if any (refund and dispute events name only the PaymentIntent; an order paid by PaymentIntent has none). */
     async sessionOfPaymentIntent(paymentIntentId: string): Promise<string | null> {
       // Only a Checkout Session's record counts: an order paid by PaymentIntent keeps a record under its own ID.
-      const known = await store.sessionOfPaymentIntent(paymentIntentId);
-      if (known?.startsWith('cs_')) return known;
+      const known = await store.orderOfPayment(paymentIntentId);
+      if (known && CHECKOUT_SESSION.idPattern.test(known)) return known;
       try {
         return await readStripe('sessionOfPaymentIntent', () => sessionOfPaymentIntent(stripe, paymentIntentId));
       } catch (err) {
@@ -254,6 +268,59 @@ export function createActivities(deps: ActivityDeps) {
       } catch (err) {
         throw classifyStripeError(err, paymentIntentId);
       }
+    },
+
+    /**
+     * The order a PaymentIntent made without Checkout pays for: the PaymentIntent's own ID when its
+     * metadata names an order, else null (a payment that is no order of ours).
+     */
+    async paymentIntentOrderOf(paymentIntentId: string): Promise<string | null> {
+      requirePaymentIntentId(paymentIntentId);
+      try {
+        const intent = await readStripe('retrievePaymentIntent', () => retrievePaymentIntentSummary(stripe, paymentIntentId));
+        return intent.orderId ? intent.id : null;
+      } catch (err) {
+        const failure = classifyStripeError(err, paymentIntentId);
+        if (failure instanceof ApplicationFailure && failure.type === 'PaymentIntentNotFound') return null;
+        throw failure;
+      }
+    },
+
+    /** Whether Stripe sent this event about this object (read back by its ID, on the Stripe queue). */
+    async confirmEvent(input: { eventId: string; type: string; objectId: string }): Promise<boolean> {
+      try {
+        return await readStripe('confirmEvent', () => confirmEvent(stripe, input));
+      } catch (err) {
+        throw classifyStripeError(err, input.eventId);
+      }
+    },
+
+    /** The reconciler's Stripe read of orders paid by PaymentIntent: one page of PaymentIntents created since `createdSince`. */
+    async listPaymentIntentOrders(input: { createdSince: number; startingAfter?: string; limit: number }) {
+      try {
+        return await readStripe('listPaymentIntentOrders', () => listPaymentIntentOrders(stripe, input));
+      } catch (err) {
+        throw classifyStripeError(err, 'listing');
+      }
+    },
+
+    /** The reconciler's re-read of disputes our records hold open, as `reconcileMoneyBack` takes them. */
+    async retrieveDisputes(input: { disputes: { disputeId: string; paymentIntentId: string | null }[] }): Promise<ListedMoneyBack[]> {
+      const listed: ListedMoneyBack[] = [];
+      for (const { disputeId, paymentIntentId } of input.disputes) {
+        try {
+          listed.push({ id: disputeId, paymentIntentId, status: await readStripe('retrieveDispute', () => retrieveDisputeStatus(stripe, disputeId)) });
+        } catch (err) {
+          throw classifyStripeError(err, disputeId);
+        }
+        Context.current().heartbeat();
+      }
+      return listed;
+    },
+
+    /** Disputes our records hold open, a page at a time by dispute ID (the database: no Stripe read). */
+    async listOpenDisputes(input: { startingAfter?: string; limit: number }) {
+      return store.listOpenDisputes(input.limit, input.startingAfter);
     },
 
     /**
@@ -337,37 +404,38 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /**
-     * The reconciler's decisions for one page: a settled record is left alone; a session with no
-     * record (no webhook ever reached us) is started; one with an unsettled record has its workflow
-     * ensured, and is woken when it waits for a payment Stripe now reports paid.
+     * The reconciler's decisions for one page of orders (Checkout Sessions or PaymentIntent orders:
+     * the ID says which): an order with a verdict or `failed` is left alone (`secondChance`); one
+     * with no record (no webhook ever reached us) is started; one with a record and no verdict has
+     * its workflow ensured, and is woken when it waits for a payment Stripe now reports taken.
      */
-    async reconcileSessions(input: { sessions: ListedSession[]; reconcileId: string }): Promise<Omit<ReconcileReport, 'listed' | 'stuckRedriven' | 'moneyBack' | 'pages'>> {
+    async reconcileSessions(input: { sessions: ListedOrder[]; reconcileId: string }): Promise<Omit<ReconcileReport, 'listed' | 'stuckRedriven' | 'moneyBack' | 'pages'>> {
       const found = { settled: 0, started: 0, resumed: 0, woken: 0 };
       const log = Context.current().log;
-      for (const session of input.sessions) {
-        const record = await store.getRecord(session.id);
-        if (record && isSettledStatus(record.view.status)) {
+      for (const order of input.sessions) {
+        const record = await store.getRecord(order.id);
+        if (record && secondChance(record.view) !== 'reopen') {
           found.settled++;
           continue;
         }
-        const paid = session.paymentStatus !== 'unpaid';
+        const paid = order.paymentStatus !== 'unpaid';
         if (record?.view.status === 'awaiting_payment' && paid) {
-          await starter.deliver(session.id, { id: `reconcile:${input.reconcileId}`, type: 'reconciler.recheck' });
+          await starter.deliver(order.id, { id: `reconcile:${input.reconcileId}`, type: 'reconciler.recheck' });
           found.woken++;
-          log.info('Reconciler woke a session Stripe reports paid', { sessionId: session.id });
+          log.info('Reconciler woke an order Stripe reports paid', { orderId: order.id });
         } else if (!record) {
-          await starter.ensureStarted(session.id);
+          await starter.ensureStarted(order.id);
           found.started++;
-          log.warn('Reconciler started a session no webhook ever delivered', { sessionId: session.id, paymentStatus: session.paymentStatus });
+          log.warn('Reconciler started an order no webhook ever delivered', { orderId: order.id, paymentStatus: order.paymentStatus });
         } else {
-          await starter.ensureStarted(session.id);
+          await starter.ensureStarted(order.id);
           found.resumed++;
-          log.info('Reconciler ensured an unsettled session', { sessionId: session.id, status: record.view.status });
+          log.info('Reconciler ensured an order without a verdict', { orderId: order.id, status: record.view.status });
         }
         Context.current().heartbeat();
       }
       // Counted once the page is done: a failed attempt's partial work is counted by its retry.
-      for (const [finding, sessions] of Object.entries(found)) metrics.reconcilerFindings.inc({ finding: finding as ReconcilerFinding }, sessions);
+      for (const [finding, orders] of Object.entries(found)) metrics.reconcilerFindings.inc({ finding: finding as ReconcilerFinding }, orders);
       return found;
     },
 
@@ -390,7 +458,7 @@ export function createActivities(deps: ActivityDeps) {
       let delivered = 0;
       for (const item of input.items) {
         if (!item.paymentIntentId || (input.kind === 'refunds' && item.status !== 'succeeded')) continue;
-        const sessionId = await store.sessionOfPaymentIntent(item.paymentIntentId);
+        const sessionId = await store.orderOfPayment(item.paymentIntentId);
         if (!sessionId) continue;
         const view = (await store.getRecord(sessionId))?.view;
         const actedOn =
@@ -408,16 +476,30 @@ export function createActivities(deps: ActivityDeps) {
       return delivered;
     },
 
-    /** Re-drives records stuck in a transient status: their execution is gone (terminated, lost). A running one is left alone. */
+    /**
+     * Re-drives records stuck in a transient status whose execution is gone (terminated, lost), each
+     * through its kind's workflow; a running one is left alone. The sweep takes turns (`takeStaleSessions`),
+     * a batch at a time for up to a minute a run, so records still running (a mass pause) cannot hide
+     * one that is really stuck: the next run goes on where this one stopped.
+     */
     async redriveStuckSessions(input: { stuckAfterMs: number }): Promise<number> {
-      const stuck = await store.listStaleSessions(TRANSIENT_STATUSES, input.stuckAfterMs, STUCK_BATCH);
-      for (const sessionId of stuck) {
-        await starter.ensureStarted(sessionId);
-        Context.current().log.warn('Reconciler re-drove a stuck session', { sessionId });
-        Context.current().heartbeat();
+      const until = Date.now() + STUCK_SWEEP_MS;
+      let redriven = 0;
+      for (let looked = 0; Date.now() < until && looked < STUCK_LOOKS_PER_RUN; ) {
+        const batch = await store.takeStaleSessions(TRANSIENT_STATUSES, input.stuckAfterMs, STUCK_BATCH);
+        for (const id of batch) {
+          if (!(await starter.isRunning(id))) {
+            await starter.ensureStarted(id);
+            Context.current().log.warn('Reconciler re-drove a stuck order', { orderId: id });
+            redriven++;
+          }
+          Context.current().heartbeat();
+        }
+        looked += batch.length;
+        if (batch.length < STUCK_BATCH) break;
       }
-      metrics.reconcilerFindings.inc({ finding: 'stuckRedriven' }, stuck.length);
-      return stuck.length;
+      metrics.reconcilerFindings.inc({ finding: 'stuckRedriven' }, redriven);
+      return redriven;
     },
 
     /** The recorded state, checked before doing anything so a late duplicate never fulfills twice. */
@@ -431,9 +513,32 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
 export function stripeActivities(activities: Activities) {
-  const { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack, retrievePaymentIntent } =
-    activities;
-  return { retrieveSession, sessionExists, listCompletedSessions, readMoneyBack, sessionOfPaymentIntent, listRecentMoneyBack, retrievePaymentIntent };
+  const {
+    retrieveSession,
+    sessionExists,
+    listCompletedSessions,
+    readMoneyBack,
+    sessionOfPaymentIntent,
+    listRecentMoneyBack,
+    retrievePaymentIntent,
+    paymentIntentOrderOf,
+    confirmEvent,
+    listPaymentIntentOrders,
+    retrieveDisputes,
+  } = activities;
+  return {
+    retrieveSession,
+    sessionExists,
+    listCompletedSessions,
+    readMoneyBack,
+    sessionOfPaymentIntent,
+    listRecentMoneyBack,
+    retrievePaymentIntent,
+    paymentIntentOrderOf,
+    confirmEvent,
+    listPaymentIntentOrders,
+    retrieveDisputes,
+  };
 }
 
 /** A session as Stripe's list shows it: enough for the reconciler to decide. */
@@ -442,8 +547,14 @@ export interface ListedSession {
   paymentStatus: PaymentStatus;
 }
 
-// Stuck sessions re-driven per reconciler run; the next run takes the rest.
+/** An order of either kind as the reconciler lists it. */
+export type ListedOrder = ListedSession | ListedPaymentIntentOrder;
+
+// The stuck sweep looks at records a batch at a time, for at most a minute and this many a run;
+// the next run takes its turn from where this one stopped.
 const STUCK_BATCH = 500;
+const STUCK_LOOKS_PER_RUN = 20_000;
+const STUCK_SWEEP_MS = 60_000;
 
 // An email claim lapses this long after its last renewal: a worker that died mid-send holds up the
 // customer's email by about this much, never forever.

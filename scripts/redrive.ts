@@ -1,9 +1,11 @@
 /**
- * `npm run redrive -- cs_... [cs_...]`: runs sessions again once an operator has fixed what made
- * them end `failed` (a fulfiller that gave up, a session canceled by mistake) or stop waiting.
- * Starts each session's workflow under its usual ID, or leaves a running one alone. Safe on any
- * session: the workflow checks the record first, and a settled one (fulfilled, payment_failed,
- * expired) is never done again; line items already fulfilled are skipped.
+ * `npm run redrive -- cs_... [pi_...]`: runs orders again once an operator has fixed what made
+ * them end `failed` (a fulfiller that gave up, an order canceled by mistake) or stop waiting. The
+ * one way a `failed` order runs again: nothing else (webhooks, the landing page, the reconciler)
+ * reopens one. Starts each order's workflow (its kind's: Checkout Session or PaymentIntent order)
+ * under its usual ID, or leaves a running one alone. Safe on any order: the workflow checks the
+ * record first, and a settled one (fulfilled, payment_failed, expired, refunded...) is never done
+ * again; line items already fulfilled are skipped.
  *
  * Talks to Temporal only: TEMPORAL_ADDRESS (default: the embedded dev server of `npm start`,
  * 127.0.0.1:TEMPORAL_DEV_SERVER_PORT), plus TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE and the
@@ -15,16 +17,16 @@ import { ConfigError, loadPayloadEncryption, loadSetting } from '../src/config';
 import { dataConverterFor } from '../src/temporal/encryption';
 import { remoteTemporal } from '../src/temporal/connection';
 import { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
-import { SESSION_ID_PATTERN } from '../src/stripe/sessions';
+import { orderKindOf } from '../src/orders/kinds';
 
 async function main(): Promise<void> {
-  const sessionIds = process.argv.slice(2);
-  const malformed = sessionIds.filter((id) => !SESSION_ID_PATTERN.test(id));
-  if (sessionIds.length === 0 || malformed.length > 0) {
+  const orderIds = process.argv.slice(2);
+  const malformed = orderIds.filter((id) => !orderKindOf(id));
+  if (orderIds.length === 0 || malformed.length > 0) {
     console.error(
-      sessionIds.length === 0
-        ? 'usage: npm run redrive -- cs_... [cs_...]'
-        : `not Checkout Session IDs: ${malformed.join(', ')} (expected cs_test_... or cs_live_...)`,
+      orderIds.length === 0
+        ? 'usage: npm run redrive -- cs_... | pi_... [...]'
+        : `not order IDs: ${malformed.join(', ')} (expected a Checkout Session ID, cs_test_... or cs_live_..., or a PaymentIntent ID, pi_...)`,
     );
     process.exit(2);
   }
@@ -35,17 +37,19 @@ async function main(): Promise<void> {
   try {
     // Encrypted as the workers expect (PAYLOAD_ENCRYPTION, PAYLOAD_ENCRYPTION_KEYS).
     const client = new Client({ connection, namespace: temporal.namespace, dataConverter: dataConverterFor(loadPayloadEncryption(env)) });
-    // "No record" for every session: whatever the last run ended in, start a new one. The workflow
-    // itself refuses to redo a settled session, so this cannot fulfill anything twice.
+    // An operator's redrive: whatever the last run ended in, start a new one, told it is a redrive
+    // (so a `failed` order runs again). The workflow itself refuses to redo a settled order, so this
+    // cannot fulfill anything twice; the records are not consulted here.
     const noRecords = { getRecord: async () => null };
     const starter = new FulfillmentStarter(client, noRecords, {
       taskQueue: loadSetting(env, 'TEMPORAL_TASK_QUEUE'),
       paymentDeadline: loadSetting(env, 'PAYMENT_DEADLINE') as Duration,
       timeoutMs: 10_000,
+      redrive: true,
     });
-    for (const sessionId of sessionIds) {
-      await starter.ensureStarted(sessionId);
-      console.log(`${sessionId}: running (see it in the Temporal UI; its status API shows the outcome)`);
+    for (const orderId of orderIds) {
+      await starter.ensureStarted(orderId);
+      console.log(`${orderId}: running (see it in the Temporal UI; its status API shows the outcome)`);
     }
   } finally {
     await connection.close();

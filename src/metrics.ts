@@ -32,7 +32,10 @@ export type StripeReadActivity =
   | 'readMoneyBack'
   | 'sessionOfPaymentIntent'
   | 'listRecentMoneyBack'
-  | 'retrievePaymentIntent';
+  | 'retrievePaymentIntent'
+  | 'confirmEvent'
+  | 'listPaymentIntentOrders'
+  | 'retrieveDispute';
 const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
   'retrieveSession',
   'sessionExists',
@@ -41,6 +44,9 @@ const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
   'sessionOfPaymentIntent',
   'listRecentMoneyBack',
   'retrievePaymentIntent',
+  'confirmEvent',
+  'listPaymentIntentOrders',
+  'retrieveDispute',
 ];
 
 export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages'>;

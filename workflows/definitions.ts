@@ -30,7 +30,7 @@ export const FULFILLMENT_STATUSES = [
   'fulfilled', // every line item fulfilled and the receipt sent (final)
   'payment_failed', // Stripe reported the delayed payment failed (final)
   'expired', // Stripe expired the session without payment; nothing fulfilled (final)
-  'failed', // the session could not be processed (Stripe does not know it, the fulfiller gave up); the execution fails (final)
+  'failed', // could not be processed (Stripe does not know it, the fulfiller gave up) or an operator canceled it; the execution fails; only `npm run redrive` runs it again (final)
   // After the payment: money coming back. Each is final until Stripe reports more.
   'partially_refunded', // part of the payment refunded; what the refunds said they cover is reversed
   'refunded', // the whole payment refunded; everything fulfilled is reversed
@@ -63,8 +63,8 @@ export function isFinalStatus(status: FulfillmentStatus): boolean {
 
 /**
  * Outcomes that are never revisited: a later execution for the session does nothing, and the
- * record cannot move out of them. `failed` is not one: once its cause is fixed (a rotated key,
- * a Stripe outage), a redelivered event may run the session again.
+ * record cannot move out of them. `failed` is not one: once an operator fixed its cause,
+ * `npm run redrive` runs the order again (nothing else does: see `secondChance` in src/orders/kinds.ts).
  */
 export const SETTLED_STATUSES: readonly FulfillmentStatus[] = [
   'fulfilled',
@@ -244,6 +244,7 @@ export const PAYMENT_INTENT_EVENT_TYPES = [
   'payment_intent.succeeded',
   'payment_intent.payment_failed',
   'payment_intent.amount_capturable_updated',
+  'payment_intent.canceled',
 ] as const;
 export type PaymentIntentEventType = (typeof PAYMENT_INTENT_EVENT_TYPES)[number];
 
@@ -286,6 +287,8 @@ export interface FulfillCheckoutInput {
   historyLimit?: number;
   /** What an earlier run of this session knew when it continued as new. */
   carried?: CarriedState;
+  /** Started by an operator's `npm run redrive`: a `failed` session runs again (nothing else runs one). */
+  redrive?: boolean;
 }
 
 /** A PaymentIntent as the workflow sees it: what it decides on, and no customer data. */
@@ -321,6 +324,8 @@ export interface FulfillPaymentIntentInput {
   paymentDeadline?: Duration;
   /** How often to read the PaymentIntent again while waiting, in case an event never comes. Default 1 day. */
   paymentRecheckInterval?: Duration;
+  /** Started by an operator's `npm run redrive`: a `failed` order runs again (nothing else runs one). */
+  redrive?: boolean;
 }
 
 /** The state one run of `fulfillCheckout` hands the next when it continues as new. */
@@ -349,13 +354,15 @@ export interface ReconcileInput {
   pageSize?: number;
   /** Carried across continue-as-new: where the listing stands and what was found so far. */
   createdSince?: number;
+  /** The phase the listing stands in (see workflows/reconcile.ts). */
+  phase?: string;
   startingAfter?: string;
   report?: ReconcileReport;
 }
 
 /** What one reconciler run found and did: the workflow's result, shown in the Temporal UI. */
 export interface ReconcileReport {
-  /** Checkout Sessions Stripe lists as complete within the look-back window. */
+  /** Orders Stripe lists within the look-back window: complete Checkout Sessions, and PaymentIntents whose metadata names an order. */
   listed: number;
   /** Already settled in our records: nothing to do. */
   settled: number;

@@ -77,6 +77,12 @@ const CHECKOUT_EXPIRY_GRACE_MS = 60 * 60 * 1000;
 // well before Temporal's history limits (warnings at 10 000 events).
 const DEFAULT_HISTORY_LIMIT = 2000;
 const CONTINUE_AS_NEW_PATCH = 'continue-as-new-when-long';
+// An event that arrives while the session is being read is answered by the next read, not by this one.
+export const EVENTS_BEFORE_READING_PATCH = 'clear-events-before-reading';
+// A `failed` order (canceled by an operator, or given up) runs again only when an operator redrives it.
+export const FAILED_IS_FINAL_PATCH = 'failed-is-final';
+// A payment failure is decided on only once Stripe confirms the event: a forged signal decides nothing.
+const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -100,7 +106,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   });
   // ...and is then retried inside Temporal until an operator fixes it: no history grows meanwhile.
   // (Refunds and disputes are read the same way.)
-  const { retrieveSession: retrieveSessionOncePermitted, readMoneyBack } = proxyActivities<Activities>({
+  const { retrieveSession: retrieveSessionOncePermitted, readMoneyBack, confirmEvent } = proxyActivities<Activities>({
     taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
     retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
@@ -113,8 +119,11 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   let paymentWaitStartedAt = carried?.paymentWaitStartedAt;
   // Stripe took the payment (the session was found paid): money coming back moves the status.
   let paymentTaken = false;
+  // The IDs of `async_payment_failed` events, each confirmed with Stripe before it decides anything.
+  const failureEventIds: string[] = [];
   const inbox = createInbox(view, carried?.eventTypes, (event) => {
     if (event.type === 'checkout.session.async_payment_succeeded') paymentSucceededAt ??= Date.now();
+    if (event.type === 'checkout.session.async_payment_failed') failureEventIds.push(event.id);
   });
   const { eventTypes } = inbox;
 
@@ -161,18 +170,41 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     return false;
   }
 
+  let clearsBeforeReading = false;
+  /** Reads the session; events from here on are answered by this read or a later one. */
+  async function read(): Promise<SessionSummary> {
+    if (patched(EVENTS_BEFORE_READING_PATCH)) {
+      clearsBeforeReading = true;
+      inbox.unhandled = false;
+    }
+    return retrieve();
+  }
+
+  /** Whether Stripe sent one of the failure events we were told of (a signal anyone can forge decides nothing). */
+  async function failureConfirmed(): Promise<boolean> {
+    if (!patched(CONFIRM_FAILURE_PATCH)) return true;
+    for (const eventId of failureEventIds) {
+      if (await confirmEvent({ eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId })) return true;
+    }
+    log.error('A payment failure Stripe does not confirm was ignored: nothing changes', { sessionId, eventIds: [...failureEventIds] });
+    failureEventIds.length = 0;
+    eventTypes.delete('checkout.session.async_payment_failed');
+    return false;
+  }
+
   async function run(): Promise<FulfillmentView> {
     if (!carried) await transition('received');
-    let session = await retrieve();
+    let session = await read();
 
     for (;;) {
       const decision = decide(session, eventTypes);
-      inbox.unhandled = false;
+      if (!clearsBeforeReading) inbox.unhandled = false; // executions started before: cleared after the read
       switch (decision.kind) {
         case 'fulfill':
           await fulfill(session);
           return view;
         case 'payment_failed': {
+          if (!(await failureConfirmed())) break;
           const failed = session;
           view.reason = 'the delayed payment failed';
           await bestEffortEmail(() => emailPaymentFailed(failed), 'the payment-failed email could not be sent');
@@ -213,7 +245,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
         }
       }
       // Whatever woke us (an event, a recheck, the deadline), read the session again: Stripe is the source of truth.
-      session = await retrieve();
+      session = await read();
     }
   }
 
@@ -280,8 +312,10 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     await settleMoneyBack();
     return view;
   }
-  // A `failed` order that money came back for is not run again: the refund settles it.
-  if (recorded?.status === 'failed' && inbox.moneyBackPending && eventTypes.size === 0) {
+  // A `failed` order is not run again (an operator redrives it); money that came back for it is settled.
+  const failedIsFinal = recorded?.status === 'failed' && !input.redrive && patched(FAILED_IS_FINAL_PATCH);
+  if (failedIsFinal || (recorded?.status === 'failed' && inbox.moneyBackPending && eventTypes.size === 0)) {
+    if (failedIsFinal && !inbox.moneyBackPending) log.warn('Order failed earlier; only an operator redrive runs it again', { sessionId, reason: recorded.reason });
     adoptRecord(view, recorded);
     await settleMoneyBack();
     return view;

@@ -5,6 +5,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   upsertSearchAttributes,
@@ -36,6 +37,7 @@ import {
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
 } from './order-steps';
+import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH } from './fulfill-checkout';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -95,7 +97,11 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
 
   const recorded = await loadRecord(id);
   if (recorded) inbox.forgetActedOn(recorded.eventIds);
-  if (recorded && isSettledStatus(recorded.status)) {
+  // Settled, or `failed` (an operator canceled it, or what no retry can fix) and not redriven by an
+  // operator: nothing runs again; money that came back for it is settled.
+  const failedIsFinal = recorded?.status === 'failed' && !input.redrive && patched(FAILED_IS_FINAL_PATCH);
+  if (recorded && (isSettledStatus(recorded.status) || failedIsFinal)) {
+    if (failedIsFinal && !inbox.moneyBackPending) log.warn('Order failed earlier; only an operator redrive runs it again', { paymentIntentId: id, reason: recorded.reason });
     adoptRecord(view, recorded);
     await settle();
     return view;
@@ -108,6 +114,9 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     log.info('PaymentIntent belongs to a Checkout Session; nothing to do here', { paymentIntentId: id, sessionId: checkoutSession });
     return view;
   }
+  // An event that arrives while the PaymentIntent is being read is answered by the next read.
+  const clearsBeforeReading = patched(EVENTS_BEFORE_READING_PATCH);
+  if (clearsBeforeReading) inbox.unhandled = false;
   const intent = await retrievePaymentIntent(id);
   if (!intent.orderId) {
     view.reason = 'its metadata names no order (order_id): not an order to fulfill';
@@ -136,7 +145,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     const deadline = waitStartedAt + durationMs(input.paymentDeadline ?? DEFAULT_PAYMENT_DEADLINE);
     let intent = first;
     for (;;) {
-      inbox.unhandled = false;
+      if (!clearsBeforeReading) inbox.unhandled = false;
       view.paymentStatus = intent.status === 'succeeded' ? 'paid' : 'unpaid';
       switch (intent.status) {
         case 'succeeded':
@@ -167,6 +176,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
           await condition(() => inbox.unhandled, Math.min(recheck, deadline - Date.now()));
         }
       }
+      if (clearsBeforeReading) inbox.unhandled = false;
       intent = await retrievePaymentIntent(id);
     }
   }

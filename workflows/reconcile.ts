@@ -1,6 +1,7 @@
 import { continueAsNew, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
+import { ORDER_KINDS } from '../src/orders/kinds';
 import { emptyReconcileReport, stripeTaskQueue, type ReconcileInput, type ReconcileReport } from './definitions';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -13,6 +14,15 @@ const PAGES_PER_RUN = 200;
 // Refunds and disputes listed per kind and run (100 each): more within the look-back window wait for the next run.
 const MONEY_BACK_PAGES = 20;
 const MONEY_BACK_PATCH = 'reconcile-money-back';
+const EVERY_ORDER_KIND_PATCH = 'reconcile-every-order-kind';
+// Disputes our records hold open, re-read one Stripe read each per run.
+const OPEN_DISPUTES_PAGE = 100;
+/**
+ * What a run goes through, in order: each order kind's own Stripe listing (by its name), the refunds
+ * and disputes of the look-back window, then the disputes our records hold open, whatever their age.
+ */
+const PHASES = [...ORDER_KINDS.map((kind) => kind.name), 'refunds', 'disputes', 'open_disputes'] as const;
+type Phase = (typeof PHASES)[number];
 
 /**
  * The reconciler, run by a Temporal Schedule: orders whose webhooks never arrived (Stripe gave up
@@ -23,6 +33,79 @@ const MONEY_BACK_PATCH = 'reconcile-money-back';
  * events were lost; then re-drives records stuck in a transient status.
  */
 export async function reconcile(input: ReconcileInput): Promise<ReconcileReport> {
+  if (!patched(EVERY_ORDER_KIND_PATCH)) return reconcileCheckoutSessionsOnly(input);
+  const stripeReads = proxyActivities<Activities>({
+    taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
+    startToCloseTimeout: '1 minute',
+    retry: RETRY,
+  });
+  const { listOpenDisputes } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: RETRY });
+  const report = input.report ?? emptyReconcileReport();
+  const createdSince = input.createdSince ?? Math.floor((Date.now() - durationMs(input.lookback)) / 1000);
+  const limit = Math.min(input.pageSize ?? MAX_PAGE_SIZE, MAX_PAGE_SIZE);
+  const reconcileId = workflowInfo().workflowId;
+
+  /** One page of one phase: acts on it and returns where the next page starts, or null when the phase is done. */
+  async function reconcilePage(phase: Phase, startingAfter: string | undefined): Promise<string | null> {
+    report.pages++;
+    switch (phase) {
+      case 'checkout_session':
+      case 'payment_intent': {
+        // Each order kind's own listing (src/orders/kinds.ts); the page's orders are then decided alike.
+        const listing = ORDER_KINDS.find((kind) => kind.name === phase)!.reconcileListing;
+        const page =
+          listing === 'listCompletedSessions'
+            ? await stripeReads.listCompletedSessions({ createdSince, startingAfter, limit }).then((p) => ({ ...p, orders: p.sessions, lastId: p.sessions.at(-1)?.id ?? null }))
+            : await stripeReads.listPaymentIntentOrders({ createdSince, startingAfter, limit });
+        report.listed += page.orders.length;
+        const found = await reconcileSessions({ sessions: page.orders, reconcileId });
+        report.settled += found.settled;
+        report.started += found.started;
+        report.resumed += found.resumed;
+        report.woken += found.woken;
+        return page.hasMore && page.lastId ? page.lastId : null;
+      }
+      case 'refunds':
+      case 'disputes': {
+        // Every page, whatever the count: past one run's pages the next run continues (continue-as-new).
+        const listed = await stripeReads.listRecentMoneyBack({ kind: phase, createdSince, startingAfter, limit });
+        report.moneyBack += await reconcileMoneyBack({ kind: phase, items: listed.items, reconcileId });
+        return listed.hasMore && listed.items.length > 0 ? listed.items[listed.items.length - 1]!.id : null;
+      }
+      case 'open_disputes': {
+        // Disputes close weeks after they open, long after the look-back window: the ones our records
+        // hold open are re-read at Stripe, whatever their age (one read each).
+        report.pages--; // the database page is no Stripe read; each dispute's read is counted below
+        const open = await listOpenDisputes({ startingAfter, limit: OPEN_DISPUTES_PAGE });
+        if (open.length === 0) return null;
+        const items = await stripeReads.retrieveDisputes({ disputes: open });
+        report.pages += items.length;
+        report.moneyBack += await reconcileMoneyBack({ kind: 'disputes', items, reconcileId });
+        return open.length === OPEN_DISPUTES_PAGE ? open[open.length - 1]!.disputeId : null;
+      }
+    }
+  }
+
+  let pagesThisRun = 0;
+  for (const phase of PHASES.slice(Math.max(0, PHASES.indexOf((input.phase ?? PHASES[0]) as Phase)))) {
+    let startingAfter = phase === input.phase ? input.startingAfter : undefined;
+    for (;;) {
+      if (pagesThisRun++ === PAGES_PER_RUN) {
+        await continueAsNew<typeof reconcile>({ ...input, createdSince, phase, startingAfter, report });
+      }
+      const next = await reconcilePage(phase, startingAfter);
+      if (next === null) break;
+      startingAfter = next;
+    }
+  }
+
+  report.stuckRedriven = await redriveStuckSessions({ stuckAfterMs: durationMs(input.stuckAfter) });
+  log.info('Reconciled', { ...report });
+  return report;
+}
+
+/** The reconciler before it knew every order kind: kept for the runs it started (replay). */
+async function reconcileCheckoutSessionsOnly(input: ReconcileInput): Promise<ReconcileReport> {
   const { listCompletedSessions, listRecentMoneyBack } = proxyActivities<Activities>({
     taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '1 minute',

@@ -1,28 +1,33 @@
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { stripeTaskQueue, type CheckoutEvent } from './definitions';
 
 type Activities = ReturnType<typeof createActivities>;
 
+const PAYMENT_INTENT_ORDERS_PATCH = 'route-to-payment-intent-orders';
 const UNTIL_IT_WORKS = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
 
 /**
  * A refund or dispute event names only the PaymentIntent. When our records do not know it yet
- * (the session's own events were late or lost), this finds the Checkout Session that took the
- * payment, at Stripe, on the rate-limited queue, and hands the event to that session's workflow.
+ * (the order's own events were late or lost), this finds the order that took the payment, at
+ * Stripe, on the rate-limited queue: the Checkout Session that took it, or else the PaymentIntent
+ * itself when its metadata names an order; and hands the event to that order's workflow.
  * One execution per event (workflow ID `route-<event ID>`), so a redelivery is a no-op.
  */
 export async function routeMoneyBack(input: { paymentIntentId: string; event: CheckoutEvent }): Promise<{ sessionId: string | null }> {
-  const { sessionOfPaymentIntent } = proxyActivities<Activities>({
+  const { sessionOfPaymentIntent, paymentIntentOrderOf } = proxyActivities<Activities>({
     taskQueue: stripeTaskQueue(workflowInfo().taskQueue),
     startToCloseTimeout: '30 seconds',
     retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
   });
   const { deliverMoneyBack } = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
-  const sessionId = await sessionOfPaymentIntent(input.paymentIntentId);
+  let sessionId = await sessionOfPaymentIntent(input.paymentIntentId);
+  // No Checkout Session took it: an order paid by PaymentIntent, when its metadata names one, settles it
+  // (refunded in full before its payment event was handled, it is then never fulfilled).
+  if (!sessionId && patched(PAYMENT_INTENT_ORDERS_PATCH)) sessionId = await paymentIntentOrderOf(input.paymentIntentId);
   if (!sessionId) {
     // A payment no Checkout Session of ours took (a PaymentIntent made elsewhere): nothing to reverse here.
-    log.warn('No Checkout Session took this payment; the refund or dispute is not ours to settle', {
+    log.warn('No order of ours took this payment; the refund or dispute is not ours to settle', {
       paymentIntentId: input.paymentIntentId,
       eventId: input.event.id,
     });

@@ -56,12 +56,11 @@ export async function playOrders(harness: Harness, orders: Order[], perSecond: n
     emulator.put(order.session);
     for (const item of order.session.lineItems) await retrying(() => store.setStock(item.productId, order.initialStock));
   }
-  const send = (type: string, sessionId: string) =>
-    deliverLikeStripe(baseUrl, checkoutEventPayload(type, sessionId), {
-      secret: WEBHOOK_SECRET,
-      maxAttempts: 60,
-      maxBackoffMs: 4000,
-    });
+  const send = (type: string, sessionId: string) => {
+    const payload = checkoutEventPayload(type, sessionId);
+    emulator.putEvent(JSON.parse(payload) as Record<string, unknown>); // Stripe keeps what it sent: the product reads failures back
+    return deliverLikeStripe(baseUrl, payload, { secret: WEBHOOK_SECRET, maxAttempts: 60, maxBackoffMs: 4000 });
+  };
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   const deliveries: StripeLikeDelivery[] = [];
   const landingPages: number[] = [];

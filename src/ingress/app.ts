@@ -7,9 +7,9 @@ import helmet from 'helmet';
 import Stripe from 'stripe';
 import { isFinalStatus, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
 import { ORDER_METADATA_KEY } from '../stripe/payment-intents';
-import { PAYMENT_INTENT_ID_PATTERN } from '../stripe/money-back';
+import { PAYMENT_INTENT_ID_PATTERN } from '../orders/kinds';
 import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
-import { SESSION_ID_PATTERN } from '../stripe/sessions';
+import { orderKindOf, SESSION_ID_PATTERN } from '../orders/kinds';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
 import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
 import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
@@ -40,6 +40,11 @@ export interface IngressDeps {
   landingWaitMs?: number;
   /** Requests per minute per client on the landing page and status API. Default 120. */
   rateLimitPerMinute?: number;
+  /**
+   * How long one webhook's handling may take in all (Temporal calls and database reads) before it
+   * is answered 503 so Stripe retries. Default 10 s: Stripe gives up on a request after about 20 s.
+   */
+  webhookDeadlineMs?: number;
 }
 
 /** Express's `trust proxy` values: a boolean, a hop count, or addresses and subnets ('loopback', '10.0.0.0/8', ...). */
@@ -62,6 +67,7 @@ const CHECKOUT_EVENTS = new Set<string>([
 export function createIngressApp(deps: IngressDeps): express.Express {
   const { starter, store, stripe, logger, metrics } = deps;
   const landingWaitMs = deps.landingWaitMs ?? 5000;
+  const webhookDeadlineMs = deps.webhookDeadlineMs ?? 10_000;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy);
@@ -115,6 +121,19 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       return void res.status(400).json({ error: verified.error });
     }
     const event = verified.event;
+    // Past the deadline Stripe is answered 503 and retries; whatever was still under way may still
+    // land in Temporal, which the workflow ID and the event ID make harmless.
+    const deadline = setTimeout(() => {
+      if (res.headersSent) return;
+      logger.error('Webhook not accepted within its deadline; answering 503 so Stripe retries', { eventId: event.id, type: event.type, deadlineMs: webhookDeadlineMs });
+      res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+    }, webhookDeadlineMs);
+    res.on('close', () => clearTimeout(deadline));
+    const reply = (status: number, body: Record<string, unknown>, delivery?: string) => {
+      if (res.headersSent) return; // answered 503 at the deadline
+      if (delivery) res.locals.delivery = delivery;
+      res.status(status).json(body);
+    };
     if (!isWellFormedEvent(event)) {
       // Signed by Stripe's secret but not an event we can act on: retrying will not change it.
       logger.warn('Webhook rejected: signed but malformed event');
@@ -128,7 +147,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         type: event.type,
         error: (err as Error).message,
       });
-      res.status(503).json({ error: 'fulfillment is temporarily unavailable; retry later' });
+      reply(503, { error: 'fulfillment is temporarily unavailable; retry later' });
     };
     if (event.account) {
       // A connected account's event (a Connect endpoint): its sessions are not ours to read or fulfill.
@@ -167,13 +186,13 @@ export function createIngressApp(deps: IngressDeps): express.Express {
       }
       const moneyBackEvent = { id: event.id, type: event.type };
       try {
-        const sessionId = await store.sessionOfPaymentIntent(paymentIntentId);
+        // The order this payment is for: a Checkout Session's record, or a PaymentIntent order's own.
+        const sessionId = await store.orderOfPayment(paymentIntentId);
         const delivery = sessionId
           ? await starter.deliverMoneyBack(sessionId, moneyBackEvent)
           : await starter.routeMoneyBack(paymentIntentId, moneyBackEvent);
         logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, paymentIntentId, delivery });
-        res.locals.delivery = delivery === 'routing' ? 'accepted' : delivery;
-        return void res.status(200).json({ received: true, sessionId, paymentIntentId, delivery });
+        return reply(200, { received: true, sessionId, paymentIntentId, delivery }, delivery === 'routing' ? 'accepted' : delivery);
       } catch (err) {
         return notAccepted(err);
       }
@@ -189,10 +208,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         return void res.status(200).json({ received: true, ignored: true });
       }
       try {
-        const delivery = await starter.deliverPaymentIntent(intent.id, { id: event.id, type: event.type });
+        const delivery = await starter.deliver(intent.id, { id: event.id, type: event.type });
         logger.info('Webhook accepted', { eventId: event.id, type: event.type, paymentIntentId: intent.id, delivery });
-        res.locals.delivery = delivery;
-        return void res.status(200).json({ received: true, paymentIntentId: intent.id, delivery });
+        return reply(200, { received: true, paymentIntentId: intent.id, delivery }, delivery);
       } catch (err) {
         return notAccepted(err);
       }
@@ -213,8 +231,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           ? await starter.notify(sessionId, checkoutEvent)
           : await starter.deliver(sessionId, checkoutEvent);
       logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
-      res.locals.delivery = delivery;
-      return void res.status(200).json({ received: true, sessionId, delivery });
+      return reply(200, { received: true, sessionId, delivery }, delivery);
     } catch (err) {
       return notAccepted(err);
     }
@@ -271,7 +288,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   app.get('/api/fulfillments/:sessionId', limiter, async (req: Request, res: Response) => {
     const sessionId = String(req.params.sessionId);
     // A Checkout Session's, or an order paid by PaymentIntent without Checkout.
-    if (!SESSION_ID_PATTERN.test(sessionId) && !PAYMENT_INTENT_ID_PATTERN.test(sessionId)) {
+    if (!orderKindOf(sessionId)) {
       return void res.status(400).json({ error: 'not a Checkout Session ID (cs_...) or PaymentIntent ID (pi_...)' });
     }
     try {
@@ -330,6 +347,13 @@ function verifyEvent(stripe: Stripe, body: Buffer, signature: string, secrets: s
       return { event: stripe.webhooks.constructEvent(body, signature, secret) };
     } catch (err) {
       if (err instanceof SyntaxError) return { error: 'body is not valid JSON' };
+      // stripe-node refuses these once the signature checks out: a thin event (an event destination's).
+      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError) && /thin event/i.test((err as Error).message)) {
+        return {
+          error:
+            'a thin event (object "v2.core.event", from an event destination) is not served yet: send snapshot events to this endpoint (a webhook endpoint, or an event destination with snapshot payloads)',
+        };
+      }
       if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
       if (/tolerance/i.test(err.message)) reason = 'stale signature: timestamp outside the tolerance';
       else if (/Unable to extract/i.test(err.message)) return { error: 'malformed Stripe-Signature header' };

@@ -126,15 +126,35 @@ export class FulfillmentStore {
     return { view, createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at) };
   }
 
-  /** Sessions whose record has sat in one of `statuses` for longer than `olderThanMs`, oldest first. */
-  async listStaleSessions(statuses: readonly FulfillmentStatus[], olderThanMs: number, limit: number): Promise<string[]> {
+  /**
+   * Takes the next turn of the stuck sweep: up to `limit` records that have sat in one of
+   * `statuses` for longer than `olderThanMs`, those the sweep looked at longest ago (or never)
+   * first, and marks them looked at. Successive calls go round all of them.
+   */
+  async takeStaleSessions(statuses: readonly FulfillmentStatus[], olderThanMs: number, limit: number): Promise<string[]> {
     const rows = await this.db.query<{ session_id: string }>(
-      `SELECT session_id FROM checkout_sessions
-       WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)
-       ORDER BY updated_at LIMIT $3`,
+      `UPDATE checkout_sessions SET swept_at = clock_timestamp()
+       WHERE session_id IN (
+         SELECT session_id FROM checkout_sessions
+         WHERE status = ANY($1::text[]) AND updated_at < now() - make_interval(secs => $2)
+         ORDER BY swept_at NULLS FIRST, updated_at, session_id LIMIT $3
+         FOR UPDATE SKIP LOCKED)
+       RETURNING session_id`,
       [statuses, olderThanMs / 1000, limit],
     );
     return rows.map((row) => row.session_id);
+  }
+
+  /** Orders with a dispute our record still holds open (disputes close weeks after they open), after `startingAfter` by dispute ID. */
+  async listOpenDisputes(limit: number, startingAfter?: string): Promise<{ orderId: string; disputeId: string; paymentIntentId: string | null }[]> {
+    const rows = await this.db.query<{ session_id: string; dispute_id: string; payment_intent_id: string | null }>(
+      `SELECT s.session_id, d->>'id' AS dispute_id, COALESCE(s.payment_intent_id, s.view->>'paymentIntentId') AS payment_intent_id
+       FROM checkout_sessions s, jsonb_array_elements(COALESCE(s.view->'disputes', '[]'::jsonb)) d
+       WHERE d->>'outcome' = 'open' AND d->>'id' > $2
+       ORDER BY d->>'id' LIMIT $1`,
+      [limit, startingAfter ?? ''],
+    );
+    return rows.map((row) => ({ orderId: row.session_id, disputeId: row.dispute_id, paymentIntentId: row.payment_intent_id }));
   }
 
   /** How many sessions sit in each of `statuses`, and how long ago the oldest was first recorded (database time). */
@@ -177,11 +197,17 @@ export class FulfillmentStore {
     });
   }
 
-  /** The session whose payment this PaymentIntent is, once its workflow has read the session. */
-  async sessionOfPaymentIntent(paymentIntentId: string): Promise<string | null> {
-    const rows = await this.db.query<{ session_id: string }>('SELECT session_id FROM checkout_sessions WHERE payment_intent_id = $1 LIMIT 1', [
-      paymentIntentId,
-    ]);
+  /**
+   * The order this payment is for, as our records know it: the Checkout Session whose workflow
+   * read it as its PaymentIntent, or an order paid by PaymentIntent, recorded under the
+   * PaymentIntent's own ID (even one that failed before it recorded its payment).
+   */
+  async orderOfPayment(paymentIntentId: string): Promise<string | null> {
+    const rows = await this.db.query<{ session_id: string }>(
+      `SELECT session_id FROM checkout_sessions WHERE payment_intent_id = $1 OR session_id = $1
+       ORDER BY (session_id = $1) LIMIT 1`,
+      [paymentIntentId],
+    );
     return rows[0]?.session_id ?? null;
   }
 

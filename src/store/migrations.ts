@@ -130,6 +130,16 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: 'the stuck sweep takes turns',
+    sql: `
+      -- When the reconciler's stuck sweep last looked at a record: it takes the ones it looked at
+      -- longest ago first, so records whose execution is still running (a mass pause) cannot fill
+      -- every batch and hide one that is really stuck.
+      ALTER TABLE checkout_sessions ADD COLUMN swept_at timestamptz;
+    `,
+  },
 ];
 
 /**

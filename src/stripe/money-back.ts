@@ -1,8 +1,7 @@
 import type Stripe from 'stripe';
 import type { DisputeSummary, MoneyBack, RefundSummary } from '../../workflows/definitions';
 
-/** PaymentIntent IDs: `pi_` and Stripe's alphabet. */
-export const PAYMENT_INTENT_ID_PATTERN = /^pi_[A-Za-z0-9_]{1,250}$/;
+export { PAYMENT_INTENT_ID_PATTERN } from '../orders/kinds';
 
 /**
  * Every refund and dispute of a PaymentIntent, all pages: the workflow acts on what Stripe
@@ -67,4 +66,9 @@ export function coveredLineItems(value: string | undefined): RefundSummary['line
     covered.push({ lineItemId: match[1]!, quantity: match[2] === undefined ? null : Number(match[2]) });
   }
   return covered;
+}
+
+/** A dispute's status as Stripe reports it now (disputes close weeks after they open). */
+export async function retrieveDisputeStatus(stripe: Stripe, disputeId: string): Promise<string> {
+  return (await stripe.disputes.retrieve(disputeId)).status;
 }

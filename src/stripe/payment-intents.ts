@@ -38,3 +38,30 @@ function toSummary(intent: Stripe.PaymentIntent): PaymentIntentSummary {
     lastPaymentError: intent.last_payment_error?.code ?? null,
   };
 }
+
+/** A PaymentIntent order as the reconciler lists it: enough to decide whether its workflow must run. */
+export interface ListedPaymentIntentOrder {
+  id: string;
+  /** `paid`: succeeded, or authorized and waiting for capture; `unpaid` otherwise. */
+  paymentStatus: 'paid' | 'unpaid';
+}
+
+/**
+ * One page of the PaymentIntents created since `createdSince` (unix seconds), newest first, keeping
+ * those whose metadata names an order. Stripe's list cannot filter by metadata, so the page is read
+ * whole: `lastId` is where the next page starts, whatever was kept.
+ */
+export async function listPaymentIntentOrders(
+  stripe: Stripe,
+  input: { createdSince: number; startingAfter?: string; limit: number },
+): Promise<{ orders: ListedPaymentIntentOrder[]; hasMore: boolean; lastId: string | null }> {
+  const page = await stripe.paymentIntents.list({
+    created: { gte: input.createdSince },
+    limit: input.limit,
+    ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
+  });
+  const orders = page.data
+    .filter((intent) => Boolean(intent.metadata?.[ORDER_METADATA_KEY]))
+    .map((intent) => ({ id: intent.id, paymentStatus: intent.status === 'succeeded' || intent.status === 'requires_capture' ? ('paid' as const) : ('unpaid' as const) }));
+  return { orders, hasMore: page.has_more, lastId: page.data[page.data.length - 1]?.id ?? null };
+}

@@ -25,8 +25,8 @@ export function createStripeClient(secretKey: string, apiBase?: StripeApiBase): 
   });
 }
 
-/** Checkout Session IDs are `cs_test_...` or `cs_live_...`: anything else is rejected before it reaches Stripe or Temporal. */
-export const SESSION_ID_PATTERN = /^cs_(test|live)_[A-Za-z0-9]{1,250}$/;
+// Anything else is rejected before it reaches Stripe or Temporal (the order kinds say what an ID is).
+export { SESSION_ID_PATTERN } from '../orders/kinds';
 
 const PAGE_SIZE = 100;
 

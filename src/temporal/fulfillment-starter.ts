@@ -1,30 +1,31 @@
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@temporalio/client';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { Duration } from '@temporalio/common';
-import {
-  checkoutEventSignal,
-  isSettledStatus,
-  type CheckoutEvent,
-  type FulfillCheckoutInput,
-  type FulfillPaymentIntentInput,
-} from '../../workflows/definitions';
-import { checkSession, fulfillCheckout, fulfillPaymentIntent, routeMoneyBack } from '../../workflows';
+import { checkoutEventSignal, type CheckoutEvent } from '../../workflows/definitions';
+import { checkSession, routeMoneyBack } from '../../workflows';
+import { requireOrderKind, secondChance, type SecondChance } from '../orders/kinds';
 import type { FulfillmentStore } from '../store/fulfillment-store';
 
-/** `already_settled`: the session's outcome is recorded and final; the event changes nothing. */
-export type Delivery = 'accepted' | 'already_settled';
+/**
+ * `already_settled`: the order's outcome is recorded and final; the event changes nothing.
+ * `stopped`: the order ended `failed` (an operator canceled it, or what no retry can fix); only an
+ * operator's `npm run redrive` runs it again (see `secondChance` in src/orders/kinds.ts).
+ */
+export type Delivery = 'accepted' | Exclude<SecondChance, 'reopen'>;
 
 export interface FulfillmentStarterOptions {
   taskQueue: string;
   paymentDeadline: Duration;
   /** How long a start or signal may take before we give up and let Stripe retry. */
   timeoutMs: number;
+  /** `npm run redrive`: an operator runs orders again whatever their record says (the workflow still never redoes a settled one). */
+  redrive?: boolean;
 }
 
 /**
- * The only way into Temporal for webhooks, the landing page and the reconciler. Every call
+ * The only way into Temporal for webhooks, the landing page, the reconciler and redrive. Every call
  * returns once Temporal has durably accepted the start or signal, or throws, so the caller can
- * answer Stripe 2xx or 5xx truthfully.
+ * answer Stripe 2xx or 5xx truthfully. The order's ID names its kind, and the kind its workflow.
  */
 export class FulfillmentStarter {
   constructor(
@@ -33,66 +34,50 @@ export class FulfillmentStarter {
     private readonly options: FulfillmentStarterOptions,
   ) {}
 
-  private common(sessionId: string, workflowIdReusePolicy: WorkflowIdReusePolicy) {
+  /** One execution per order: the workflow ID is the order's ID, exactly (`cs_...` or `pi_...`). */
+  private startOptions(id: string, workflowIdReusePolicy: WorkflowIdReusePolicy) {
+    const kind = requireOrderKind(id);
     return {
       taskQueue: this.options.taskQueue,
-      workflowId: sessionId, // the Checkout Session ID, exactly: one execution per session
-      args: [{ sessionId, paymentDeadline: this.options.paymentDeadline }] as [FulfillCheckoutInput],
+      workflowId: id,
+      args: kind.workflowInput(id, { paymentDeadline: this.options.paymentDeadline, redrive: this.options.redrive }),
       workflowIdReusePolicy,
-      staticSummary: `Checkout Session ${sessionId}`,
+      staticSummary: `${kind.label} ${id}`,
     };
   }
 
   /**
-   * Starts the session's workflow with this event, or signals the one already running
+   * Starts the order's workflow with this event, or signals the one already running
    * (signal-with-start), so the order in which Stripe's events arrive does not matter.
    */
-  async deliver(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
-    return this.startOrReopen(sessionId, (policy) => this.signalWithStart(sessionId, policy, event));
+  async deliver(id: string, event: CheckoutEvent): Promise<Delivery> {
+    return this.startOrReopen(id, (policy) => this.signalWithStart(id, policy, event));
   }
 
-  /**
-   * Signal-with-start of an order's workflow: a Checkout Session's (`cs_...`), or an order paid by
-   * PaymentIntent without Checkout, which has its own workflow under the PaymentIntent's ID.
-   */
   private signalWithStart(id: string, policy: WorkflowIdReusePolicy, event: CheckoutEvent): Promise<unknown> {
-    const signal = { signal: checkoutEventSignal, signalArgs: [event] as [CheckoutEvent] };
-    if (!id.startsWith('pi_')) return this.client.workflow.signalWithStart(fulfillCheckout, { ...this.common(id, policy), ...signal });
-    return this.client.workflow.signalWithStart(fulfillPaymentIntent, {
-      taskQueue: this.options.taskQueue,
-      workflowId: id,
-      args: [{ paymentIntentId: id, paymentDeadline: this.options.paymentDeadline }] as [FulfillPaymentIntentInput],
-      workflowIdReusePolicy: policy,
-      staticSummary: `PaymentIntent order ${id}`,
-      ...signal,
+    return this.client.workflow.signalWithStart(requireOrderKind(id).workflowType, {
+      ...this.startOptions(id, policy),
+      signal: checkoutEventSignal,
+      signalArgs: [event] as [CheckoutEvent],
     });
   }
 
   /**
-   * A refund or dispute of the session's payment: signals its running workflow (which settles it
-   * once fulfillment is over), or runs the session again when its execution has closed (the new run
-   * finds the record settled and only settles the money). An event the record shows acted on is
-   * `already_settled`.
+   * A refund or dispute of the order's payment: signals its running workflow (which settles it
+   * once fulfillment is over), or runs the order again when its execution has closed (the new run
+   * finds the record settled or failed and only settles the money). An event the record shows acted
+   * on is `already_settled`.
    */
-  async deliverMoneyBack(sessionId: string, event: CheckoutEvent): Promise<Delivery> {
-    const record = await this.store.getRecord(sessionId);
+  async deliverMoneyBack(id: string, event: CheckoutEvent): Promise<Delivery> {
+    const record = await this.store.getRecord(id);
     if (record?.view.eventIds.includes(event.id)) return 'already_settled';
-    await this.withDeadline(() => this.signalWithStart(sessionId, WorkflowIdReusePolicy.ALLOW_DUPLICATE, event));
+    await this.withDeadline(() => this.signalWithStart(id, WorkflowIdReusePolicy.ALLOW_DUPLICATE, event));
     return 'accepted';
   }
 
   /**
-   * A PaymentIntent made without Checkout whose metadata names an order: starts its workflow
-   * (workflow ID = the PaymentIntent ID) with the event, or signals the running one; a settled
-   * order is `already_settled`, as for sessions.
-   */
-  async deliverPaymentIntent(paymentIntentId: string, event: CheckoutEvent): Promise<Delivery> {
-    return this.startOrReopen(paymentIntentId, (policy) => this.signalWithStart(paymentIntentId, policy, event));
-  }
-
-  /**
    * A refund or dispute whose PaymentIntent our records do not know yet: a short workflow finds
-   * its Checkout Session at Stripe and delivers it there (one per event: a redelivery is a no-op).
+   * its order at Stripe and delivers it there (one per event: a redelivery is a no-op).
    */
   async routeMoneyBack(paymentIntentId: string, event: CheckoutEvent): Promise<'routing'> {
     await this.withDeadline(() =>
@@ -102,7 +87,7 @@ export class FulfillmentStarter {
         args: [{ paymentIntentId, event }],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        staticSummary: `Find the Checkout Session of ${paymentIntentId} for ${event.type}`,
+        staticSummary: `Find the order of ${paymentIntentId} for ${event.type}`,
       }),
     ).catch((err: unknown) => {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // routed before: done
@@ -110,11 +95,11 @@ export class FulfillmentStarter {
     return 'routing';
   }
 
-  /** The landing page and the reconciler: starts the session's workflow unless one is already running. */
-  async ensureStarted(sessionId: string): Promise<Delivery> {
-    return this.startOrReopen(sessionId, (policy) =>
-      this.client.workflow.start(fulfillCheckout, {
-        ...this.common(sessionId, policy),
+  /** The landing page, the reconciler and redrive: starts the order's workflow unless one is already running. */
+  async ensureStarted(id: string): Promise<Delivery> {
+    return this.startOrReopen(id, (policy) =>
+      this.client.workflow.start(requireOrderKind(id).workflowType, {
+        ...this.startOptions(id, policy),
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       }),
     );
@@ -136,6 +121,17 @@ export class FulfillmentStarter {
     return this.deliver(sessionId, event);
   }
 
+  /** Whether the order's execution is running now (the stuck sweep leaves a running one alone). */
+  async isRunning(id: string): Promise<boolean> {
+    try {
+      const described = await this.withDeadline(() => this.client.workflow.getHandle(id).describe());
+      return described.status.name === 'RUNNING';
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
   /**
    * Whether Stripe knows the session, read through the rate-limited Stripe queue (`checkSession`),
    * so landing-page visits share the workers' read budget. Concurrent visits share one check.
@@ -154,20 +150,20 @@ export class FulfillmentStarter {
   }
 
   /**
-   * Starts (or signals) under the strict reuse policy: a completed execution is not run again.
-   * When it refuses, the record decides: only a settled outcome is final. A run that stopped
-   * waiting for Stripe completed without a verdict, and this call must run the session again
-   * (the workflow checks the record before doing anything, so nothing settled is ever redone).
+   * Starts (or signals) under the strictest reuse policy: a closed execution is never run again
+   * without asking the record. Then the one rule for second chances decides (`secondChance`): a
+   * settled or `failed` order stays as it is, one without a verdict runs again (the workflow checks
+   * the record before doing anything, so nothing settled is ever redone).
    */
-  private async startOrReopen(sessionId: string, start: (policy: WorkflowIdReusePolicy) => Promise<unknown>): Promise<Delivery> {
+  private async startOrReopen(id: string, start: (policy: WorkflowIdReusePolicy) => Promise<unknown>): Promise<Delivery> {
     try {
-      await this.withDeadline(() => start(WorkflowIdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY));
+      await this.withDeadline(() => start(WorkflowIdReusePolicy.REJECT_DUPLICATE));
       return 'accepted';
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    const record = await this.store.getRecord(sessionId);
-    if (record && isSettledStatus(record.view.status)) return 'already_settled';
+    const chance = this.options.redrive ? 'reopen' : secondChance((await this.store.getRecord(id))?.view);
+    if (chance !== 'reopen') return chance;
     await this.withDeadline(() => start(WorkflowIdReusePolicy.ALLOW_DUPLICATE));
     return 'accepted';
   }

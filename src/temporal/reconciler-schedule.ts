@@ -10,16 +10,21 @@ export interface ReconcilerSettings {
   taskQueue: string;
 }
 
+/** The note a pause by `RECONCILE_EVERY=off` leaves on the Schedule: only such a pause is undone by a worker start. */
+export const TURNED_OFF_NOTE = 'turned off by RECONCILE_EVERY=off';
+
 /**
  * Creates the reconciler's Temporal Schedule, or brings an existing one in line with this
  * worker's configuration. Idempotent, and safe when several workers start at once: the losers
  * of the create race update it to the same settings. Visible in the Temporal UI under Schedules.
+ * An operator's pause (in the UI or the CLI) survives every deploy: a start only undoes the
+ * pause `RECONCILE_EVERY=off` made, once the setting is back on.
  */
 export async function ensureReconcilerSchedule(client: Client, settings: ReconcilerSettings): Promise<'created' | 'updated' | 'paused' | 'absent'> {
   const handle = client.schedule.getHandle(RECONCILER_SCHEDULE_ID);
   if (!settings.every) {
     try {
-      await handle.pause('turned off by RECONCILE_EVERY=off');
+      await handle.pause(TURNED_OFF_NOTE);
       return 'paused';
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) return 'absent';
@@ -44,6 +49,14 @@ export async function ensureReconcilerSchedule(client: Client, settings: Reconci
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
-  await handle.update(() => ({ spec, action, policies, state: { paused: false } }));
+  await handle.update((previous) => {
+    const turnedOffBySetting = previous.state.paused && previous.state.note === TURNED_OFF_NOTE;
+    return {
+      spec,
+      action,
+      policies,
+      state: turnedOffBySetting ? { paused: false, note: 'turned on again: RECONCILE_EVERY is set' } : { paused: previous.state.paused, note: previous.state.note },
+    };
+  });
   return 'updated';
 }

@@ -42,7 +42,7 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
@@ -98,7 +98,7 @@ describe.each([
     const sessionId = newSessionId();
     const paymentIntentId = `pi_${sessionId.slice(8)}`;
     await store.recordStatus(view(sessionId, { status: 'fulfilled', paymentIntentId }), { ...RUN_1, seq: 1 });
-    expect(await store.sessionOfPaymentIntent(paymentIntentId)).toBe(sessionId);
+    expect(await store.orderOfPayment(paymentIntentId)).toBe(sessionId);
 
     expect(await store.recordStatus(view(sessionId, { status: 'partially_refunded' }), { ...RUN_2, seq: 1 })).toEqual({ changed: true, statusChanged: true });
     // A second refund rewrites the record without changing its status.
@@ -107,8 +107,38 @@ describe.each([
     expect((await store.recordStatus(view(sessionId, { status: 'fulfilling' }), { ...RUN_2, seq: 3 })).changed).toBe(false);
     expect((await store.recordStatus(view(sessionId, { status: 'refunded' }), { ...RUN_2, seq: 4 })).changed).toBe(true);
     expect((await store.getRecord(sessionId))?.view.status).toBe('refunded');
-    expect(await store.sessionOfPaymentIntent(paymentIntentId)).toBe(sessionId); // kept when a view does not repeat it
-    expect(await store.sessionOfPaymentIntent('pi_unknown')).toBeNull();
+    expect(await store.orderOfPayment(paymentIntentId)).toBe(sessionId); // kept when a view does not repeat it
+    expect(await store.orderOfPayment('pi_unknown')).toBeNull();
+  });
+
+  test('when the stuck sweep takes turns, then records still running cannot fill every batch: successive turns go round all stale records', async () => {
+    const ids = Array.from({ length: 5 }, () => newSessionId());
+    for (const id of ids) await store.recordStatus(view(id, { status: 'paused' }), { ...RUN_1, seq: 1 });
+    await db.query(`UPDATE checkout_sessions SET updated_at = now() - interval '2 hours' WHERE session_id = ANY($1::text[])`, [ids]);
+
+    // Other tests' stale records may share the turns: count only these, over enough turns for all of them.
+    const others = (await store.takeStaleSessions(['paused'], 3_600_000, 1000)).filter((id) => !ids.includes(id)).length;
+    await db.query(`UPDATE checkout_sessions SET swept_at = NULL WHERE session_id = ANY($1::text[])`, [ids]);
+    const seen = new Set<string>();
+    const turns = Math.ceil(ids.length / 2) + Math.ceil(others / 2);
+    for (let turn = 0; turn < turns; turn++) {
+      for (const id of await store.takeStaleSessions(['paused'], 3_600_000, 2)) if (ids.includes(id)) seen.add(id);
+    }
+
+    // Every one was reached within ceil(n / batch) turns; today's main took the same oldest two every time.
+    expect(seen).toEqual(new Set(ids));
+    expect(await store.takeStaleSessions(['paused'], 3 * 3_600_000, 10)).not.toEqual(expect.arrayContaining([ids[0]])); // not stale for 3 hours
+  });
+
+  test('when a dispute is open in a record, then it is listed for the reconciler to re-read, and not once it is closed', async () => {
+    const sessionId = newSessionId();
+    const dispute = { id: `dp_${sessionId.slice(8)}`, amount: 4500, currency: 'usd', status: 'needs_response', reason: 'fraudulent', outcome: 'open' as const, reversed: null };
+    await store.recordStatus(view(sessionId, { status: 'disputed', paymentIntentId: `pi_${sessionId.slice(8)}`, disputes: [dispute] }), { ...RUN_1, seq: 1 });
+    const open = async () => (await store.listOpenDisputes(1000)).filter((row) => row.orderId === sessionId);
+
+    expect(await open()).toEqual([{ orderId: sessionId, disputeId: dispute.id, paymentIntentId: `pi_${sessionId.slice(8)}` }]);
+    await store.recordStatus(view(sessionId, { status: 'dispute_lost', disputes: [{ ...dispute, status: 'lost', outcome: 'lost' }] }), { ...RUN_1, seq: 2 });
+    expect(await open()).toEqual([]);
   });
 
   test('when a refund reverses line items, then each is reversed once per refund, capped at what was fulfilled, and stock comes back once', async () => {
@@ -319,7 +349,7 @@ describe('migrations on a fresh PostgreSQL server', () => {
     const db = await openDatabase({ databaseUrl: url });
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     await db.close();
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });
 

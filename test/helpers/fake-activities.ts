@@ -14,6 +14,8 @@ export function fakeActivities(
     order?: OrderSummary | null;
     /** The Checkout Session that took the payment, if any. */
     checkoutSessionId?: string | null;
+    /** Events Stripe never sent (forged signals): `confirmEvent` says so. */
+    unconfirmedEventIds?: string[];
   },
   recorded: FulfillmentView | null = null,
 ) {
@@ -33,6 +35,7 @@ export function fakeActivities(
     emailRefund: [] as Parameters<Activities['emailRefund']>[0][],
     emailOrderCanceled: 0,
     retrievePaymentIntent: 0,
+    confirmEvent: [] as string[],
     captures: 0,
     cancels: 0,
   };
@@ -60,6 +63,23 @@ export function fakeActivities(
     async retrievePaymentIntent() {
       calls.retrievePaymentIntent++;
       return stripe.paymentIntent!();
+    },
+    async paymentIntentOrderOf() {
+      return stripe.paymentIntent?.().orderId ? stripe.paymentIntent().id : null;
+    },
+    // Stripe sent every event a test signals, unless the test says which it did not.
+    async confirmEvent(input) {
+      calls.confirmEvent.push(input.eventId);
+      return !(stripe.unconfirmedEventIds ?? []).includes(input.eventId);
+    },
+    async listPaymentIntentOrders() {
+      return { orders: [], hasMore: false, lastId: null };
+    },
+    async retrieveDisputes() {
+      return [];
+    },
+    async listOpenDisputes() {
+      return [];
     },
     async loadOrder() {
       return stripe.order ?? null;

@@ -708,15 +708,29 @@ describe('fulfillCheckout', () => {
     expect(calls.statuses).toEqual(['received', 'failed']);
   });
 
-  test('when the record says failed (the cause since fixed), then a new execution processes the session', async () => {
+  test('when the record says failed and an operator redrives it (the cause since fixed), then a new execution processes the session', async () => {
     const paid = session();
-    const recorded = { ...receivedView(paid.id), status: 'failed' as const, reason: 'StripeAuthentication: Stripe refused the API key' };
+    const recorded = { ...receivedView(paid.id), status: 'failed' as const, reason: 'FulfillmentFailed: the warehouse refused the order' };
     const { activities, calls } = fakeActivities(stripeWith(paid), recorded);
 
-    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id })).result());
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id, redrive: true })).result());
 
     expect(result.status).toBe('fulfilled');
     expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when the record says failed and a new execution starts without a redrive (a late duplicate after retention), then nothing is done', async () => {
+    const paid = session();
+    const recorded = { ...receivedView(paid.id), status: 'failed' as const, reason: 'canceled by an operator' };
+    const { activities, calls } = fakeActivities(stripeWith(paid), recorded);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, completed('evt_late'))).result());
+
+    expect(result.status).toBe('failed');
+    expect(result.reason).toBe('canceled by an operator');
+    expect(calls.retrieveSession).toBe(0);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(calls.statuses).toEqual([]);
   });
 
   test('when the record already says fulfilled (a late duplicate after retention), then nothing is done again', async () => {
