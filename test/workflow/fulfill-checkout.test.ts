@@ -77,6 +77,10 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when an attempt fails, then the customer is told once and the order waits: a retry that succeeds is fulfilled': 'payment-intent-failed-then-retried',
   'when an authorization is ready to capture, then the order is fulfilled first and captured once after, then receipted': 'payment-intent-manual-capture',
   'when an authorized order cannot be fulfilled (out of stock), then what was fulfilled is reversed, the hold released, and nothing captured': 'payment-intent-out-of-stock',
+  'when an operator cancels a waiting execution, then failed is recorded with the reason': 'operator-canceled',
+  'when an order that failed before anything was fulfilled is refunded, then nothing is un-fulfilled and it records refunded': 'failed-then-refunded',
+  'when an order fulfilled before PaymentIntents were recorded is refunded, then the session is read once to find its payment, and the refund settles': 'refund-of-a-record-without-its-payment',
+  'when an open dispute is won, then the order is fulfilled again and nothing is reversed': 'dispute-won',
 };
 let lastStarted: string | undefined;
 
@@ -925,6 +929,21 @@ describe('fulfillCheckout after the payment: refunds and disputes', () => {
 
     expect(calls.reverseLineItems).toEqual([expect.objectContaining({ reason: 'dispute_lost', items: 'all' })]);
     expect(calls.emailRefund).toHaveLength(0);
+  });
+
+  test('when an open dispute is won, then the order is fulfilled again and nothing is reversed', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const dispute: DisputeSummary = { id: `dp_${randomId()}`, amount: 4500, currency: 'usd', status: 'under_review', reason: 'fraudulent' };
+    const disputedRecord = { ...fulfilledRecord(paid), status: 'disputed' as const, disputes: [{ ...dispute, outcome: 'open' as const, reversed: null }] };
+    stripe.money = { refunds: [], disputes: [{ ...dispute, status: 'won' }] };
+    const { activities, calls } = fakeActivities(stripe, disputedRecord);
+
+    const won = await withWorker(activities, async () => (await start({ sessionId: paid.id }, disputeClosed('evt_won_alone'))).result());
+
+    expect(won.status).toBe('fulfilled');
+    expect(won.disputes).toEqual([expect.objectContaining({ id: dispute.id, status: 'won', outcome: 'won', reversed: null })]);
+    expect(calls.reverseLineItems).toHaveLength(0);
+    expect(calls.fulfillLineItems).toHaveLength(0);
   });
 
   test('when an order fulfilled before PaymentIntents were recorded is refunded, then the session is read once to find its payment, and the refund settles', async () => {
