@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express, { type Response } from 'express';
+import express, { type Request, type Response } from 'express';
 
 /**
  * A small local stand-in for the parts of Stripe's API this product reads, for tests and the
@@ -12,12 +12,23 @@ import express, { type Response } from 'express';
  *               GET /v1/checkout/sessions/:id[?expand[]=line_items]
  *               GET /v1/checkout/sessions/:id/line_items?limit=&starting_after=
  *               GET /v1/refunds?payment_intent=&created[gte]=&limit=&starting_after=, GET /v1/disputes?(the same)
+ *               GET /v1/disputes/:id
+ *               GET /v1/payment_intents?created[gte]=&limit=&starting_after=   (newest first)
  *               GET /v1/payment_intents/:id, POST /v1/payment_intents/:id/capture and /cancel
+ *               GET /v1/events/:id   (the events a test told it of with putEvent: Stripe keeps 30 days of them)
  *               (an Idempotency-Key replays the first answer, as Stripe does)
  * Control:      PUT /emulator/sessions/:id   (JSON: EmulatedSession fields; creates or replaces)
  *               POST /emulator/fail-next     (JSON: { status, count }: the next Stripe API calls fail so:
  *                                             400 invalid request, 401 bad key, 403 permission, 429 rate limit, 5xx)
  *               GET /emulator/requests       (the Stripe API requests seen, for tests)
+ *
+ * Its answers have the shapes of Stripe's OpenAPI spec, every required field included
+ * (test/unit/emulator-openapi.test.ts checks them against the spec stripe-mock carries). Its
+ * behaviour is narrower than Stripe's; where it differs, a comment beside the code says so. In short:
+ * objects exist only when a test puts them (nothing creates events, charges or balance
+ * transactions), only the expansions the product asks for are honoured (others are ignored, where
+ * Stripe expands or refuses them), unknown parameters are not refused (stripe-mock checks requests),
+ * and lists filter on `created[gte]` only.
  */
 
 export interface EmulatedLineItem {
@@ -66,7 +77,7 @@ export interface EmulatedDispute {
   paymentIntentId: string;
   amount: number;
   currency: string;
-  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost';
+  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost' | 'prevented';
   reason?: string;
   created?: number;
 }
@@ -90,18 +101,24 @@ export interface EmulatedPaymentIntent {
   cancels?: number;
 }
 
-/** The PaymentIntent a session paid through, as the emulator reports it. */
+/**
+ * The PaymentIntent a session paid through, as the emulator reports it. Behaviour that differs from
+ * Stripe: it is only an ID; `GET /v1/payment_intents/:id` knows it only if a test put it too.
+ */
 export function paymentIntentOf(session: EmulatedSession): string | null {
   if (session.paymentIntentId !== undefined) return session.paymentIntentId;
   return session.status === 'complete' && (session.mode ?? 'payment') === 'payment' ? `pi_${session.id.replace(/^cs_/, '')}` : null;
 }
 
-const ERROR_TYPES: Record<number, string> = {
-  400: 'invalid_request_error',
-  401: 'authentication_error',
-  403: 'permission_error',
-  429: 'rate_limit_error',
-};
+/**
+ * Stripe's error `type` is one of four (its OpenAPI spec's enum): a bad key (401), a missing
+ * permission (403) and a rate limit (429, `code: rate_limit`) are invalid requests too. stripe-node
+ * picks its error class by the HTTP status, so the status is what tells them apart.
+ */
+function errorTypeOf(status: number): string {
+  if (status === 402) return 'card_error';
+  return status >= 500 ? 'api_error' : 'invalid_request_error';
+}
 
 // Stripe's expanded `line_items` holds only the first page; the rest must be listed.
 const EXPANDED_PAGE_SIZE = 10;
@@ -125,6 +142,8 @@ export interface StripeEmulator {
   refunds: Map<string, EmulatedRefund>;
   disputes: Map<string, EmulatedDispute>;
   paymentIntents: Map<string, EmulatedPaymentIntent>;
+  /** Events Stripe sent, by ID, as `GET /v1/events/:id` returns them. */
+  events: Map<string, Record<string, unknown>>;
   requests: string[];
   /** When each Stripe API request arrived (ms since the epoch), in the order of `requests`. */
   requestTimes: number[];
@@ -133,6 +152,12 @@ export interface StripeEmulator {
   putRefund(refund: EmulatedRefund): void;
   putDispute(dispute: EmulatedDispute): void;
   putPaymentIntent(paymentIntent: EmulatedPaymentIntent): void;
+  /**
+   * An event Stripe sent (the parsed webhook payload), so the product can read it back by its ID.
+   * Behaviour that differs from Stripe: Stripe creates an event for every change of an object; the
+   * emulator knows only the events a test or the demo tells it of.
+   */
+  putEvent(event: Record<string, unknown>): void;
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
   trouble(trouble: EmulatedTrouble): void;
@@ -146,7 +171,10 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   const refunds = new Map<string, EmulatedRefund>();
   const disputes = new Map<string, EmulatedDispute>();
   const paymentIntents = new Map<string, EmulatedPaymentIntent>();
-  // Idempotency-Key → the first answer, replayed for a retry with the same key.
+  const events = new Map<string, Record<string, unknown>>();
+  // Idempotency-Key → the first answer, replayed for a retry with the same key. Behaviour that
+  // differs from Stripe: keys never expire (Stripe keeps them about 24 hours), and a key reused with
+  // other parameters replays instead of failing with idempotency_error.
   const idempotent = new Map<string, { status: number; body: unknown }>();
   const requests: string[] = [];
   const requestTimes: number[] = [];
@@ -186,21 +214,20 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     bucket.at = now;
     if (bucket.tokens < 1) {
       overLimit++;
-      stripeError(res, 429, 'rate_limit_error', 'rate_limit', 'Request rate limit exceeded');
+      stripeError(res, 429, errorTypeOf(429), 'rate_limit', 'Request rate limit exceeded');
       return;
     }
     bucket.tokens -= 1;
     const answer = () => {
       if (failures.remaining > 0) {
         failures.remaining--;
-        const type = ERROR_TYPES[failures.status] ?? 'api_error';
-        stripeError(res, failures.status, type, failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+        stripeError(res, failures.status, errorTypeOf(failures.status), failures.status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
         return;
       }
       const statuses = trouble.statuses ?? [];
       if (statuses.length > 0 && Math.random() < (trouble.failureRate ?? 0)) {
         const status = statuses[Math.floor(Math.random() * statuses.length)]!;
-        stripeError(res, status, ERROR_TYPES[status] ?? 'api_error', status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
+        stripeError(res, status, errorTypeOf(status), status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
         return;
       }
       next();
@@ -234,14 +261,14 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
 
   app.get('/v1/checkout/sessions/:id', (req, res) => {
     const session = sessions.get(String(req.params.id));
-    if (!session) return missing(res, String(req.params.id));
+    if (!session) return missing(res, 'checkout.session', 'session', String(req.params.id));
     const expand = ([] as unknown[]).concat(req.query.expand ?? []);
     res.json(toStripeSession(session, expand.includes('line_items')));
   });
 
   app.get('/v1/checkout/sessions/:id/line_items', (req, res) => {
     const session = sessions.get(String(req.params.id));
-    if (!session) return missing(res, String(req.params.id));
+    if (!session) return missing(res, 'checkout.session', 'session', String(req.params.id));
     const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
     const after = typeof req.query.starting_after === 'string' ? req.query.starting_after : undefined;
     res.json(lineItemPage(session, limit, after));
@@ -265,42 +292,58 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       const after = typeof req.query.starting_after === 'string' ? matching.findIndex((item) => item.id === req.query.starting_after) + 1 : 0;
       res.json({ object: 'list', data: matching.slice(after, after + limit).map(toStripe), has_more: after + limit < matching.length, url: path });
     });
-  listBy('/v1/refunds', refunds, (refund) => ({
-    id: refund.id,
-    object: 'refund',
-    amount: refund.amount,
-    currency: refund.currency,
-    status: refund.status,
-    payment_intent: refund.paymentIntentId,
-    metadata: refund.metadata ?? {},
-    created: refund.created,
-  }));
-  listBy('/v1/disputes', disputes, (dispute) => ({
-    id: dispute.id,
-    object: 'dispute',
-    amount: dispute.amount,
-    currency: dispute.currency,
-    status: dispute.status,
-    reason: dispute.reason ?? 'general',
-    payment_intent: dispute.paymentIntentId,
-    created: dispute.created,
-  }));
+  listBy('/v1/refunds', refunds, toStripeRefund);
+  listBy('/v1/disputes', disputes, toStripeDispute);
+
+  app.get('/v1/disputes/:id', (req, res) => {
+    const dispute = disputes.get(String(req.params.id));
+    if (!dispute) return missing(res, 'dispute', 'dispute', String(req.params.id));
+    res.json(toStripeDispute(dispute));
+  });
+
+  // Every PaymentIntent, newest first: those of the emulated Checkout Sessions are not listed (behaviour
+  // that differs from Stripe, which lists them too; the product tells them apart by their metadata).
+  app.get('/v1/payment_intents', (req, res) => {
+    const created = (req.query.created ?? {}) as { gte?: string };
+    const gte = created.gte === undefined ? 0 : Number(created.gte);
+    const limit = Math.min(Number(req.query.limit ?? 10) || 10, MAX_PAGE_SIZE);
+    const matching = [...paymentIntents.values()]
+      .filter((intent) => (intent.created ?? 0) >= gte)
+      .sort((a, b) => (b.created ?? 0) - (a.created ?? 0) || (a.id < b.id ? -1 : 1));
+    const after = typeof req.query.starting_after === 'string' ? matching.findIndex((intent) => intent.id === req.query.starting_after) + 1 : 0;
+    const expandCharge = expansionsOf(req).includes('data.latest_charge');
+    res.json({
+      object: 'list',
+      data: matching.slice(after, after + limit).map((intent) => toStripePaymentIntent(intent, expandCharge)),
+      has_more: after + limit < matching.length,
+      url: '/v1/payment_intents',
+    });
+  });
+
+  app.get('/v1/events/:id', (req, res) => {
+    const event = events.get(String(req.params.id));
+    if (!event) return missing(res, 'event', 'id', String(req.params.id));
+    res.json(event);
+  });
 
   app.get('/v1/payment_intents/:id', (req, res) => {
     const intent = paymentIntents.get(String(req.params.id));
-    if (!intent) return stripeError(res, 404, 'invalid_request_error', 'resource_missing', `No such payment_intent: '${String(req.params.id)}'`);
-    res.json(toStripePaymentIntent(intent));
+    if (!intent) return missing(res, 'payment_intent', 'intent', String(req.params.id));
+    res.json(toStripePaymentIntent(intent, expansionsOf(req).includes('latest_charge')));
   });
   // Capture and cancel change state once; a retry with the same Idempotency-Key gets the first answer.
   const transition = (action: 'capture' | 'cancel', allowed: EmulatedPaymentIntent['status'][], to: EmulatedPaymentIntent['status']) =>
-    app.post(`/v1/payment_intents/:id/${action}`, (req, res) => {
+    app.post(`/v1/payment_intents/:id/${action}`, express.urlencoded({ extended: true }), (req, res) => {
       const key = req.header('idempotency-key');
       const replay = key ? idempotent.get(`${action}:${key}`) : undefined;
       if (replay) return void res.status(replay.status).json(replay.body);
       const intent = paymentIntents.get(String(req.params.id));
       let answer: { status: number; body: unknown };
       if (!intent) {
-        answer = { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${String(req.params.id)}'` } } };
+        answer = {
+          status: 404,
+          body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${String(req.params.id)}'`, param: 'intent' } },
+        };
       } else if (action === 'capture' && intent.status === 'requires_capture' && Date.now() / 1000 > (intent.captureBefore ?? Infinity)) {
         answer = {
           status: 400,
@@ -321,7 +364,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
         intent.status = to;
         if (action === 'capture') intent.captures = (intent.captures ?? 0) + 1;
         else intent.cancels = (intent.cancels ?? 0) + 1;
-        answer = { status: 200, body: toStripePaymentIntent(intent) };
+        answer = { status: 200, body: toStripePaymentIntent(intent, expansionsOf(req).includes('latest_charge')) };
       }
       if (key) idempotent.set(`${action}:${key}`, answer);
       res.status(answer.status).json(answer.body);
@@ -341,12 +384,15 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     refunds,
     disputes,
     paymentIntents,
+    events,
     requests,
     requestTimes,
     put,
     putRefund: (refund) => void refunds.set(refund.id, { created: Math.floor(Date.now() / 1000), ...refund }),
     putDispute: (dispute) => void disputes.set(dispute.id, { created: Math.floor(Date.now() / 1000), ...dispute }),
     putPaymentIntent: (intent) => void paymentIntents.set(intent.id, { created: Math.floor(Date.now() / 1000), ...intent }),
+    // Stripe's events always carry these two; a payload made by hand (signed-events.ts) may not.
+    putEvent: (event) => void events.set(String(event.id), { pending_webhooks: 0, request: { id: null, idempotency_key: null }, ...event }),
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
     trouble: (next) => void (trouble = next),
     rateLimited: () => overLimit,
@@ -354,39 +400,157 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   };
 }
 
-function missing(res: Response, id: string): void {
-  stripeError(res, 404, 'invalid_request_error', 'resource_missing', `No such checkout.session: '${id}'`);
+/** Stripe's answer for an ID it does not know: `param` names the path parameter that held it. */
+function missing(res: Response, object: string, param: string, id: string): void {
+  stripeError(res, 404, 'invalid_request_error', 'resource_missing', `No such ${object}: '${id}'`, param);
 }
 
-function stripeError(res: Response, status: number, type: string, code: string | undefined, message: string): void {
-  res.status(status).json({ error: { type, code, message, param: code === 'resource_missing' ? 'session' : undefined } });
+function stripeError(res: Response, status: number, type: string, code: string | undefined, message: string, param?: string): void {
+  res.status(status).json({ error: { type, code, message, param } });
 }
 
-function toStripePaymentIntent(intent: EmulatedPaymentIntent) {
-  const created = intent.created ?? Math.floor(Date.now() / 1000);
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** The charge a PaymentIntent made, by the ID the emulator gives it (there is no Charges API here). */
+const chargeIdOf = (paymentIntentId: string) => `ch_${paymentIntentId.replace(/^pi_/, '')}`;
+
+function toStripeRefund(refund: EmulatedRefund) {
+  return {
+    id: refund.id,
+    object: 'refund',
+    amount: refund.amount,
+    charge: chargeIdOf(refund.paymentIntentId),
+    created: refund.created ?? nowSeconds(),
+    currency: refund.currency,
+    metadata: refund.metadata ?? {},
+    payment_intent: refund.paymentIntentId,
+    reason: null,
+    status: refund.status,
+  };
+}
+
+// Every field Stripe's spec requires of a dispute, the evidence left empty: the product reads only
+// its amount, status and reason. An open dispute is due a week after it opened.
+function toStripeDispute(dispute: EmulatedDispute) {
+  const created = dispute.created ?? nowSeconds();
+  return {
+    id: dispute.id,
+    object: 'dispute',
+    amount: dispute.amount,
+    balance_transactions: [],
+    charge: chargeIdOf(dispute.paymentIntentId),
+    created,
+    currency: dispute.currency,
+    enhanced_eligibility_types: [],
+    evidence: { enhanced_evidence: {} },
+    evidence_details: {
+      due_by: dispute.status.endsWith('needs_response') ? created + 7 * 86_400 : null,
+      enhanced_eligibility: {},
+      has_evidence: false,
+      past_due: false,
+      submission_count: 0,
+    },
+    is_charge_refundable: false,
+    livemode: false,
+    metadata: {},
+    payment_intent: dispute.paymentIntentId,
+    reason: dispute.reason ?? 'general',
+    status: dispute.status,
+  };
+}
+
+/**
+ * `latest_charge` is the charge's ID, or the charge itself when expanded, as at Stripe; null before
+ * any attempt to charge.
+ */
+function toStripePaymentIntent(intent: EmulatedPaymentIntent, expandCharge: boolean) {
+  const created = intent.created ?? nowSeconds();
   const captured = intent.status === 'succeeded';
+  const charge = latestCharge(intent, created);
   return {
     id: intent.id,
     object: 'payment_intent',
     amount: intent.amount,
     amount_capturable: intent.status === 'requires_capture' ? intent.amount : 0,
     amount_received: captured ? intent.amount : 0,
-    currency: intent.currency,
     capture_method: intent.captureMethod ?? 'automatic',
     created,
+    currency: intent.currency,
+    last_payment_error: intent.lastPaymentError ? { code: intent.lastPaymentError, message: 'Your card was declined.', type: 'card_error' } : null,
+    latest_charge: charge && !expandCharge ? charge.id : charge,
     livemode: false,
     metadata: intent.metadata ?? {},
     status: intent.status,
-    last_payment_error: intent.lastPaymentError ? { code: intent.lastPaymentError, message: 'Your card was declined.', type: 'card_error' } : null,
-    latest_charge: {
-      id: `ch_${intent.id.replace(/^pi_/, '')}`,
-      object: 'charge',
-      payment_method_details: { type: 'card', card: { capture_before: intent.captureBefore ?? created + 7 * 86_400 } },
-    },
   };
 }
 
-function toStripeLineItem(item: EmulatedLineItem, currency: string) {
+/**
+ * The PaymentIntent's latest charge, a card payment. Behaviour that differs from Stripe: there is
+ * no Charges API and no charge of its own; it is derived from the PaymentIntent's status (an
+ * authorization while `requires_capture`, a capture once `succeeded`, a decline with a
+ * `last_payment_error`, a released authorization for a canceled manual-capture one), and refunds and
+ * disputes do not change it.
+ */
+function latestCharge(intent: EmulatedPaymentIntent, created: number) {
+  const status = chargeStatusOf(intent);
+  if (!status) return null;
+  const captured = intent.status === 'succeeded';
+  const released = intent.status === 'canceled';
+  const manual = intent.captureMethod === 'manual';
+  return {
+    id: chargeIdOf(intent.id),
+    object: 'charge',
+    amount: intent.amount,
+    amount_captured: captured ? intent.amount : 0,
+    amount_refunded: released ? intent.amount : 0,
+    billing_details: { address: null, email: null, name: null, phone: null },
+    captured,
+    created,
+    currency: intent.currency,
+    disputed: false,
+    failure_code: status === 'failed' ? (intent.lastPaymentError ?? null) : null,
+    livemode: false,
+    metadata: {},
+    paid: status === 'succeeded',
+    payment_intent: intent.id,
+    payment_method_details: {
+      type: 'card',
+      card: {
+        brand: 'visa',
+        exp_month: 12,
+        exp_year: 2034,
+        funding: 'credit',
+        last4: '4242',
+        // An uncaptured authorization lapses: Stripe says when (about 7 days for most cards).
+        ...(manual ? { capture_before: intent.captureBefore ?? created + 7 * 86_400 } : {}),
+      },
+    },
+    refunded: released,
+    status,
+  };
+}
+
+function chargeStatusOf(intent: EmulatedPaymentIntent): 'succeeded' | 'pending' | 'failed' | null {
+  switch (intent.status) {
+    case 'succeeded':
+    case 'requires_capture':
+      return 'succeeded';
+    case 'processing':
+      return 'pending';
+    case 'canceled':
+      return intent.captureMethod === 'manual' ? 'succeeded' : null;
+    default:
+      return intent.lastPaymentError ? 'failed' : null;
+  }
+}
+
+/** The expansions a request asks for: `expand[0]=...` in the query (GET) or the form body (POST). */
+function expansionsOf(req: Request): string[] {
+  const body = req.body as { expand?: unknown } | undefined;
+  return ([] as unknown[]).concat(req.query.expand ?? [], body?.expand ?? []).map(String);
+}
+
+function toStripeLineItem(item: EmulatedLineItem, session: EmulatedSession) {
   const amount = item.unitAmount * (item.quantity ?? 0);
   return {
     id: item.id,
@@ -395,15 +559,20 @@ function toStripeLineItem(item: EmulatedLineItem, currency: string) {
     amount_subtotal: amount,
     amount_tax: 0,
     amount_total: amount,
-    currency,
+    currency: session.currency,
     description: item.description,
     price: {
       id: item.priceId,
       object: 'price',
-      currency,
+      active: true,
+      billing_scheme: 'per_unit',
+      created: session.created ?? nowSeconds(),
+      currency: session.currency,
+      livemode: session.livemode ?? false,
+      metadata: {},
       product: item.productId,
-      unit_amount: item.unitAmount,
       type: 'one_time',
+      unit_amount: item.unitAmount,
     },
     quantity: item.quantity,
   };
@@ -414,7 +583,7 @@ function lineItemPage(session: EmulatedSession, limit: number, startingAfter?: s
   const page = session.lineItems.slice(start, start + limit);
   return {
     object: 'list',
-    data: page.map((item) => toStripeLineItem(item, session.currency)),
+    data: page.map((item) => toStripeLineItem(item, session)),
     has_more: start + limit < session.lineItems.length,
     url: `/v1/checkout/sessions/${session.id}/line_items`,
   };
@@ -427,15 +596,21 @@ function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
     object: 'checkout.session',
     amount_subtotal: total,
     amount_total: total,
+    automatic_tax: { enabled: false, liability: null, provider: null, status: null },
     currency: session.currency,
     customer_details: session.customerEmail ? { email: session.customerEmail, name: session.customerName } : null,
     customer_email: session.customerEmail,
     expires_at: session.expiresAt ?? Math.floor(Date.now() / 1000) + 24 * 3600,
     livemode: session.livemode ?? false,
-    created: session.created ?? Math.floor(Date.now() / 1000),
+    created: session.created ?? nowSeconds(),
+    custom_fields: [],
+    custom_text: { after_submit: null, shipping_address: null, submit: null, terms_of_service_acceptance: null },
+    metadata: {},
     mode: session.mode ?? 'payment',
     payment_intent: paymentIntentOf(session),
+    payment_method_types: ['card'],
     payment_status: session.paymentStatus,
+    shipping_options: [],
     status: session.status,
     ...(expandLineItems ? { line_items: lineItemPage(session, EXPANDED_PAGE_SIZE) } : {}),
   };
