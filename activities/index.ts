@@ -30,18 +30,17 @@ import {
   type ListedPaymentIntentOrder,
 } from '../src/stripe/payment-intents';
 import { confirmEvent } from '../src/stripe/events';
-import { CHECKOUT_SESSION, secondChance } from '../src/orders/kinds';
+import { CHECKOUT_SESSION, PAYMENT_INTENT_ID_PATTERN, secondChance, SESSION_ID_PATTERN } from '../src/orders/kinds';
 import { stripeErrorLabel, type ActivityMetrics, type ReconcilerFinding, type StripeReadActivity } from '../src/metrics';
 import { untilItWorks } from '../src/retry';
 import {
   listRecentMoneyBack,
-  PAYMENT_INTENT_ID_PATTERN,
   readMoneyBack,
   retrieveDisputeStatus,
   sessionOfPaymentIntent,
   type ListedMoneyBack,
 } from '../src/stripe/money-back';
-import { retrieveSessionSummary, SESSION_ID_PATTERN, type CustomerContact } from '../src/stripe/sessions';
+import { retrieveSessionSummary, type CustomerContact } from '../src/stripe/sessions';
 import type { EmailKind, FulfillmentStore } from '../src/store/fulfillment-store';
 
 export interface ActivityDeps {
@@ -304,18 +303,22 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    /** The reconciler's re-read of disputes our records hold open, as `reconcileMoneyBack` takes them. */
-    async retrieveDisputes(input: { disputes: { disputeId: string; paymentIntentId: string | null }[] }): Promise<ListedMoneyBack[]> {
-      const listed: ListedMoneyBack[] = [];
-      for (const { disputeId, paymentIntentId } of input.disputes) {
-        try {
-          listed.push({ id: disputeId, paymentIntentId, status: await readStripe('retrieveDispute', () => retrieveDisputeStatus(stripe, disputeId)) });
-        } catch (err) {
-          throw classifyStripeError(err, disputeId);
+    /**
+     * The reconciler's re-read of one dispute our records hold open, as `reconcileMoneyBack` takes it
+     * (one read per activity, so the Stripe queue's rate limit counts each). Null when Stripe no
+     * longer knows it (test data deleted, another account's key): nothing to act on.
+     */
+    async retrieveDispute(input: { disputeId: string; paymentIntentId: string | null }): Promise<ListedMoneyBack | null> {
+      try {
+        return { id: input.disputeId, paymentIntentId: input.paymentIntentId, status: await readStripe('retrieveDispute', () => retrieveDisputeStatus(stripe, input.disputeId)) };
+      } catch (err) {
+        const failure = classifyStripeError(err, input.disputeId);
+        if (failure instanceof ApplicationFailure && failure.nonRetryable) {
+          Context.current().log.warn('Stripe no longer knows a dispute our records hold open; left as it is', { disputeId: input.disputeId });
+          return null;
         }
-        Context.current().heartbeat();
+        throw failure;
       }
-      return listed;
     },
 
     /** Disputes our records hold open, a page at a time by dispute ID (the database: no Stripe read). */
@@ -414,7 +417,9 @@ export function createActivities(deps: ActivityDeps) {
       const log = Context.current().log;
       for (const order of input.sessions) {
         const record = await store.getRecord(order.id);
-        if (record && secondChance(record.view) !== 'reopen') {
+        // A PaymentIntent a Checkout Session took is that session's: its record, not one of its own, settles it.
+        const owner = record ? null : await store.orderOfPayment(order.id);
+        if ((record && secondChance(record.view) !== 'reopen') || (owner && owner !== order.id)) {
           found.settled++;
           continue;
         }
@@ -484,10 +489,14 @@ export function createActivities(deps: ActivityDeps) {
      */
     async redriveStuckSessions(input: { stuckAfterMs: number }): Promise<number> {
       const until = Date.now() + STUCK_SWEEP_MS;
+      const looked = new Set<string>();
       let redriven = 0;
-      for (let looked = 0; Date.now() < until && looked < STUCK_LOOKS_PER_RUN; ) {
+      // One lap at most: a batch that comes back to a record this run looked at has gone round them all.
+      while (Date.now() < until && looked.size < STUCK_LOOKS_PER_RUN) {
         const batch = await store.takeStaleSessions(TRANSIENT_STATUSES, input.stuckAfterMs, STUCK_BATCH);
-        for (const id of batch) {
+        const fresh = batch.filter((id) => !looked.has(id));
+        for (const id of fresh) {
+          looked.add(id);
           if (!(await starter.isRunning(id))) {
             await starter.ensureStarted(id);
             Context.current().log.warn('Reconciler re-drove a stuck order', { orderId: id });
@@ -495,8 +504,7 @@ export function createActivities(deps: ActivityDeps) {
           }
           Context.current().heartbeat();
         }
-        looked += batch.length;
-        if (batch.length < STUCK_BATCH) break;
+        if (batch.length < STUCK_BATCH || fresh.length < batch.length) break;
       }
       metrics.reconcilerFindings.inc({ finding: 'stuckRedriven' }, redriven);
       return redriven;
@@ -524,7 +532,7 @@ export function stripeActivities(activities: Activities) {
     paymentIntentOrderOf,
     confirmEvent,
     listPaymentIntentOrders,
-    retrieveDisputes,
+    retrieveDispute,
   } = activities;
   return {
     retrieveSession,
@@ -537,7 +545,7 @@ export function stripeActivities(activities: Activities) {
     paymentIntentOrderOf,
     confirmEvent,
     listPaymentIntentOrders,
-    retrieveDisputes,
+    retrieveDispute,
   };
 }
 
@@ -563,6 +571,15 @@ const EMAIL_LEASE_RENEW_MS = 5000;
 const EMAIL_RECORD_PATIENCE_MS = 2 * 60_000;
 
 
+// What a 404 means, by the ID's prefix: each kind of object Stripe may not know, with its failure type.
+const MISSING_OBJECTS: [prefix: string, what: string, type: string][] = [
+  ['cs_', 'Checkout Session', SESSION_NOT_FOUND_ERROR],
+  ['pi_', 'PaymentIntent', 'PaymentIntentNotFound'],
+  ['dp_', 'dispute', 'DisputeNotFound'],
+  ['du_', 'dispute', 'DisputeNotFound'],
+  ['evt_', 'event', 'EventNotFound'],
+];
+
 /**
  * Stripe errors become typed failures. Only facts about the object itself are final (Stripe does
  * not know the Checkout Session, or the PaymentIntent, `id` names). A refused key, a missing
@@ -572,9 +589,8 @@ const EMAIL_RECORD_PATIENCE_MS = 2 * 60_000;
  */
 export function classifyStripeError(err: unknown, id: string): unknown {
   if (err instanceof Stripe.errors.StripeInvalidRequestError && (err.code === 'resource_missing' || err.statusCode === 404)) {
-    return id.startsWith('pi_')
-      ? ApplicationFailure.nonRetryable(`Stripe does not know PaymentIntent ${id}`, 'PaymentIntentNotFound')
-      : ApplicationFailure.nonRetryable(`Stripe does not know Checkout Session ${id}`, SESSION_NOT_FOUND_ERROR);
+    const [what, type] = MISSING_OBJECTS.find(([prefix]) => id.startsWith(prefix))?.slice(1) ?? ['object', 'StripeObjectNotFound'];
+    return ApplicationFailure.nonRetryable(`Stripe does not know ${what} ${id}`, type);
   }
   if (
     err instanceof Stripe.errors.StripeAuthenticationError ||

@@ -48,6 +48,11 @@ async function main(): Promise<void> {
       redrive: true,
     });
     for (const orderId of orderIds) {
+      // A run still open (settling a refund, finishing a cancellation) is not a redrive: say so rather than pretend.
+      if (await starter.isRunning(orderId)) {
+        console.log(`${orderId}: an execution is still running; redrive it again once it has closed (see it in the Temporal UI)`);
+        continue;
+      }
       await starter.ensureStarted(orderId);
       console.log(`${orderId}: running (see it in the Temporal UI; its status API shows the outcome)`);
     }

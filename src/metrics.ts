@@ -49,7 +49,7 @@ const STRIPE_READ_ACTIVITIES: StripeReadActivity[] = [
   'retrieveDispute',
 ];
 
-export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages'>;
+export type ReconcilerFinding = keyof Omit<ReconcileReport, 'listed' | 'pages' | 'failedPhases'>;
 const RECONCILER_FINDINGS: ReconcilerFinding[] = ['settled', 'started', 'resumed', 'woken', 'stuckRedriven', 'moneyBack'];
 
 /** Sessions not at a final status: waiting for Checkout or a payment, in progress, or paused. */
@@ -68,7 +68,7 @@ export function createMetrics(store: Pick<FulfillmentStore, 'waitingSessions'>):
     webhookAcks: new Counter({
       name: 'checkout_webhook_acks_total',
       help:
-        'Answers to Stripe webhook deliveries, by outcome (accepted, already_settled, no_workflow, ignored, rejected, unavailable, error) ' +
+        'Answers to Stripe webhook deliveries, by outcome (accepted, already_settled, stopped, no_workflow, ignored, rejected, unavailable, error) ' +
         'and HTTP status code. A 5xx makes Stripe retry; unavailable means Temporal did not accept in time.',
       labelNames: ['outcome', 'code'],
       registers,

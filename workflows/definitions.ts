@@ -376,8 +376,10 @@ export interface ReconcileReport {
   stuckRedriven: number;
   /** Refunds and disputes Stripe lists that the session's record had not acted on (their events were lost): delivered. */
   moneyBack: number;
-  /** Stripe list calls made (reads from the rate-limited budget). */
+  /** Stripe reads made (list calls and dispute re-reads, from the rate-limited budget). */
   pages: number;
+  /** Phases that still failed after their retries (logged; the next run tries again). */
+  failedPhases?: string[];
 }
 
 export function emptyReconcileReport(): ReconcileReport {

@@ -99,18 +99,20 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   const stripeQueue = stripeTaskQueue(workflowInfo().taskQueue);
   // On the rate-limited Stripe queue; waiting there for a slot is fine (no schedule-to-start timeout).
   // A configuration error comes back at once, so the session can be shown paused...
-  const { retrieveSession } = proxyActivities<Activities>({
+  const stripeReads = proxyActivities<Activities>({
     taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
     retry: { ...UNTIL_IT_WORKS, nonRetryableErrorTypes: [STRIPE_CONFIGURATION_ERROR] },
   });
+  const { retrieveSession } = stripeReads;
   // ...and is then retried inside Temporal until an operator fixes it: no history grows meanwhile.
   // (Refunds and disputes are read the same way.)
-  const { retrieveSession: retrieveSessionOncePermitted, readMoneyBack, confirmEvent } = proxyActivities<Activities>({
+  const stripeReadsOncePermitted = proxyActivities<Activities>({
     taskQueue: stripeQueue,
     startToCloseTimeout: '30 seconds',
     retry: { ...UNTIL_IT_WORKS, maximumInterval: '5 minutes' },
   });
+  const { readMoneyBack } = stripeReadsOncePermitted;
 
   const { carried } = input;
   const view: FulfillmentView = carried?.view ?? receivedView(sessionId);
@@ -129,20 +131,24 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   const transition = createRecorder(view, recordStatus);
 
-  async function retrieve(): Promise<SessionSummary> {
-    let session: SessionSummary;
+  /** A Stripe read that Stripe refuses for a reason of ours (key, permission) pauses visibly and resumes once it is fixed. */
+  async function pausingOnConfiguration<T>(read: (stripe: typeof stripeReads) => Promise<T>): Promise<T> {
     try {
-      session = await retrieveSession(sessionId);
+      return await read(stripeReads);
     } catch (err) {
       const failure = failureOf(err);
       if (failure?.type !== STRIPE_CONFIGURATION_ERROR) throw err;
-      // Our configuration, not the session: pause visibly, resume by ourselves once it is fixed.
       view.reason = `paused: ${failure.message}; retried until the configuration is fixed`;
       log.error('Session paused on a configuration error', { sessionId, error: failure.message });
       await transition('paused');
-      session = await retrieveSessionOncePermitted(sessionId);
+      const result = await read(stripeReadsOncePermitted);
       view.reason = null;
+      return result;
     }
+  }
+
+  async function retrieve(): Promise<SessionSummary> {
+    const session = await pausingOnConfiguration((stripe) => stripe.retrieveSession(sessionId));
     view.paymentStatus = session.paymentStatus;
     view.mode = session.mode;
     view.currency = session.currency;
@@ -184,7 +190,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
   async function failureConfirmed(): Promise<boolean> {
     if (!patched(CONFIRM_FAILURE_PATCH)) return true;
     for (const eventId of failureEventIds) {
-      if (await confirmEvent({ eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId })) return true;
+      const claimed = { eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId };
+      if (await pausingOnConfiguration((stripe) => stripe.confirmEvent(claimed))) return true;
     }
     log.error('A payment failure Stripe does not confirm was ignored: nothing changes', { sessionId, eventIds: [...failureEventIds] });
     failureEventIds.length = 0;
@@ -331,8 +338,8 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     if (failure?.nonRetryable) {
       view.reason = `${failure.type ?? 'Error'}: ${failure.message}`;
       await transition('failed');
-      // The execution fails, visible as Failed in the Temporal UI; a redelivered event or
-      // `npm run redrive` runs the session again once the cause is fixed.
+      // The execution fails, visible as Failed in the Temporal UI; only an operator's
+      // `npm run redrive` runs the session again, once the cause is fixed.
       throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
     }
     if (isCancellation(err)) {

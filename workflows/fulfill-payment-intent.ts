@@ -61,6 +61,8 @@ const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
 // Stripe's card authorizations last 7 days unless it says otherwise; capture (or release) with an hour to spare.
 const DEFAULT_AUTHORIZATION_MS = 7 * 86_400_000;
 const CAPTURE_MARGIN_MS = 3_600_000;
+const CANCEL_WHILE_READING_PATCH = 'record-cancel-while-reading';
+const CANCELED_EMAIL_PATCH = 'canceled-email-after-an-attempt';
 
 /**
  * One execution per PaymentIntent made without Checkout (workflow ID = the PaymentIntent ID): the
@@ -107,17 +109,25 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     return view;
   }
 
-  // A PaymentIntent a Checkout Session created is that session's: its own workflow fulfills it.
-  const checkoutSession = await sessionOfPaymentIntent(id);
-  if (checkoutSession) {
-    view.reason = `paid through Checkout Session ${checkoutSession}, whose own workflow fulfills it`;
-    log.info('PaymentIntent belongs to a Checkout Session; nothing to do here', { paymentIntentId: id, sessionId: checkoutSession });
-    return view;
+  let intent: PaymentIntentSummary;
+  let clearsBeforeReading: boolean;
+  try {
+    // A PaymentIntent a Checkout Session created is that session's: its own workflow fulfills it.
+    const checkoutSession = await sessionOfPaymentIntent(id);
+    if (checkoutSession) {
+      view.reason = `paid through Checkout Session ${checkoutSession}, whose own workflow fulfills it`;
+      log.info('PaymentIntent belongs to a Checkout Session; nothing to do here', { paymentIntentId: id, sessionId: checkoutSession });
+      return view;
+    }
+    // An event that arrives while the PaymentIntent is being read is answered by the next read.
+    clearsBeforeReading = patched(EVENTS_BEFORE_READING_PATCH);
+    if (clearsBeforeReading) inbox.unhandled = false;
+    intent = await retrievePaymentIntent(id);
+  } catch (err) {
+    // An operator's cancel while Stripe is read (long, in a Stripe outage) is recorded too, so nothing reopens the order.
+    if (isCancellation(err) && patched(CANCEL_WHILE_READING_PATCH)) await recordCanceledByOperator();
+    throw err;
   }
-  // An event that arrives while the PaymentIntent is being read is answered by the next read.
-  const clearsBeforeReading = patched(EVENTS_BEFORE_READING_PATCH);
-  if (clearsBeforeReading) inbox.unhandled = false;
-  const intent = await retrievePaymentIntent(id);
   if (!intent.orderId) {
     view.reason = 'its metadata names no order (order_id): not an order to fulfill';
     log.info('PaymentIntent without an order; nothing to do', { paymentIntentId: id });
@@ -156,7 +166,10 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
           return view;
         case 'canceled':
           view.reason = 'the PaymentIntent was canceled before it was paid';
-          await email(() => emailPaymentFailed(asSession(id, order, intent)), 'the payment-failed email could not be sent');
+          // A customer who never tried to pay (a duplicate or abandoned PaymentIntent) is told nothing.
+          if (intent.lastPaymentError || !patched(CANCELED_EMAIL_PATCH)) {
+            await email(() => emailPaymentFailed(asSession(id, order, intent)), 'the payment-failed email could not be sent');
+          }
           await transition('payment_failed');
           return view;
         default: {
@@ -242,13 +255,15 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   } catch (err) {
     const failure = failureOf(err);
     if (failure?.nonRetryable) await fail(failure.type ?? 'Error', failure.message);
-    if (isCancellation(err)) {
-      await CancellationScope.nonCancellable(async () => {
-        view.reason = 'canceled by an operator';
-        await transition('failed');
-      });
-    }
+    if (isCancellation(err)) await recordCanceledByOperator();
     throw err;
+  }
+
+  async function recordCanceledByOperator(): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      view.reason = 'canceled by an operator';
+      await transition('failed');
+    });
   }
 }
 

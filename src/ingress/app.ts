@@ -7,9 +7,8 @@ import helmet from 'helmet';
 import Stripe from 'stripe';
 import { isFinalStatus, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
 import { ORDER_METADATA_KEY } from '../stripe/payment-intents';
-import { PAYMENT_INTENT_ID_PATTERN } from '../orders/kinds';
 import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
-import { orderKindOf, SESSION_ID_PATTERN } from '../orders/kinds';
+import { orderKindOf, PAYMENT_INTENT_ID_PATTERN, SESSION_ID_PATTERN } from '../orders/kinds';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
 import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
 import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
@@ -230,7 +229,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         event.type === 'checkout.session.expired'
           ? await starter.notify(sessionId, checkoutEvent)
           : await starter.deliver(sessionId, checkoutEvent);
-      logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
+      logger.info(res.headersSent ? 'Webhook accepted by Temporal after its deadline (answered 503; Stripe retries)' : 'Webhook accepted', { eventId: event.id, type: event.type, sessionId, delivery });
       return reply(200, { received: true, sessionId, delivery }, delivery);
     } catch (err) {
       return notAccepted(err);

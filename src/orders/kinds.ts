@@ -40,13 +40,13 @@ export interface OrderKind {
   workflowInput(id: string, settings: StartSettings): [FulfillCheckoutInput] | [FulfillPaymentIntentInput];
   /** The reconciler's Stripe listing that finds orders of this kind whose events never reached us (an activity). */
   reconcileListing: 'listCompletedSessions' | 'listPaymentIntentOrders';
-  /**
-   * How a refund or dispute, which names only a PaymentIntent, finds an order of this kind: through
-   * the PaymentIntent recorded with a Checkout Session (or Stripe's session list by PaymentIntent),
-   * or the PaymentIntent's own ID.
-   */
-  moneyBackLookup: 'recorded_payment_intent' | 'own_id';
 }
+
+// How a refund or dispute, which names only a PaymentIntent, finds its order: first the records
+// (`orderOfPayment`: a Checkout Session whose record holds that PaymentIntent, else a PaymentIntent
+// order recorded under its own ID), then Stripe (`routeMoneyBack`: the Checkout Session that took
+// it, else the PaymentIntent itself when its metadata names an order). A stuck order is re-driven,
+// and `npm run redrive` drives one, through the starter, which starts its kind's workflow.
 
 export const CHECKOUT_SESSION: OrderKind = {
   name: 'checkout_session',
@@ -55,7 +55,6 @@ export const CHECKOUT_SESSION: OrderKind = {
   workflowType: WORKFLOW_TYPE,
   workflowInput: (sessionId, { paymentDeadline, redrive }) => [{ sessionId, paymentDeadline, ...(redrive ? { redrive } : {}) }],
   reconcileListing: 'listCompletedSessions',
-  moneyBackLookup: 'recorded_payment_intent',
 };
 
 export const PAYMENT_INTENT_ORDER: OrderKind = {
@@ -65,7 +64,6 @@ export const PAYMENT_INTENT_ORDER: OrderKind = {
   workflowType: PAYMENT_INTENT_WORKFLOW_TYPE,
   workflowInput: (paymentIntentId, { paymentDeadline, redrive }) => [{ paymentIntentId, paymentDeadline, ...(redrive ? { redrive } : {}) }],
   reconcileListing: 'listPaymentIntentOrders',
-  moneyBackLookup: 'own_id',
 };
 
 export const ORDER_KINDS: readonly OrderKind[] = [CHECKOUT_SESSION, PAYMENT_INTENT_ORDER];

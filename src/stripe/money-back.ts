@@ -1,7 +1,6 @@
 import type Stripe from 'stripe';
 import type { DisputeSummary, MoneyBack, RefundSummary } from '../../workflows/definitions';
 
-export { PAYMENT_INTENT_ID_PATTERN } from '../orders/kinds';
 
 /**
  * Every refund and dispute of a PaymentIntent, all pages: the workflow acts on what Stripe

@@ -39,6 +39,8 @@ function toSummary(intent: Stripe.PaymentIntent): PaymentIntentSummary {
   };
 }
 
+const LOST_IF_UNSEEN: string[] = ['succeeded', 'requires_capture', 'processing'];
+
 /** A PaymentIntent order as the reconciler lists it: enough to decide whether its workflow must run. */
 export interface ListedPaymentIntentOrder {
   id: string;
@@ -48,8 +50,10 @@ export interface ListedPaymentIntentOrder {
 
 /**
  * One page of the PaymentIntents created since `createdSince` (unix seconds), newest first, keeping
- * those whose metadata names an order. Stripe's list cannot filter by metadata, so the page is read
- * whole: `lastId` is where the next page starts, whatever was kept.
+ * those whose metadata names an order and whose payment a webhook would have told us of: taken
+ * (succeeded, or authorized for capture) or on its way (processing). One the customer never paid
+ * (still waiting for a payment method, or canceled) is no lost order. Stripe's list cannot filter
+ * by metadata or status, so the page is read whole: `lastId` is where the next page starts.
  */
 export async function listPaymentIntentOrders(
   stripe: Stripe,
@@ -61,7 +65,7 @@ export async function listPaymentIntentOrders(
     ...(input.startingAfter ? { starting_after: input.startingAfter } : {}),
   });
   const orders = page.data
-    .filter((intent) => Boolean(intent.metadata?.[ORDER_METADATA_KEY]))
+    .filter((intent) => Boolean(intent.metadata?.[ORDER_METADATA_KEY]) && LOST_IF_UNSEEN.includes(intent.status))
     .map((intent) => ({ id: intent.id, paymentStatus: intent.status === 'succeeded' || intent.status === 'requires_capture' ? ('paid' as const) : ('unpaid' as const) }));
   return { orders, hasMore: page.has_more, lastId: page.data[page.data.length - 1]?.id ?? null };
 }

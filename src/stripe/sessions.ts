@@ -25,8 +25,6 @@ export function createStripeClient(secretKey: string, apiBase?: StripeApiBase): 
   });
 }
 
-// Anything else is rejected before it reaches Stripe or Temporal (the order kinds say what an ID is).
-export { SESSION_ID_PATTERN } from '../orders/kinds';
 
 const PAGE_SIZE = 100;
 

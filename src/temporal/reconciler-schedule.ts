@@ -24,7 +24,8 @@ export async function ensureReconcilerSchedule(client: Client, settings: Reconci
   const handle = client.schedule.getHandle(RECONCILER_SCHEDULE_ID);
   if (!settings.every) {
     try {
-      await handle.pause(TURNED_OFF_NOTE);
+      // An operator's pause stays theirs (with its note), so turning the setting on again cannot undo it.
+      if (!(await handle.describe()).state.paused) await handle.pause(TURNED_OFF_NOTE);
       return 'paused';
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) return 'absent';

@@ -408,3 +408,30 @@ describe('email-receipt', () => {
     expect(await store.emailSent(anonymous.id, 'receipt')).toBe(false);
   });
 });
+
+describe('the stuck sweep', () => {
+  test('when more stale records are still running than one batch holds (a mass pause), then one run looks at each once and re-drives the one really stuck', async () => {
+    const running = Array.from({ length: 620 }, () => newSessionId());
+    const stuck = newSessionId();
+    for (const id of [...running, stuck]) await store.recordStatus({ ...receivedView(id), status: 'paused' }, { runId: 'r', runStartedAt: 1, seq: 1 });
+    await db.query(`UPDATE checkout_sessions SET updated_at = now() - interval '2 hours' WHERE status = 'paused'`);
+    await db.query(`UPDATE checkout_sessions SET updated_at = now() - interval '1 hour 30 minutes' WHERE session_id = $1`, [stuck]); // the newest: last in turn
+    const looked: string[] = [];
+    const redriven: string[] = [];
+    const activities = activitiesWith({
+      starter: {
+        isRunning: async (id: string) => (looked.push(id), id !== stuck),
+        ensureStarted: async (id: string) => (redriven.push(id), 'accepted' as const),
+        deliver: async () => 'accepted' as const,
+        deliverMoneyBack: async () => 'accepted' as const,
+      },
+    });
+
+    const count = await run(activities.redriveStuckSessions, { stuckAfterMs: 3_600_000 });
+
+    expect(redriven).toEqual([stuck]); // today's main took the same oldest 500 every run and never reached it
+    expect(count).toBe(1);
+    expect(new Set(looked).size).toBe(looked.length); // one lap: nobody looked at twice
+    expect(looked).toEqual(expect.arrayContaining([...running, stuck]));
+  });
+});

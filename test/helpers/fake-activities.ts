@@ -75,8 +75,8 @@ export function fakeActivities(
     async listPaymentIntentOrders() {
       return { orders: [], hasMore: false, lastId: null };
     },
-    async retrieveDisputes() {
-      return [];
+    async retrieveDispute() {
+      return null;
     },
     async listOpenDisputes() {
       return [];

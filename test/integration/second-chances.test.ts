@@ -145,6 +145,44 @@ describe('the reconciler and operator actions', () => {
     expect((await reconcileNow()).started).toBe(0); // settled: nothing started again
   });
 
+  test('when PaymentIntents nobody paid, or one a Checkout Session took, name an order, then the reconciler starts nothing for them', async () => {
+    const unpaid = await placePaymentIntentOrder({ status: 'requires_payment_method' });
+    const session = emulatedSession();
+    emulator.put(session);
+    await postWebhook(url, eventPayload('checkout.session.completed', session.id));
+    await waitForStatus(session.id, 'fulfilled');
+    // The merchant put order metadata on Checkout's own PaymentIntent too.
+    emulator.putPaymentIntent({ id: paymentIntentOf(session)!, amount: 4500, currency: 'usd', status: 'succeeded', metadata: { order_id: 'order_of_the_session' } });
+
+    await reconcileNow();
+    await reconcileNow();
+
+    for (const id of [unpaid.paymentIntent.id, paymentIntentOf(session)!]) {
+      await expect(env.client.workflow.getHandle(id).describe()).rejects.toThrow(/not found/i); // today's main started them, every run
+    }
+  });
+
+  test('when Stripe no longer knows a dispute our records hold open, then the run still completes and still re-drives stuck orders', async () => {
+    const session = emulatedSession();
+    emulator.put(session);
+    const gone = { id: `dp_gone_${session.id.slice(8)}`, amount: 4500, currency: 'usd', status: 'needs_response', reason: 'fraudulent', outcome: 'open' as const, reversed: null };
+    await stack.services.store.recordStatus(
+      { ...receivedView(session.id), status: 'disputed', paymentStatus: 'paid', mode: 'payment', currency: 'usd', amountTotal: 4500, paymentIntentId: paymentIntentOf(session), disputes: [gone] },
+      { runId: 'earlier-run', runStartedAt: 1, seq: 1 },
+    );
+    const stuck = emulatedSession({ created: 0 });
+    emulator.put(stuck);
+    await stack.services.store.recordStatus({ ...receivedView(stuck.id), status: 'received' }, { runId: 'terminated-run', runStartedAt: 1, seq: 1 });
+    await stack.services.db.query(`UPDATE checkout_sessions SET updated_at = now() - interval '2 hours' WHERE session_id = $1`, [stuck.id]);
+
+    const report = await reconcileNow(); // today's main: the run failed with "Stripe does not know Checkout Session dp_..."
+
+    expect(report.failedPhases ?? []).toEqual([]);
+    expect(report.stuckRedriven).toBe(1);
+    await waitForStatus(stuck.id, 'fulfilled');
+    expect(await statusOf(session.id)).toBe('disputed');
+  });
+
   test('when a dispute opened ten days ago is lost and its webhook never came, then the reconciler acts on it', async () => {
     const session = emulatedSession();
     emulator.put(session);
@@ -164,7 +202,7 @@ describe('the reconciler and operator actions', () => {
     await waitForStatus(session.id, 'dispute_lost');
   });
 
-  test('when an operator pauses the reconciler schedule, then a worker start keeps it paused; only RECONCILE_EVERY going off and on changes it', async () => {
+  test('when an operator pauses the reconciler schedule, then a worker start keeps it paused; only the pause RECONCILE_EVERY=off made is undone by it', async () => {
     const schedule = env.client.schedule.getHandle(RECONCILER_SCHEDULE_ID);
     const settings = { every: '1 hour', lookback: '3 days', stuckAfter: '1 hour', taskQueue: 'fulfillment' } as const;
     await schedule.pause('investigating a Stripe incident');
@@ -172,8 +210,15 @@ describe('the reconciler and operator actions', () => {
     expect(await ensureReconcilerSchedule(env.client, settings)).toBe('updated');
     expect((await schedule.describe()).state).toEqual(expect.objectContaining({ paused: true, note: 'investigating a Stripe incident' }));
 
+    // Turned off and on again by configuration: the operator's pause is still theirs.
     expect(await ensureReconcilerSchedule(env.client, { ...settings, every: null })).toBe('paused');
-    expect((await schedule.describe()).state.note).toBe(TURNED_OFF_NOTE);
+    await ensureReconcilerSchedule(env.client, settings);
+    expect((await schedule.describe()).state).toEqual(expect.objectContaining({ paused: true, note: 'investigating a Stripe incident' }));
+
+    // Only the pause the setting made is undone by the setting.
+    await schedule.unpause('incident over');
+    expect(await ensureReconcilerSchedule(env.client, { ...settings, every: null })).toBe('paused');
+    expect((await schedule.describe()).state).toEqual(expect.objectContaining({ paused: true, note: TURNED_OFF_NOTE }));
     await ensureReconcilerSchedule(env.client, settings);
     expect((await schedule.describe()).state.paused).toBe(false);
   });

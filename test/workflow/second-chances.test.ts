@@ -214,6 +214,39 @@ describe('an order paid by PaymentIntent', () => {
     expect(calls.retrieveSession).toBe(0);
   });
 
+  test('when an operator cancels it while Stripe is still being read (an outage), then failed is recorded, and a later webhook does not reopen it', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded');
+    const { activities, calls } = fakeActivities(stripe);
+    const held = gate();
+    activities.sessionOfPaymentIntent = async () => (await held.pass(), null);
+    const starter = starterOver(() => calls.views.at(-1));
+
+    await withWorker(activities, async () => {
+      await starter.deliver(paymentIntentId, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' });
+      await held.reached;
+      const handle = env.client.workflow.getHandle(paymentIntentId);
+      await handle.cancel();
+      held.open();
+      await expect(handle.result()).rejects.toThrow();
+      expect(calls.views.at(-1)).toMatchObject({ status: 'failed', reason: 'canceled by an operator' }); // today's main recorded nothing
+      expect(await starter.deliver(paymentIntentId, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' })).toBe('stopped');
+    });
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when a PaymentIntent the customer never tried to pay is canceled (a duplicate, an abandoned one), then no payment-failed email is sent', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('canceled');
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () =>
+      (await env.client.workflow.signalWithStart(fulfillPaymentIntent, { taskQueue, workflowId: paymentIntentId, args: [{ paymentIntentId }], signal: checkoutEventSignal, signalArgs: [{ id: `evt_${randomId()}`, type: 'payment_intent.canceled' }] })).result(),
+    );
+
+    expect(result.status).toBe('payment_failed');
+    expect(calls.emailPaymentFailed).toHaveLength(0);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
   test('when its record says failed and an event starts a new run without a redrive, then nothing is fulfilled; with one, it is', async () => {
     const { paymentIntentId, stripe } = orderPaidBy('succeeded');
     const recorded: FulfillmentView = { ...receivedView(paymentIntentId), status: 'failed', reason: 'canceled by an operator' };
