@@ -455,21 +455,21 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * Refunds and disputes whose events never reached us: one whose session's record has not acted
-     * on it (a succeeded refund it does not list, a dispute it lists in another status) is delivered
+     * on it (a succeeded refund it does not list, a refund it lists as succeeded that Stripe now says
+     * failed, a dispute it lists in another status) is delivered
      * to the session's workflow, which reads Stripe and settles it like any event. A payment our
      * records do not know yet is left for a later run, once its session has been read.
      */
     async reconcileMoneyBack(input: { kind: 'refunds' | 'disputes'; items: ListedMoneyBack[]; reconcileId: string }): Promise<number> {
       let delivered = 0;
       for (const item of input.items) {
-        if (!item.paymentIntentId || (input.kind === 'refunds' && item.status !== 'succeeded')) continue;
+        // A pending refund waits until it settles; a failed or canceled one matters only if we acted on it as succeeded.
+        if (!item.paymentIntentId || (input.kind === 'refunds' && item.status === 'pending')) continue;
         const sessionId = await store.orderOfPayment(item.paymentIntentId);
         if (!sessionId) continue;
         const view = (await store.getRecord(sessionId))?.view;
-        const actedOn =
-          input.kind === 'refunds'
-            ? view?.refunds?.some((refund) => refund.id === item.id)
-            : view?.disputes?.some((dispute) => dispute.id === item.id && dispute.status === item.status);
+        const known = input.kind === 'refunds' ? view?.refunds?.find((refund) => refund.id === item.id) : view?.disputes?.find((dispute) => dispute.id === item.id);
+        const actedOn = item.status === 'succeeded' || input.kind === 'disputes' ? known?.status === item.status : !known || known.status !== 'succeeded';
         if (actedOn) continue;
         const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
         await starter.deliverMoneyBack(sessionId, { id: `reconcile:${input.reconcileId}:${item.id}`, type });

@@ -156,7 +156,7 @@ export interface DisputeSummary {
   id: string;
   amount: number;
   currency: string;
-  /** Stripe's: `needs_response`, `under_review`, `won`, `lost`, `warning_*`. */
+  /** Stripe's: `needs_response`, `under_review`, `won`, `lost`, `prevented`, `warning_*`, `appeal_*` (see `disputeOutcome`). */
   status: string;
   reason: string;
 }
@@ -175,7 +175,8 @@ export interface RefundRecord extends RefundSummary {
 }
 
 export interface DisputeRecord extends DisputeSummary {
-  outcome: 'open' | 'won' | 'lost';
+  /** `prevented`: Stripe's dispute prevention refunded the payment instead; that refund settles the order. */
+  outcome: 'open' | 'won' | 'lost' | 'prevented';
   /** Reversed once the dispute is lost. */
   reversed: FulfilledItem[] | null;
 }

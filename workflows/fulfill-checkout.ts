@@ -83,6 +83,8 @@ export const EVENTS_BEFORE_READING_PATCH = 'clear-events-before-reading';
 export const FAILED_IS_FINAL_PATCH = 'failed-is-final';
 // A payment failure is decided on only once Stripe confirms the event: a forged signal decides nothing.
 const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
+// Refunds are settled when an order fails, and read again when a failed order is redriven.
+export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -328,6 +330,9 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     return view;
   }
 
+  // A redriven `failed` order: refunds made since are read before anything is fulfilled, and settled after.
+  if (recorded?.status === 'failed' && input.redrive && patched(MONEY_BACK_WITH_FAILURES_PATCH)) inbox.moneyBackPending = true;
+
   try {
     const ended = await run();
     await settleMoneyBack();
@@ -338,6 +343,11 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     if (failure?.nonRetryable) {
       view.reason = `${failure.type ?? 'Error'}: ${failure.message}`;
       await transition('failed');
+      // A refund that came in meanwhile is settled now (what was fulfilled is reversed), not left behind.
+      if (inbox.moneyBackPending && patched(MONEY_BACK_WITH_FAILURES_PATCH)) {
+        await settleMoneyBack();
+        if (view.status !== 'failed') return view;
+      }
       // The execution fails, visible as Failed in the Temporal UI; only an operator's
       // `npm run redrive` runs the session again, once the cause is fixed.
       throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');

@@ -37,7 +37,7 @@ import {
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
 } from './order-steps';
-import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH } from './fulfill-checkout';
+import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH, MONEY_BACK_WITH_FAILURES_PATCH } from './fulfill-checkout';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -91,9 +91,14 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     settlePendingMoneyBack(inbox, { view, paymentIntentId: async () => id, paymentTaken, readMoneyBack, reverseLineItems, emailRefund, transition });
 
   /** Ends the execution failed, recorded with why: it can be run again once the cause is fixed. */
-  async function fail(type: string, message: string): Promise<never> {
+  async function fail(type: string, message: string): Promise<FulfillmentView> {
     view.reason = `${type}: ${message}`;
     await transition('failed');
+    // A refund that came in meanwhile is settled now (what was fulfilled is reversed, the customer told).
+    if (inbox.moneyBackPending && patched(MONEY_BACK_WITH_FAILURES_PATCH)) {
+      await settle();
+      if (view.status !== 'failed') return view;
+    }
     throw ApplicationFailure.nonRetryable(view.reason, type);
   }
 
@@ -248,13 +253,16 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     await transition('canceled');
   }
 
+  // A redriven `failed` order: refunds made since are read before anything is fulfilled, and settled after.
+  if (recorded?.status === 'failed' && input.redrive && patched(MONEY_BACK_WITH_FAILURES_PATCH)) inbox.moneyBackPending = true;
+
   try {
     const ended = await run(intent, intent.orderId);
     await settle();
     return ended;
   } catch (err) {
     const failure = failureOf(err);
-    if (failure?.nonRetryable) await fail(failure.type ?? 'Error', failure.message);
+    if (failure?.nonRetryable) return fail(failure.type ?? 'Error', failure.message);
     if (isCancellation(err)) await recordCanceledByOperator();
     throw err;
   }

@@ -30,10 +30,20 @@ export function refundCoverage(refund: RefundSummary, succeededBefore: readonly 
   };
 }
 
-export function disputeOutcome(dispute: DisputeSummary): DisputeRecord['outcome'] {
+/**
+ * Every status Stripe documents, mapped once: `lost`, and an appeal of a lost dispute
+ * (`appeal_needs_response`, `appeal_under_review`), which leaves it lost until the appeal is won;
+ * `won`, and an inquiry closed without a chargeback (`warning_closed`); `prevented` (Stripe's
+ * dispute prevention refunded the payment instead: that refund settles the order); and open
+ * (`warning_needs_response`, `warning_under_review`, `needs_response`, `under_review`). A status
+ * Stripe adds later counts as open: nothing is reversed on it, and an operator sees it.
+ * `before`: what our record said, so an appeal never flips a lost dispute back to open.
+ */
+export function disputeOutcome(dispute: DisputeSummary, before?: Pick<DisputeRecord, 'outcome'>): DisputeRecord['outcome'] {
   if (dispute.status === 'lost') return 'lost';
-  // An inquiry closed without a chargeback counts as won.
+  if (dispute.status.startsWith('appeal_')) return before?.outcome === 'lost' || before === undefined ? 'lost' : before.outcome;
   if (dispute.status === 'won' || dispute.status === 'warning_closed') return 'won';
+  if (dispute.status === 'prevented') return 'prevented';
   return 'open';
 }
 
@@ -50,7 +60,8 @@ export function statusAfterMoneyBack(
   paymentTaken = false,
 ): FulfillmentStatus {
   if (!paymentTaken && !AFTER_PAYMENT_STATUSES.includes(current) && current !== 'failed') return current;
-  if (disputes.some((dispute) => dispute.outcome === 'lost')) return 'dispute_lost';
+  // A dispute whose loss reversed everything stays lost for the order even when won on appeal later.
+  if (disputes.some((dispute) => dispute.outcome === 'lost' || (dispute.outcome === 'won' && dispute.reversed !== null))) return 'dispute_lost';
   if (disputes.some((dispute) => dispute.outcome === 'open')) return 'disputed';
   const refunded = refunds.reduce((sum, refund) => sum + refund.amount, 0);
   if (refunds.length > 0 && amountTotal !== null && refunded >= amountTotal) return 'refunded';

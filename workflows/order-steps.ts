@@ -16,6 +16,7 @@ import {
   type CheckoutEventType,
   type FulfillmentStatus,
   type FulfillmentView,
+  type RefundRecord,
 } from './definitions';
 import { disputeOutcome, refundCoverage, refundedInFull, statusAfterMoneyBack } from './money-back';
 
@@ -45,6 +46,7 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
     unhandled: false,
     /** A refund or dispute event not yet acted on: settled once fulfillment is done, never before. */
     moneyBackPending: false,
+    /** Refund and dispute events received: each counts as acted on (in `view.eventIds`) only once a pass settled it. */
     moneyBackEventIds: [] as string[],
     /** Once the record is read: refund or dispute events an earlier run already acted on change nothing. */
     forgetActedOn(recordedEventIds: readonly string[]): void {
@@ -52,13 +54,14 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
     },
   };
   setHandler(checkoutEventSignal, (event) => {
-    if (view.eventIds.includes(event.id)) return; // a redelivery: already acted on
-    view.eventIds.push(event.id);
+    if (view.eventIds.includes(event.id) || inbox.moneyBackEventIds.includes(event.id)) return; // a redelivery: already acted on
     if (isMoneyBackEvent(event.type)) {
+      // Recorded as acted on only once settled: a run that ends first leaves it for Stripe's redelivery.
       inbox.moneyBackPending = true;
       inbox.moneyBackEventIds.push(event.id);
       return;
     }
+    view.eventIds.push(event.id);
     inbox.eventTypes.add(event.type);
     onEvent?.(event);
     inbox.unhandled = true;
@@ -129,6 +132,8 @@ export async function bestEffortEmail(view: FulfillmentView, send: () => Promise
 export interface MoneyBackSteps {
   view: FulfillmentView;
   paymentIntentId: string;
+  /** The refund and dispute events this pass answers, recorded as acted on with its outcome. */
+  settledEventIds?: readonly string[];
   /** This run found the payment taken, whatever the status says yet. */
   paymentTaken: boolean;
   readMoneyBack: Activities['readMoneyBack'];
@@ -148,12 +153,14 @@ export async function settlePendingMoneyBack(
 ): Promise<void> {
   while (inbox.moneyBackPending) {
     inbox.moneyBackPending = false;
+    // The events this pass answers: any that arrive meanwhile wait for the next pass.
+    const settling = inbox.moneyBackEventIds.filter((id) => !steps.view.eventIds.includes(id));
     const paymentIntentId = await steps.paymentIntentId();
     if (!paymentIntentId) {
       log.warn('A refund or dispute event for an order without a known payment; nothing to settle', { id: steps.view.sessionId });
       continue;
     }
-    await settleMoneyBack({ ...steps, paymentIntentId });
+    await settleMoneyBack({ ...steps, paymentIntentId, settledEventIds: settling });
   }
 }
 
@@ -169,30 +176,46 @@ export async function settleMoneyBack(steps: MoneyBackSteps): Promise<void> {
   const refundRecords = (view.refunds ??= []);
   const disputeRecords = (view.disputes ??= []);
   for (const refund of refunds) {
+    const known = refundRecords.find((record) => record.id === refund.id);
+    if (known) {
+      // Stripe can move a succeeded refund to failed (a closed card, a bank transfer returned): the money
+      // did not go back. It stops counting as refunded; what it reversed stays so, for an operator.
+      if (known.status === 'succeeded' && refund.status !== 'succeeded') {
+        known.status = refund.status;
+        known.note = `refund ${refund.id} of ${formatAmount(refund.amount, refund.currency)} ${refund.status} after it had succeeded: the money did not go back to the customer; what it reversed stays reversed: an operator decides`;
+        log.error('A refund failed after it had succeeded: the money did not go back', { id, refundId: refund.id, status: refund.status });
+      }
+      continue;
+    }
     // A pending refund may still fail: `refund.updated` wakes us when it settles.
-    if (refund.status !== 'succeeded' || refundRecords.some((known) => known.id === refund.id)) continue;
-    const coverage = refundCoverage(refund, refundRecords, view.amountTotal);
+    if (refund.status !== 'succeeded') continue;
+    const coverage = refundCoverage(refund, refundRecords.filter(succeeded), view.amountTotal);
     const reversed = 'items' in coverage ? await steps.reverseLineItems({ sessionId: id, reversalId: refund.id, reason: 'refund', items: coverage.items }) : null;
-    const record = { ...refund, reversed, note: 'note' in coverage ? coverage.note : null, emailed: false };
+    const namedNothingFulfilled = 'items' in coverage && coverage.items !== 'all' && reversed?.length === 0;
+    const note = 'note' in coverage ? coverage.note : namedNothingFulfilled ? `refund ${refund.id} names line items none of which is fulfilled and not yet reversed (${refund.lineItems!.map((item) => item.lineItemId).join(', ')}); nothing was reversed for it: an operator decides` : null;
+    const record = { ...refund, reversed, note, emailed: false };
     refundRecords.push(record);
     record.emailed = await bestEffortEmail(view, () => steps.emailRefund({ sessionId: id, refund, reversed }), `the email for refund ${refund.id} could not be sent`);
   }
   for (const dispute of disputes) {
-    const outcome = disputeOutcome(dispute);
     let record = disputeRecords.find((known) => known.id === dispute.id);
+    const outcome = disputeOutcome(dispute, record);
     if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
     Object.assign(record, dispute, { outcome });
     if (outcome === 'lost' && record.reversed === null) {
       record.reversed = await steps.reverseLineItems({ sessionId: id, reversalId: dispute.id, reason: 'dispute_lost', items: 'all' });
     }
   }
+  view.eventIds.push(...(steps.settledEventIds ?? []).filter((eventId) => !view.eventIds.includes(eventId)));
   const notes = refundRecords.flatMap((refund) => (refund.note ? [refund.note] : []));
-  const next = statusAfterMoneyBack(view.status, refundRecords, disputeRecords, view.amountTotal, steps.paymentTaken);
+  const next = statusAfterMoneyBack(view.status, refundRecords.filter(succeeded), disputeRecords, view.amountTotal, steps.paymentTaken);
   const reasons = new Set([...(view.reason ? view.reason.split('; ') : []), ...notes]);
   if (reasons.size > 0) view.reason = [...reasons].join('; ');
   log.info('Refunds and disputes settled', { id, status: next, refunds: refundRecords.length, disputes: disputeRecords.length });
   await steps.transition(next);
 }
+
+const succeeded = (refund: RefundRecord) => refund.status === 'succeeded';
 
 /** The line an operator reads in the Temporal UI next to the execution. */
 export function describe(view: FulfillmentView): string {

@@ -54,13 +54,14 @@ export async function sessionOfPaymentIntent(stripe: Stripe, paymentIntentId: st
 
 /**
  * `metadata.line_items` of a refund, "li_1:2,li_2" (a line item without a quantity: all of it),
- * as the merchant's Dashboard user or code wrote it. Anything unreadable counts as not saying.
+ * as the merchant's Dashboard user or code wrote it: Checkout's `li_...` IDs, or the merchant's own
+ * line item IDs for an order paid by PaymentIntent ("sku-42:1"). Anything unreadable counts as not saying.
  */
 export function coveredLineItems(value: string | undefined): RefundSummary['lineItems'] {
   if (!value?.trim()) return null;
   const covered: { lineItemId: string; quantity: number | null }[] = [];
   for (const entry of value.split(',')) {
-    const match = /^\s*(li_[A-Za-z0-9_]+)\s*(?::\s*(\d+))?\s*$/.exec(entry);
+    const match = /^\s*([A-Za-z0-9][A-Za-z0-9_.-]*)\s*(?::\s*(\d+))?\s*$/.exec(entry);
     if (!match) return null;
     covered.push({ lineItemId: match[1]!, quantity: match[2] === undefined ? null : Number(match[2]) });
   }
