@@ -1,4 +1,4 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import Stripe from 'stripe';
 import {
   isFinalStatus,
@@ -26,6 +26,7 @@ import {
   cancelPaymentIntent,
   capturePaymentIntent,
   listPaymentIntentOrders,
+  refundPaymentIntent,
   retrievePaymentIntentSummary,
   type ListedPaymentIntentOrder,
 } from '../src/stripe/payment-intents';
@@ -180,6 +181,10 @@ export function createActivities(deps: ActivityDeps) {
         if (!isNew) Context.current().log.info('Line item already fulfilled', { idempotencyKey });
         fulfilled.push({ lineItemId: lineItem.id, description: lineItem.description, quantity: lineItem.quantity });
         Context.current().heartbeat(index);
+        // Cut short (an authorization about to lapse, an operator's cancel): stop between items, each done or not.
+        if (Context.current().cancellationSignal.aborted && index < input.lineItems.length - 1) {
+          throw new CancelledFailure('fulfillment canceled between line items');
+        }
       }
       return fulfilled;
     },
@@ -338,12 +343,31 @@ export function createActivities(deps: ActivityDeps) {
       return summary;
     },
 
-    /** Captures an authorized PaymentIntent, once: the key is the PaymentIntent's, so a retry replays the first answer. */
+    /**
+     * Captures an authorized PaymentIntent. A key per attempt: Stripe replays a key's first answer for
+     * 24 hours, a 500 included, so one key would make every retry fail alike. Capturing twice cannot
+     * happen: Stripe refuses a second capture (`payment_intent_unexpected_state`), and the workflow
+     * then reads the PaymentIntent to see it captured.
+     */
     async capturePaymentIntent(paymentIntentId: string): Promise<PaymentIntentSummary> {
       try {
-        return await capturePaymentIntent(stripe, paymentIntentId, `capture-${paymentIntentId}`);
+        return await capturePaymentIntent(stripe, paymentIntentId, `capture-${paymentIntentId}-${Context.current().info.attempt}`);
       } catch (err) {
         throw refusedByStripe(err, 'CaptureRefused') ?? classifyStripeError(err, paymentIntentId);
+      }
+    },
+
+    /** Claims the merchant's order for this payment; returns the PaymentIntent that holds it (this one, or the one that paid first). */
+    async claimOrder(input: { orderId: string; paymentIntentId: string }): Promise<string> {
+      return store.claimOrder(input.orderId, input.paymentIntentId);
+    },
+
+    /** Refunds a second payment of an order already paid, once (the refund's own events then settle it). */
+    async refundPaymentIntent(paymentIntentId: string): Promise<{ refundId: string; status: string }> {
+      try {
+        return await refundPaymentIntent(stripe, paymentIntentId, `refund-duplicate-${paymentIntentId}`);
+      } catch (err) {
+        throw classifyStripeError(err, paymentIntentId);
       }
     },
 

@@ -298,6 +298,10 @@ export interface PaymentIntentSummary {
   /** Stripe's: requires_payment_method, requires_confirmation, requires_action, processing, requires_capture, canceled, succeeded. */
   status: string;
   amount: number;
+  /** What an authorization allows to capture (less than `amount` for a partial authorization); absent in summaries recorded before. */
+  amountCapturable?: number;
+  /** What Stripe took; absent in summaries recorded before. */
+  amountReceived?: number;
   currency: string;
   captureMethod: string;
   livemode: boolean;

@@ -1,5 +1,6 @@
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -11,7 +12,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Duration } from '@temporalio/common';
+import { RetryState, TimeoutFailure, type Duration } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { durationMs } from '../src/shared/duration';
 import { formatAmount } from '../src/shared/money';
@@ -42,7 +43,14 @@ import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH, MONEY_BACK_WITH_FAI
 type Activities = ReturnType<typeof createActivities>;
 
 const { recordStatus, loadRecord } = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: UNTIL_IT_WORKS });
-const { loadOrder, reverseLineItems, capturePaymentIntent, cancelPaymentIntent } = proxyActivities<Activities>({
+const {
+  loadOrder,
+  reverseLineItems,
+  capturePaymentIntent: capturePaymentIntentUnbounded,
+  cancelPaymentIntent,
+  claimOrder,
+  refundPaymentIntent,
+} = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: UNTIL_IT_WORKS,
 });
@@ -62,6 +70,11 @@ const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
 const DEFAULT_AUTHORIZATION_MS = 7 * 86_400_000;
 const CAPTURE_MARGIN_MS = 3_600_000;
 const CANCEL_WHILE_READING_PATCH = 'record-cancel-while-reading';
+// The paid order re-read, checked against what was taken and claimed; captures bounded by the
+// authorization's life; a release that reads Stripe first; an operator's cancel releases the hold.
+const CAPTURE_CHECKS_PATCH = 'capture-checks';
+// Capture retries stop this long before the authorization lapses, leaving the release time to run.
+const RELEASE_MARGIN_MS = 10 * 60_000;
 const CANCELED_EMAIL_PATCH = 'canceled-email-after-an-attempt';
 
 /**
@@ -140,10 +153,18 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   }
 
   async function run(first: PaymentIntentSummary, orderId: string): Promise<FulfillmentView> {
+    // The payment's amount and ID from the start: a record that fails before the order is read still
+    // tells a refund of this payment what was paid, and is found by it.
+    view.paymentIntentId = id;
+    view.currency = first.currency;
+    view.amountTotal = first.amount;
     await transition('received');
     const order = await loadOrder({ orderId, paymentIntentId: id });
     if (!order) return fail('OrderNotFound', `the order source has no order ${orderId}`);
-    if (order.amountTotal !== first.amount || order.currency !== first.currency) {
+    // Before the payment, a total that differs may still be corrected (the cart changed after a declined
+    // attempt): the order is checked against what was paid, when it is paid.
+    const paidAlready = first.status === 'succeeded' || first.status === 'requires_capture';
+    if ((order.amountTotal !== first.amount || order.currency !== first.currency) && (paidAlready || !patched(CAPTURE_CHECKS_PATCH))) {
       return fail(
         'AmountMismatch',
         `order ${orderId} totals ${formatAmount(order.amountTotal, order.currency)} but the payment is ${formatAmount(first.amount, first.currency)}; nothing was fulfilled`,
@@ -164,7 +185,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       view.paymentStatus = intent.status === 'succeeded' ? 'paid' : 'unpaid';
       switch (intent.status) {
         case 'succeeded':
-          await fulfill(order);
+          await fulfill(order, intent);
           return view;
         case 'requires_capture':
           await fulfillThenCapture(order, intent);
@@ -199,8 +220,43 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     }
   }
 
-  async function fulfill(order: OrderSummary): Promise<void> {
+  /**
+   * The order as it stands now, checked against the payment actually taken or authorized (the
+   * customer may have changed the cart after a declined attempt), and claimed for this payment, so
+   * a second PaymentIntent of the same order fulfills nothing. Returns why not to fulfill, if so.
+   */
+  async function checkPaid(orderId: string, intent: PaymentIntentSummary): Promise<{ order: OrderSummary } | { type: string; message: string }> {
+    const order = await loadOrder({ orderId, paymentIntentId: id });
+    if (!order) return { type: 'OrderNotFound', message: `the order source has no order ${orderId}` };
+    const authorized = intent.status === 'succeeded' ? intent.amountReceived : intent.amountCapturable;
+    const covered = intent.amount === order.amountTotal && (authorized === undefined || authorized >= order.amountTotal);
+    if (!covered || intent.currency !== order.currency) {
+      const what = intent.status === 'succeeded' ? 'received' : 'authorized';
+      return {
+        type: 'AmountMismatch',
+        message: `order ${orderId} totals ${formatAmount(order.amountTotal, order.currency)} but the payment ${what} ${formatAmount(authorized ?? intent.amount, intent.currency)}; nothing was fulfilled`,
+      };
+    }
+    const owner = await claimOrder({ orderId, paymentIntentId: id });
+    if (owner !== id) return { type: 'DuplicatePayment', message: `order ${orderId} is already paid by ${owner}; this second payment is given back and nothing is fulfilled` };
+    return { order };
+  }
+
+  async function fulfill(order: OrderSummary, paid?: PaymentIntentSummary): Promise<FulfillmentView | void> {
     paymentTaken = true;
+    if (paid && patched(CAPTURE_CHECKS_PATCH)) {
+      const checked = await checkPaid(order.orderId, paid);
+      if ('type' in checked) {
+        if (checked.type === 'DuplicatePayment') {
+          // Its money goes back at once; the refund's events settle the record (refunded), and an operator sees why.
+          await refundPaymentIntent(id);
+          inbox.moneyBackPending = true;
+          log.error('A second payment of an order already paid was refunded', { paymentIntentId: id, orderId: order.orderId });
+        }
+        return fail(checked.type, checked.message);
+      }
+      order = checked.order;
+    }
     if (await refundedBeforeFulfilling(inbox, view, id, readMoneyBack)) return;
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId: id, lineItems: order.lineItems });
@@ -208,36 +264,74 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     await transition('fulfilled');
   }
 
+  let authorizedOrder: OrderSummary | undefined;
+
   /** Manual capture: fulfill first, capture only then; whatever stops that releases the authorization. */
-  async function fulfillThenCapture(order: OrderSummary, authorized: PaymentIntentSummary): Promise<void> {
-    const captureBy = (authorized.captureBefore !== null ? authorized.captureBefore * 1000 : workflowInfo().startTime.getTime() + DEFAULT_AUTHORIZATION_MS) - CAPTURE_MARGIN_MS;
+  async function fulfillThenCapture(order: OrderSummary, authorized: PaymentIntentSummary): Promise<FulfillmentView | void> {
+    const checks = patched(CAPTURE_CHECKS_PATCH);
+    if (checks) {
+      authorizedOrder = order; // from here an operator's cancel releases the hold (see the end)
+      const checked = await checkPaid(order.orderId, authorized);
+      if ('type' in checked) return release(order, `${checked.type}: ${checked.message}`);
+      order = checked.order;
+    }
+    const expiresAt = authorized.captureBefore !== null ? authorized.captureBefore * 1000 : workflowInfo().startTime.getTime() + DEFAULT_AUTHORIZATION_MS;
+    const captureBy = expiresAt - CAPTURE_MARGIN_MS;
     if (Date.now() >= captureBy) return release(order, 'the authorization was about to expire before the order could be fulfilled');
     await transition('fulfilling');
     try {
       view.fulfilled = await CancellationScope.withTimeout(captureBy - Date.now(), () => fulfillLineItems({ sessionId: id, lineItems: order.lineItems }));
     } catch (err) {
       const failure = failureOf(err);
+      if (checks && CancellationScope.current().consideredCancelled) throw err; // an operator's cancel: released at the end
       if (failure?.nonRetryable) return release(order, `${failure.type ?? 'Error'}: ${failure.message}`);
-      if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
-        return release(order, 'the order could not be fulfilled before the authorization expires');
-      }
+      // Cut at the deadline: the attempt may have stopped (canceled) or failed while being canceled.
+      const cut = isCancellation(err) || (checks && err instanceof ActivityFailure && err.retryState === RetryState.CANCEL_REQUESTED);
+      if (cut) return release(order, 'the order could not be fulfilled before the authorization expires');
       throw err;
     }
+    let captured: PaymentIntentSummary;
     try {
-      await capturePaymentIntent(id);
+      // Retried until shortly before the authorization lapses, never past it: then the release must win.
+      const { capturePaymentIntent } = proxyActivities<Activities>({
+        startToCloseTimeout: '1 minute',
+        scheduleToCloseTimeout: Math.max(5_000, expiresAt - RELEASE_MARGIN_MS - Date.now()),
+        retry: UNTIL_IT_WORKS,
+      });
+      captured = await (checks ? capturePaymentIntent(id) : capturePaymentIntentUnbounded(id));
     } catch (err) {
       const failure = failureOf(err);
+      if (checks && CancellationScope.current().consideredCancelled) throw err; // an operator's cancel: released at the end
       if (failure?.nonRetryable) return release(order, `Stripe refused the capture: ${failure.message}`);
+      const outOfTime = err instanceof ActivityFailure && (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure);
+      if (checks && outOfTime) return release(order, 'the capture did not go through before the authorization lapses');
       throw err;
     }
     paymentTaken = true;
     view.paymentStatus = 'paid';
+    if (checks && captured.amountReceived !== undefined && captured.amountReceived < order.amountTotal) {
+      view.reason = `captured ${formatAmount(captured.amountReceived, captured.currency)} of ${formatAmount(order.amountTotal, order.currency)}: an operator decides`;
+      log.error('Captured less than the order total', { paymentIntentId: id, received: captured.amountReceived, total: order.amountTotal });
+    }
     view.receiptSent = await email(() => emailReceipt({ session: asSession(id, order), fulfilled: view.fulfilled }), 'the receipt email could not be sent');
     await transition('fulfilled');
   }
 
-  /** Nothing fulfilled stays uncaptured: what was fulfilled is reversed, then the hold is released, and the customer told. */
-  async function release(order: OrderSummary, reason: string): Promise<void> {
+  /**
+   * Nothing fulfilled stays uncaptured: what was fulfilled is reversed, then the hold is released, and
+   * the customer told. Stripe is read first: a PaymentIntent already captured (in the Dashboard, or by
+   * a capture whose answer was lost) is paid, so the order is fulfilled instead, never released.
+   */
+  async function release(order: OrderSummary, reason: string): Promise<FulfillmentView | void> {
+    if (patched(CAPTURE_CHECKS_PATCH)) {
+      const now = await retrievePaymentIntent(id);
+      if (now.status === 'succeeded') {
+        log.warn('Not released: Stripe had captured the payment, so the order is fulfilled', { paymentIntentId: id, reason });
+        view.reason = `${reason}; but Stripe had captured the payment, so the order was fulfilled (refund it to undo)`;
+        view.paymentStatus = 'paid';
+        return fulfill(order);
+      }
+    }
     view.reason = reason;
     await reverseLineItems({ sessionId: id, reversalId: `release-${id}`, reason: 'refund', items: 'all' });
     view.fulfilled = [];
@@ -263,7 +357,12 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   } catch (err) {
     const failure = failureOf(err);
     if (failure?.nonRetryable) return fail(failure.type ?? 'Error', failure.message);
-    if (isCancellation(err)) await recordCanceledByOperator();
+    if (isCancellation(err)) {
+      // An operator's cancel of an authorized order: what was fulfilled is reversed and the hold released
+      // (or, captured already, the order fulfilled), never left fulfilled and uncaptured.
+      if (authorizedOrder) await CancellationScope.nonCancellable(() => release(authorizedOrder!, 'canceled by an operator'));
+      else await recordCanceledByOperator();
+    }
     throw err;
   }
 

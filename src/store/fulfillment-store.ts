@@ -211,6 +211,16 @@ export class FulfillmentStore {
     return rows[0]?.session_id ?? null;
   }
 
+  /**
+   * Claims an order for the payment that pays it: the first PaymentIntent to claim it keeps it, and
+   * every claim returns that PaymentIntent (the same one again for a retry).
+   */
+  async claimOrder(orderId: string, paymentIntentId: string): Promise<string> {
+    await this.db.query('INSERT INTO order_claims (order_id, payment_intent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [orderId, paymentIntentId]);
+    const rows = await this.db.query<{ payment_intent_id: string }>('SELECT payment_intent_id FROM order_claims WHERE order_id = $1', [orderId]);
+    return rows[0]!.payment_intent_id;
+  }
+
   /** Line items fulfilled for the session, with what was already reversed (by any refund or dispute) taken off. */
   async reversibleLineItems(sessionId: string): Promise<FulfilledLineItem[]> {
     const rows = await this.db.query<{ line_item_id: string; description: string; quantity: number | null; product_id: string | null; price_id: string | null; reversed: number | null; any_reversal: boolean }>(

@@ -140,6 +140,19 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       ALTER TABLE checkout_sessions ADD COLUMN swept_at timestamptz;
     `,
   },
+  {
+    version: 7,
+    name: 'one payment per order',
+    sql: `
+      -- The PaymentIntent that paid (or authorized) each order of the merchant's: a second payment of
+      -- the same order (two tabs, a new PaymentIntent per page load) finds it taken and fulfills nothing.
+      CREATE TABLE order_claims (
+        order_id          text PRIMARY KEY,
+        payment_intent_id text NOT NULL,
+        claimed_at        timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 /**

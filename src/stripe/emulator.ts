@@ -96,6 +96,8 @@ export interface EmulatedPaymentIntent {
   /** The last failure's code, as `last_payment_error.code`. */
   lastPaymentError?: string;
   created?: number;
+  /** A partial authorization: less than `amount` can be captured (and is received once captured). */
+  amountCapturable?: number;
   /** Captures and cancels Stripe performed (not replays of an idempotency key): what a test counts. */
   captures?: number;
   cancels?: number;
@@ -293,6 +295,33 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       res.json({ object: 'list', data: matching.slice(after, after + limit).map(toStripe), has_more: after + limit < matching.length, url: path });
     });
   listBy('/v1/refunds', refunds, toStripeRefund);
+  // A refund of a PaymentIntent's whole payment (or `amount` of it), succeeded at once; a retry with the
+  // same Idempotency-Key gets the first answer. (Stripe may keep a card refund pending a while.)
+  app.post('/v1/refunds', express.urlencoded({ extended: true }), (req, res) => {
+    const key = req.header('idempotency-key');
+    const replay = key ? idempotent.get(`refund:${key}`) : undefined;
+    if (replay) return void res.status(replay.status).json(replay.body);
+    const body = req.body as { payment_intent?: string; amount?: string; metadata?: Record<string, string> };
+    const intent = body.payment_intent ? paymentIntents.get(body.payment_intent) : undefined;
+    let answer: { status: number; body: unknown };
+    if (!intent) {
+      answer = { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${body.payment_intent ?? ''}'`, param: 'payment_intent' } } };
+    } else {
+      const refund: EmulatedRefund = {
+        id: `re_${intent.id.replace(/^pi_/, '')}_${refunds.size + 1}`,
+        paymentIntentId: intent.id,
+        amount: body.amount ? Number(body.amount) : receivedOf(intent),
+        currency: intent.currency,
+        status: 'succeeded',
+        metadata: body.metadata ?? {},
+        created: nowSeconds(),
+      };
+      refunds.set(refund.id, refund);
+      answer = { status: 200, body: toStripeRefund(refund) };
+    }
+    if (key) idempotent.set(`refund:${key}`, answer);
+    res.status(answer.status).json(answer.body);
+  });
   listBy('/v1/disputes', disputes, toStripeDispute);
 
   app.get('/v1/disputes/:id', (req, res) => {
@@ -411,6 +440,9 @@ function stripeError(res: Response, status: number, type: string, code: string |
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** What a captured or paid PaymentIntent took: all of it, or what a partial authorization allowed. */
+const receivedOf = (intent: EmulatedPaymentIntent) => intent.amountCapturable ?? intent.amount;
+
 /** The charge a PaymentIntent made, by the ID the emulator gives it (there is no Charges API here). */
 const chargeIdOf = (paymentIntentId: string) => `ch_${paymentIntentId.replace(/^pi_/, '')}`;
 
@@ -471,8 +503,8 @@ function toStripePaymentIntent(intent: EmulatedPaymentIntent, expandCharge: bool
     id: intent.id,
     object: 'payment_intent',
     amount: intent.amount,
-    amount_capturable: intent.status === 'requires_capture' ? intent.amount : 0,
-    amount_received: captured ? intent.amount : 0,
+    amount_capturable: intent.status === 'requires_capture' ? (intent.amountCapturable ?? intent.amount) : 0,
+    amount_received: captured ? receivedOf(intent) : 0,
     capture_method: intent.captureMethod ?? 'automatic',
     created,
     currency: intent.currency,

@@ -24,12 +24,20 @@ export async function cancelPaymentIntent(stripe: Stripe, paymentIntentId: strin
   return toSummary(await stripe.paymentIntents.cancel(paymentIntentId, {}, { idempotencyKey }));
 }
 
+/** Refunds a PaymentIntent's whole payment, once per key (a second payment of an order already paid). */
+export async function refundPaymentIntent(stripe: Stripe, paymentIntentId: string, idempotencyKey: string): Promise<{ refundId: string; status: string }> {
+  const refund = await stripe.refunds.create({ payment_intent: paymentIntentId, metadata: { reason: 'duplicate_payment_of_an_order' } }, { idempotencyKey });
+  return { refundId: refund.id, status: refund.status ?? 'pending' };
+}
+
 function toSummary(intent: Stripe.PaymentIntent): PaymentIntentSummary {
   const charge = typeof intent.latest_charge === 'object' ? intent.latest_charge : null;
   return {
     id: intent.id,
     status: intent.status,
     amount: intent.amount,
+    amountCapturable: intent.amount_capturable,
+    amountReceived: intent.amount_received,
     currency: intent.currency,
     captureMethod: intent.capture_method,
     livemode: intent.livemode,

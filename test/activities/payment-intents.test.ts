@@ -23,6 +23,8 @@ test('when a PaymentIntent is read, then its status, amount, order and capture d
     id: 'pi_read1',
     status: 'requires_capture',
     amount: 4500,
+    amountCapturable: 4500,
+    amountReceived: 0,
     currency: 'eur',
     captureMethod: 'manual',
     livemode: false,

@@ -7,7 +7,7 @@ import { stockFulfiller } from '../../src/fulfillment/fulfiller';
 import { createMetrics } from '../../src/metrics';
 import { confirmEvent } from '../../src/stripe/events';
 import { listRecentMoneyBack, readMoneyBack, retrieveDisputeStatus, sessionOfPaymentIntent } from '../../src/stripe/money-back';
-import { cancelPaymentIntent, capturePaymentIntent, listPaymentIntentOrders, retrievePaymentIntentSummary } from '../../src/stripe/payment-intents';
+import { cancelPaymentIntent, capturePaymentIntent, listPaymentIntentOrders, refundPaymentIntent, retrievePaymentIntentSummary } from '../../src/stripe/payment-intents';
 import { createStripeClient, parseStripeApiBase, retrieveSessionSummary } from '../../src/stripe/sessions';
 import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
 import { newSessionId } from '../fixtures/sessions';
@@ -220,6 +220,14 @@ describe('PaymentIntents against stripe-mock', () => {
     expect(requests[0]!.headers['idempotency-key']).toBe(key);
     expect(result.id).toBe('pi_fidelity4');
     expect(spec.enumOf('payment_intent', 'status')).toContain(result.status);
+  });
+
+  test('when a second payment of an order is refunded with an idempotency key, then stripe-mock accepts the request and the key is on it', async () => {
+    const { result, requests } = await sent(() => refundPaymentIntent(stripe, 'pi_fidelity5', 'refund-duplicate-pi_fidelity5'));
+
+    expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual(['POST /v1/refunds']);
+    expect(requests[0]!.headers['idempotency-key']).toBe('refund-duplicate-pi_fidelity5');
+    expect(result.refundId).toMatch(/^re_/);
   });
 
   test('when the reconciler lists PaymentIntent orders by creation time and page, then stripe-mock accepts the parameters', async () => {

@@ -16,12 +16,15 @@ export function fakeActivities(
     checkoutSessionId?: string | null;
     /** Events Stripe never sent (forged signals): `confirmEvent` says so. */
     unconfirmedEventIds?: string[];
+    /** Orders already claimed by a payment: [orderId, paymentIntentId]. */
+    claims?: [string, string][];
   },
   recorded: FulfillmentView | null = null,
 ) {
   // What the database would hold: fulfilled line items (with quantities), and what each reversal took back.
   const fulfilled = new Map<string, FulfilledItem>((recorded?.fulfilled ?? []).map((item) => [item.lineItemId, { ...item }]));
   const reversals = new Map<string, FulfilledItem[]>();
+  const claims = new Map<string, string>(stripe.claims ?? []);
   const calls = {
     retrieveSession: 0,
     fulfillLineItems: [] as Parameters<Activities['fulfillLineItems']>[0][],
@@ -36,6 +39,7 @@ export function fakeActivities(
     emailOrderCanceled: 0,
     retrievePaymentIntent: 0,
     confirmEvent: [] as string[],
+    refunds: [] as string[],
     captures: 0,
     cancels: 0,
   };
@@ -80,6 +84,15 @@ export function fakeActivities(
     },
     async listOpenDisputes() {
       return [];
+    },
+    // As the database: the first payment to claim an order keeps it.
+    async claimOrder(input) {
+      if (!claims.has(input.orderId)) claims.set(input.orderId, input.paymentIntentId);
+      return claims.get(input.orderId)!;
+    },
+    async refundPaymentIntent(paymentIntentId) {
+      calls.refunds.push(paymentIntentId);
+      return { refundId: `re_${paymentIntentId}`, status: 'succeeded' };
     },
     async loadOrder() {
       return stripe.order ?? null;

@@ -1,0 +1,222 @@
+import { randomBytes } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Activities } from '../../activities';
+import { createFulfillmentWorkers } from '../../src/temporal/worker';
+import { registerSearchAttributes } from '../../src/temporal/search-attributes';
+import { checkoutEventSignal, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
+import { fulfillPaymentIntent } from '../../workflows';
+import { fakeActivities } from '../helpers/fake-activities';
+import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
+import { lineItem, session } from '../fixtures/sessions';
+
+// Orders paid by PaymentIntent, on the time-skipping server: no goods given away unpaid, no money
+// kept while the customer is told nothing was taken, no order shipped twice.
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflows(require.resolve('../../workflows'))]);
+  await registerSearchAttributes(env.connection, 'default');
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const randomId = () => randomBytes(8).toString('hex');
+let taskQueue = '';
+beforeEach(() => {
+  taskQueue = `capture-${randomId()}`;
+});
+
+async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+  const [main, stripe] = await createFulfillmentWorkers({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    activities,
+    stripeReadsPerSecond: 100,
+    cachedWorkflows: 2,
+    workflowBundle: bundle,
+  });
+  return main!.runUntil(stripe!.runUntil(fn));
+}
+
+const serverNowSeconds = async (plus = 0) => Math.floor((await env.currentTimeMs()) / 1000) + plus;
+
+/** An order and its PaymentIntent, which the test moves through Stripe's statuses. */
+function orderPaidBy(status: string, overrides: Partial<PaymentIntentSummary> = {}) {
+  const paid = session();
+  const paymentIntentId = `pi_${randomId()}`;
+  const order: OrderSummary = { orderId: `order_${randomId()}`, currency: 'usd', amountTotal: 4500, lineItems: paid.lineItems };
+  const stripe = {
+    current: () => paid,
+    checkoutSessionId: null as string | null,
+    order: order as OrderSummary | null,
+    intent: { id: paymentIntentId, status, amount: 4500, amountCapturable: status === 'requires_capture' ? 4500 : 0, amountReceived: status === 'succeeded' ? 4500 : 0, currency: 'usd', captureMethod: 'manual', livemode: false, orderId: order.orderId, captureBefore: null, lastPaymentError: null, ...overrides } as PaymentIntentSummary,
+    paymentIntent: () => stripe.intent,
+    money: { refunds: [], disputes: [] } as MoneyBack,
+    moneyBack: () => stripe.money,
+    claims: [] as [string, string][],
+  };
+  return { paymentIntentId, order, stripe };
+}
+
+function startOrder(paymentIntentId: string, type: CheckoutEvent['type'] = 'payment_intent.amount_capturable_updated') {
+  return env.client.workflow.signalWithStart(fulfillPaymentIntent, {
+    taskQueue,
+    workflowId: paymentIntentId,
+    args: [{ paymentIntentId }],
+    signal: checkoutEventSignal,
+    signalArgs: [{ id: `evt_${randomId()}`, type }],
+  });
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A fulfillment attempt that keeps going (heartbeating) until it is canceled, and then stops. */
+function slowAttempt() {
+  return async () => {
+    const context = Context.current();
+    for (;;) {
+      context.heartbeat();
+      if (context.cancellationSignal.aborted) await context.cancelled; // rejects with the cancellation
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  };
+}
+
+describe('manual capture', () => {
+  test('when an operator cancels an authorized order mid-fulfillment, then what was fulfilled is reversed, the hold released, and it records canceled', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.fulfillLineItems = slowAttempt() as unknown as Activities['fulfillLineItems'];
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId);
+      await waitFor(() => calls.statuses.includes('fulfilling'));
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow();
+    });
+
+    // Today's main: `failed`, nothing reversed, captured or released.
+    expect(calls.views.at(-1)).toMatchObject({ status: 'canceled', reason: 'canceled by an operator' });
+    expect(calls.reverseLineItems).toEqual([expect.objectContaining({ items: 'all' })]);
+    expect(calls.cancels).toBe(1);
+    expect(calls.captures).toBe(0);
+    expect(calls.emailOrderCanceled).toBe(1);
+  });
+
+  test('when Stripe refuses the capture but the PaymentIntent was captured already (in the Dashboard), then the order is fulfilled, not released', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.capturePaymentIntent = async () => {
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amountReceived: 4500, amountCapturable: 0 };
+      throw ApplicationFailure.nonRetryable('This PaymentIntent could not be captured because it has a status of succeeded.', 'CaptureRefused');
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId)).result());
+
+    expect(result.status).toBe('fulfilled'); // today's main: reversed everything, `canceled`, "nothing was taken"
+    expect(calls.cancels).toBe(0);
+    expect(calls.emailOrderCanceled).toBe(0);
+    expect(calls.reverseLineItems).toHaveLength(0);
+    expect(calls.emailReceipt).toHaveLength(1);
+  });
+
+  test('when only part of the total is authorized, then nothing is fulfilled and the hold is released', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { amountCapturable: 3000, captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId)).result());
+
+    expect(result.status).toBe('canceled');
+    expect(result.reason).toMatch(/AmountMismatch: .* authorized \$30\.00/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+    expect(calls.captures).toBe(0);
+    expect(calls.cancels).toBe(1);
+  });
+
+  test('when every capture attempt fails until shortly before the authorization lapses, then the retries stop and the hold is released in time', async () => {
+    // Retries stop 10 minutes before the authorization lapses: here, at once (the floor is a few seconds of tries).
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureBefore: await serverNowSeconds(3600 + 2) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.fulfillLineItems = async (input) => input.lineItems.map((item) => ({ lineItemId: item.id, description: item.description, quantity: item.quantity }));
+    let attempts = 0;
+    activities.capturePaymentIntent = async () => {
+      attempts++;
+      throw new Error('Stripe answered 500 (replayed under the idempotency key)');
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId)).result());
+
+    expect(result.status).toBe('canceled'); // today's main: the capture retried for ever, past the lapse
+    expect(result.reason).toMatch(/capture did not go through before the authorization lapses/);
+    expect(attempts).toBeGreaterThanOrEqual(1);
+    expect(calls.cancels).toBe(1);
+  }, 120_000);
+});
+
+describe('the order checked against what was paid', () => {
+  test('when the cart changed after a declined attempt (order and amount updated), then the order as paid is fulfilled, not the stale one', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('requires_payment_method', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
+    const { activities, calls } = fakeActivities(stripe);
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.payment_failed');
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      const mug = lineItem({ description: 'Mug', amountSubtotal: 100, amountTotal: 100 });
+      stripe.order = { ...order, amountTotal: 100, lineItems: [mug] };
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amount: 100, amountReceived: 100, lastPaymentError: null };
+      await handle.signal(checkoutEventSignal, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' });
+      await handle.result();
+    });
+
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.fulfillLineItems[0]!.lineItems.map((item) => item.description)).toEqual(['Mug']); // today's main: the 4 500 order
+  });
+
+  test('when the payment that succeeded does not cover the order as it stands, then nothing is fulfilled', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('processing', { captureMethod: 'automatic' });
+    const { activities, calls } = fakeActivities(stripe);
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.processing');
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amount: 100, amountReceived: 100 }; // the amount changed; the order did not
+      await handle.signal(checkoutEventSignal, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' });
+      await expect(handle.result()).rejects.toThrow();
+    });
+
+    expect(calls.views.at(-1)?.reason).toMatch(new RegExp(`AmountMismatch: order ${order.orderId} totals \\$45\\.00 but the payment received \\$1\\.00`));
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when a second PaymentIntent pays an order another one already paid (two tabs), then it fulfills nothing and its money goes back', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
+    stripe.claims = [[order.orderId, 'pi_the_first_payment']];
+    const { activities, calls } = fakeActivities(stripe);
+    const refund = activities.refundPaymentIntent;
+    activities.refundPaymentIntent = async (id) => {
+      stripe.money = { refunds: [{ id: `re_${id}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null }], disputes: [] };
+      return refund(id);
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, 'payment_intent.succeeded')).result());
+
+    expect(calls.fulfillLineItems).toHaveLength(0); // today's main: shipped twice
+    expect(calls.refunds).toEqual([paymentIntentId]);
+    expect(result.status).toBe('refunded');
+    expect(result.reason).toMatch(/DuplicatePayment: order .* is already paid by pi_the_first_payment/);
+    expect(calls.emailRefund).toHaveLength(1);
+  });
+});
