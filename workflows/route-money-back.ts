@@ -1,4 +1,4 @@
-import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { stripeTaskQueue, type CheckoutEvent } from './definitions';
 
@@ -24,14 +24,21 @@ export async function routeMoneyBack(input: { paymentIntentId: string; event: Ch
   let sessionId = await sessionOfPaymentIntent(input.paymentIntentId);
   // No Checkout Session took it: an order paid by PaymentIntent, when its metadata names one, settles it
   // (refunded in full before its payment event was handled, it is then never fulfilled).
-  if (!sessionId && patched(PAYMENT_INTENT_ORDERS_PATCH)) sessionId = await paymentIntentOrderOf(input.paymentIntentId);
+  const toOrders = !sessionId && patched(PAYMENT_INTENT_ORDERS_PATCH);
+  if (toOrders) sessionId = await paymentIntentOrderOf(input.paymentIntentId);
   if (!sessionId) {
-    // A payment no Checkout Session of ours took (a PaymentIntent made elsewhere): nothing to reverse here.
-    log.warn('No order of ours took this payment; the refund or dispute is not ours to settle', {
-      paymentIntentId: input.paymentIntentId,
-      eventId: input.event.id,
-    });
-    return { sessionId: null };
+    const facts = { paymentIntentId: input.paymentIntentId, eventId: input.event.id, type: input.event.type };
+    if (!toOrders) {
+      log.warn('No Checkout Session took this payment; the refund or dispute is not ours to settle', facts);
+      return { sessionId: null };
+    }
+    // Never a silent 2xx: a payment no order of ours took (a subscription's invoice payment, a charge made
+    // elsewhere on the account) ends this execution Failed, visible to operators, with the IDs to look at.
+    log.error('No order of ours took this payment: the refund or dispute was acknowledged but settles nothing here', facts);
+    throw ApplicationFailure.nonRetryable(
+      `no order of ours took payment ${input.paymentIntentId} (${input.event.type} ${input.event.id}): not a Checkout Session's in payment mode nor a PaymentIntent naming an order (subscription payments are not linked); settle it by hand if it is ours`,
+      'PaymentNotOurs',
+    );
   }
   await deliverMoneyBack({ sessionId, event: input.event });
   return { sessionId };

@@ -109,6 +109,27 @@ test('when a refund names a payment whose session no webhook told us of, then th
   expect(await route.result()).toEqual({ sessionId: session.id });
 });
 
+test('when a subscription-mode Checkout’s first payment is refunded, then the refund is not silently dropped: its routing ends Failed, naming the payment', async () => {
+  const session = emulatedSession({ mode: 'subscription' }); // its payment belongs to the first invoice: no session.payment_intent
+  product.emulator.put(session);
+  await postWebhook(url, eventPayload('checkout.session.completed', session.id));
+  await waitForStatus(session.id, 'fulfilled');
+  const invoicePayment = `pi_invoice_${session.id.slice(8)}`;
+
+  const event = chargeEvent('charge.refunded', invoicePayment);
+  const response = await postWebhook(url, event);
+
+  expect(response.status).toBe(200);
+  const route = env.client.workflow.getHandle(`route-${(JSON.parse(event) as { id: string }).id}`);
+  await expect(route.result()).rejects.toThrow(); // today's main: completed quietly, the refund dropped after the 200
+  const described = await route.describe();
+  expect(described.status.name).toBe('FAILED');
+  const history = await route.fetchHistory();
+  const failure = history.events?.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
+  expect(failure?.applicationFailureInfo?.type).toBe('PaymentNotOurs');
+  expect(failure?.message).toContain(invoicePayment);
+});
+
 test('when a refund event carries no PaymentIntent (not a Checkout payment), then it is acknowledged and ignored', async () => {
   const response = await postWebhook(url, stripeEventPayload('charge.refunded', { id: 'ch_legacy', object: 'charge', payment_intent: null }));
   expect(response.status).toBe(200);
