@@ -544,33 +544,22 @@ export function createActivities(deps: ActivityDeps) {
 export type Activities = ReturnType<typeof createActivities>;
 
 /** The activities that read Stripe: they run on the rate-limited Stripe task queue, and only there. */
-export function stripeActivities(activities: Activities) {
-  const {
-    retrieveSession,
-    sessionExists,
-    listCompletedSessions,
-    readMoneyBack,
-    sessionOfPaymentIntent,
-    listRecentMoneyBack,
-    retrievePaymentIntent,
-    paymentIntentOrderOf,
-    confirmEvent,
-    listPaymentIntentOrders,
-    retrieveDispute,
-  } = activities;
-  return {
-    retrieveSession,
-    sessionExists,
-    listCompletedSessions,
-    readMoneyBack,
-    sessionOfPaymentIntent,
-    listRecentMoneyBack,
-    retrievePaymentIntent,
-    paymentIntentOrderOf,
-    confirmEvent,
-    listPaymentIntentOrders,
-    retrieveDispute,
-  };
+const STRIPE_READS = [
+  'retrieveSession',
+  'sessionExists',
+  'listCompletedSessions',
+  'readMoneyBack',
+  'sessionOfPaymentIntent',
+  'listRecentMoneyBack',
+  'retrievePaymentIntent',
+  'paymentIntentOrderOf',
+  'confirmEvent',
+  'listPaymentIntentOrders',
+  'retrieveDispute',
+] as const satisfies readonly (keyof Activities)[];
+
+export function stripeActivities(activities: Activities): Pick<Activities, (typeof STRIPE_READS)[number]> {
+  return Object.fromEntries(STRIPE_READS.map((name) => [name, activities[name]])) as Pick<Activities, (typeof STRIPE_READS)[number]>;
 }
 
 /** A session as Stripe's list shows it: enough for the reconciler to decide. */

@@ -1,10 +1,9 @@
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
-import { databaseOrderSource, type Order } from '../../src/fulfillment/order-source';
 import type { EmulatedPaymentIntent } from '../../src/stripe/emulator';
 import { stripeEventPayload } from '../../src/stripe/signed-events';
 import type { FulfillmentStatus } from '../../workflows/definitions';
-import { lineItem } from '../fixtures/sessions';
 import { eventually } from '../helpers/eventually';
+import { placePaymentIntentOrder } from '../helpers/orders';
 import { postWebhook, startProduct, type TestStack } from '../helpers/stack';
 
 // Refunds and manual capture of orders paid by PaymentIntent, through the real ingress, worker, dev
@@ -35,19 +34,8 @@ afterAll(async () => {
   await product?.stop();
 });
 
-let serial = 0;
-async function placeOrder(intent: Partial<EmulatedPaymentIntent> = {}, productIds = ['prod_mug', 'prod_tea'], orderTotal?: number) {
-  const id = `${Date.now().toString(36)}mc${++serial}`;
-  const items = productIds.map((productId, index) =>
-    lineItem({ id: `li_${id}_${index}`, productId: `${productId}_${id}`, description: productId, quantity: 1, amountSubtotal: 1500, amountTotal: 1500, currency: 'eur' }),
-  );
-  const order: Order = { orderId: `order_${id}`, currency: 'eur', amountTotal: orderTotal ?? 1500 * items.length, lineItems: items, contact: { email: `buyer${id}@example.org`, name: 'Buyer' } };
-  await databaseOrderSource(stack.services.db).saveOrder(order);
-  for (const item of items) await stack.services.store.setStock(item.productId!, 5);
-  const paymentIntent: EmulatedPaymentIntent = { id: `pi_${id}`, amount: 1500 * items.length, currency: 'eur', status: 'succeeded', metadata: { order_id: order.orderId }, ...intent };
-  product.emulator.putPaymentIntent(paymentIntent);
-  return { order, paymentIntent, items };
-}
+const placeOrder = (intent: Partial<EmulatedPaymentIntent> = {}, productIds?: string[], orderTotal?: number) =>
+  placePaymentIntentOrder(product, { intent, productIds, orderTotal });
 
 const sendIntent = (type: string, intent: EmulatedPaymentIntent) =>
   postWebhook(url, stripeEventPayload(type, { id: intent.id, object: 'payment_intent', status: intent.status, metadata: intent.metadata ?? {} }));

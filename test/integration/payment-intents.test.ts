@@ -1,11 +1,10 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
-import { databaseOrderSource, type Order } from '../../src/fulfillment/order-source';
 import type { EmulatedPaymentIntent } from '../../src/stripe/emulator';
 import { stripeEventPayload } from '../../src/stripe/signed-events';
-import { lineItem } from '../fixtures/sessions';
 import { eventually } from '../helpers/eventually';
 import { fetchStatus } from '../helpers/status-api';
+import { placePaymentIntentOrder } from '../helpers/orders';
 import { postWebhook, startProduct, type TestStack } from '../helpers/stack';
 
 // Orders paid by PaymentIntent without Checkout, through the real ingress, worker, dev server,
@@ -33,20 +32,8 @@ afterAll(async () => {
   await product?.stop();
 });
 
-let serial = 0;
 /** An order in the `orders` table, stock for its products, and its PaymentIntent at the emulator. */
-async function placeOrder(intent: Partial<EmulatedPaymentIntent>, productIds = ['prod_mug', 'prod_tea']) {
-  const id = `${Date.now().toString(36)}${++serial}`;
-  const items = productIds.map((productId, index) =>
-    lineItem({ id: `li_${id}_${index}`, productId: `${productId}_${id}`, description: productId.replace('prod_', ''), quantity: 1, amountSubtotal: 1500, amountTotal: 1500, currency: 'eur' }),
-  );
-  const order: Order = { orderId: `order_${id}`, currency: 'eur', amountTotal: 1500 * items.length, lineItems: items, contact: { email: `buyer${id}@example.org`, name: 'Buyer' } };
-  await databaseOrderSource(stack.services.db).saveOrder(order);
-  for (const item of items) await stack.services.store.setStock(item.productId!, 5);
-  const paymentIntent: EmulatedPaymentIntent = { id: `pi_${id}`, amount: order.amountTotal, currency: 'eur', status: 'succeeded', metadata: { order_id: order.orderId }, ...intent };
-  product.emulator.putPaymentIntent(paymentIntent);
-  return { order, paymentIntent, items };
-}
+const placeOrder = (intent: Partial<EmulatedPaymentIntent>, productIds?: string[]) => placePaymentIntentOrder(product, { intent, productIds });
 
 const send = (type: string, intent: EmulatedPaymentIntent) =>
   postWebhook(url, stripeEventPayload(type, { id: intent.id, object: 'payment_intent', status: intent.status, metadata: intent.metadata ?? {} }));

@@ -3,7 +3,6 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { stockFulfiller, type Fulfiller } from '../../src/fulfillment/fulfiller';
-import { databaseOrderSource, type Order } from '../../src/fulfillment/order-source';
 import { createIngressApp, listen } from '../../src/ingress/app';
 import { createMemoryLogger } from '../../src/logger';
 import { paymentIntentOf, type EmulatedPaymentIntent, type StripeEmulator } from '../../src/stripe/emulator';
@@ -12,8 +11,8 @@ import { ensureReconcilerSchedule, TURNED_OFF_NOTE } from '../../src/temporal/re
 import type { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { RECONCILER_SCHEDULE_ID, receivedView, type FulfillmentStatus, type ReconcileReport } from '../../workflows/definitions';
 import { reconcile } from '../../workflows';
-import { lineItem } from '../fixtures/sessions';
 import { eventually } from '../helpers/eventually';
+import { placePaymentIntentOrder as placeOrder } from '../helpers/orders';
 import { emulatedSession, eventPayload, postWebhook, startProduct, WEBHOOK_SECRET, type TestStack } from '../helpers/stack';
 
 // Second chances on the real servers (dev server, worker, ingress, PGlite, SMTP, the emulator):
@@ -57,18 +56,7 @@ const statusOf = async (id: string) => (await stack.services.store.getRecord(id)
 const historyOf = async (id: string) => (await stack.services.store.getHistory(id)).map((entry) => entry.status);
 const waitForStatus = (id: string, status: FulfillmentStatus) => eventually(() => statusOf(id), (s) => s === status, { timeoutMs: 60_000, intervalMs: 200 });
 
-let serial = 0;
-async function placePaymentIntentOrder(intent: Partial<EmulatedPaymentIntent> = {}) {
-  const id = `${Date.now().toString(36)}sc${++serial}`;
-  const items = ['prod_mug', 'prod_tea'].map((productId, index) =>
-    lineItem({ id: `li_${id}_${index}`, productId: `${productId}_${id}`, description: productId, quantity: 1, amountSubtotal: 1500, amountTotal: 1500, currency: 'eur' }),
-  );
-  const order: Order = { orderId: `order_${id}`, currency: 'eur', amountTotal: 3000, lineItems: items, contact: { email: `buyer${id}@example.org`, name: 'Buyer' } };
-  await databaseOrderSource(stack.services.db).saveOrder(order);
-  const paymentIntent: EmulatedPaymentIntent = { id: `pi_${id}`, amount: 3000, currency: 'eur', status: 'succeeded', metadata: { order_id: order.orderId }, ...intent };
-  emulator.putPaymentIntent(paymentIntent);
-  return { order, paymentIntent };
-}
+const placePaymentIntentOrder = (intent: Partial<EmulatedPaymentIntent> = {}) => placeOrder(product, { intent });
 
 describe('the reconciler and operator actions', () => {
   test('when the fulfiller gave up, then neither a reconciler pass nor a redelivered webhook runs the order again', async () => {
