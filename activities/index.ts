@@ -362,11 +362,23 @@ export function createActivities(deps: ActivityDeps) {
       return store.claimOrder(input.orderId, input.paymentIntentId);
     },
 
-    /** Refunds a second payment of an order already paid, once (the refund's own events then settle it). */
-    async refundPaymentIntent(paymentIntentId: string): Promise<{ refundId: string; status: string }> {
+    /** Gives the order back when this payment will not fulfill it (only if this payment holds it). */
+    async releaseOrderClaim(input: { orderId: string; paymentIntentId: string }): Promise<void> {
+      await store.releaseOrderClaim(input.orderId, input.paymentIntentId);
+    },
+
+    /**
+     * Refunds a second payment of an order already paid (the refund's own events then settle it). A key
+     * per attempt, as for captures; a refund made already is refused by Stripe (`charge_already_refunded`),
+     * which counts as done.
+     */
+    async refundPaymentIntent(paymentIntentId: string): Promise<{ refundId: string | null; status: string }> {
       try {
-        return await refundPaymentIntent(stripe, paymentIntentId, `refund-duplicate-${paymentIntentId}`);
+        return await refundPaymentIntent(stripe, paymentIntentId, `refund-duplicate-${paymentIntentId}-${Context.current().info.attempt}`);
       } catch (err) {
+        if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code === 'charge_already_refunded') return { refundId: null, status: 'succeeded' };
+        // Refused for the payment's state (disputed, more than is left): an operator gives it back.
+        if (err instanceof Stripe.errors.StripeInvalidRequestError && err.code && err.statusCode === 400) throw ApplicationFailure.nonRetryable(err.message, 'RefundRefused');
         throw classifyStripeError(err, paymentIntentId);
       }
     },

@@ -85,6 +85,8 @@ export const FAILED_IS_FINAL_PATCH = 'failed-is-final';
 const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 // Refunds are settled when an order fails, and read again when a failed order is redriven.
 export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
+// An operator's cancel after the verdict was recorded records nothing over it.
+const VERDICT_STANDS_PATCH = 'a-verdict-stands';
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -352,7 +354,9 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
       // `npm run redrive` runs the session again, once the cause is fixed.
       throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
     }
-    if (isCancellation(err)) {
+    // A verdict already recorded (fulfilled, refunded...) stands: a cancel while money is settled changes nothing.
+    const decided = isSettledStatus(view.status) && patched(VERDICT_STANDS_PATCH);
+    if (isCancellation(err) && !decided) {
       await CancellationScope.nonCancellable(async () => {
         view.reason = 'canceled by an operator';
         await transition('failed');

@@ -49,6 +49,7 @@ const {
   capturePaymentIntent: capturePaymentIntentUnbounded,
   cancelPaymentIntent,
   claimOrder,
+  releaseOrderClaim,
   refundPaymentIntent,
 } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -163,7 +164,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     if (!order) return fail('OrderNotFound', `the order source has no order ${orderId}`);
     // Before the payment, a total that differs may still be corrected (the cart changed after a declined
     // attempt): the order is checked against what was paid, when it is paid.
-    const paidAlready = first.status === 'succeeded' || first.status === 'requires_capture';
+    // (An authorization is checked, and released if it does not match, on the capture path.)
+    const paidAlready = first.status === 'succeeded';
     if ((order.amountTotal !== first.amount || order.currency !== first.currency) && (paidAlready || !patched(CAPTURE_CHECKS_PATCH))) {
       return fail(
         'AmountMismatch',
@@ -172,9 +174,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     }
     view.mode = 'payment';
     view.paymentIntentId = id;
-    view.currency = order.currency;
-    view.amountTotal = order.amountTotal;
-    view.lineItems = order.lineItems.map((item) => ({ description: item.description, quantity: item.quantity, amountTotal: item.amountTotal }));
+    show(order);
     upsertSearchAttributes([{ key: searchAttributes.livemode, value: first.livemode }]);
 
     const waitStartedAt = Date.now();
@@ -239,7 +239,20 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     }
     const owner = await claimOrder({ orderId, paymentIntentId: id });
     if (owner !== id) return { type: 'DuplicatePayment', message: `order ${orderId} is already paid by ${owner}; this second payment is given back and nothing is fulfilled` };
+    show(order); // the record shows the order as it was paid, and refunds are measured against it
     return { order };
+  }
+
+  /** The order in the view (and so in the record, the status API and a refund's measure). */
+  function show(order: OrderSummary): void {
+    view.currency = order.currency;
+    view.amountTotal = order.amountTotal;
+    view.lineItems = order.lineItems.map((item) => ({ description: item.description, quantity: item.quantity, amountTotal: item.amountTotal }));
+  }
+
+  /** Gives the order back to whoever pays it next: this payment will not fulfill it (released, or refunded first). */
+  async function unclaim(order: OrderSummary): Promise<void> {
+    if (patched(CAPTURE_CHECKS_PATCH)) await releaseOrderClaim({ orderId: order.orderId, paymentIntentId: id });
   }
 
   async function fulfill(order: OrderSummary, paid?: PaymentIntentSummary): Promise<FulfillmentView | void> {
@@ -249,7 +262,13 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       if ('type' in checked) {
         if (checked.type === 'DuplicatePayment') {
           // Its money goes back at once; the refund's events settle the record (refunded), and an operator sees why.
-          await refundPaymentIntent(id);
+          try {
+            await refundPaymentIntent(id);
+          } catch (err) {
+            const refused = failureOf(err);
+            if (!refused?.nonRetryable) throw err;
+            checked.message = `${checked.message}; Stripe refused the refund (${refused.message}): an operator gives it back`;
+          }
           inbox.moneyBackPending = true;
           log.error('A second payment of an order already paid was refunded', { paymentIntentId: id, orderId: order.orderId });
         }
@@ -257,7 +276,10 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       }
       order = checked.order;
     }
-    if (await refundedBeforeFulfilling(inbox, view, id, readMoneyBack)) return;
+    if (await refundedBeforeFulfilling(inbox, view, id, readMoneyBack)) {
+      await unclaim(order);
+      return;
+    }
     await transition('fulfilling');
     view.fulfilled = await fulfillLineItems({ sessionId: id, lineItems: order.lineItems });
     view.receiptSent = await email(() => emailReceipt({ session: asSession(id, order), fulfilled: view.fulfilled }), 'the receipt email could not be sent');
@@ -272,8 +294,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     if (checks) {
       authorizedOrder = order; // from here an operator's cancel releases the hold (see the end)
       const checked = await checkPaid(order.orderId, authorized);
-      if ('type' in checked) return release(order, `${checked.type}: ${checked.message}`);
-      order = checked.order;
+      if ('type' in checked) return release(order, `${checked.type}: ${checked.message}`, { fulfillIfCaptured: false });
+      order = authorizedOrder = checked.order;
     }
     const expiresAt = authorized.captureBefore !== null ? authorized.captureBefore * 1000 : workflowInfo().startTime.getTime() + DEFAULT_AUTHORIZATION_MS;
     const captureBy = expiresAt - CAPTURE_MARGIN_MS;
@@ -293,10 +315,12 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     let captured: PaymentIntentSummary;
     try {
       // Retried until shortly before the authorization lapses, never past it: then the release must win.
+      // A capture being canceled (an operator's cancel) is waited for, so the release after it reads Stripe as it ended.
       const { capturePaymentIntent } = proxyActivities<Activities>({
         startToCloseTimeout: '1 minute',
         scheduleToCloseTimeout: Math.max(5_000, expiresAt - RELEASE_MARGIN_MS - Date.now()),
         retry: UNTIL_IT_WORKS,
+        cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       });
       captured = await (checks ? capturePaymentIntent(id) : capturePaymentIntentUnbounded(id));
     } catch (err) {
@@ -322,16 +346,18 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
    * the customer told. Stripe is read first: a PaymentIntent already captured (in the Dashboard, or by
    * a capture whose answer was lost) is paid, so the order is fulfilled instead, never released.
    */
-  async function release(order: OrderSummary, reason: string): Promise<FulfillmentView | void> {
-    if (patched(CAPTURE_CHECKS_PATCH)) {
-      const now = await retrievePaymentIntent(id);
-      if (now.status === 'succeeded') {
-        log.warn('Not released: Stripe had captured the payment, so the order is fulfilled', { paymentIntentId: id, reason });
-        view.reason = `${reason}; but Stripe had captured the payment, so the order was fulfilled (refund it to undo)`;
-        view.paymentStatus = 'paid';
-        return fulfill(order);
-      }
-    }
+  async function release(order: OrderSummary, reason: string, { fulfillIfCaptured = true } = {}): Promise<FulfillmentView | void> {
+    const checks = patched(CAPTURE_CHECKS_PATCH);
+    /** Captured after all: the customer's money is taken, so the order is not released. */
+    const whenCaptured = (why: string) => {
+      view.paymentStatus = 'paid';
+      paymentTaken = true;
+      if (!fulfillIfCaptured) return fail('CapturedAnyway', `${reason}; ${why}, so nothing is fulfilled and the payment must be refunded by an operator`);
+      log.warn('Not released: Stripe had captured the payment, so the order is fulfilled', { paymentIntentId: id, reason });
+      view.reason = `${reason}; but ${why}, so the order was fulfilled (refund it to undo)`;
+      return fulfill(order);
+    };
+    if (checks && (await retrievePaymentIntent(id)).status === 'succeeded') return whenCaptured('Stripe had captured the payment');
     view.reason = reason;
     await reverseLineItems({ sessionId: id, reversalId: `release-${id}`, reason: 'refund', items: 'all' });
     view.fulfilled = [];
@@ -340,8 +366,11 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     } catch (err) {
       const failure = failureOf(err);
       if (!failure?.nonRetryable) throw err;
+      // Refused: read why. A capture that landed meanwhile means the money is taken; never tell the customer otherwise.
+      if (checks && (await retrievePaymentIntent(id)).status === 'succeeded') return whenCaptured('Stripe captured the payment as it was being released');
       view.reason = `${reason}; the PaymentIntent could not be canceled: ${failure.message}`;
     }
+    await unclaim(order);
     log.warn('Authorization released: the order could not be fulfilled', { paymentIntentId: id, reason });
     await email(() => emailOrderCanceled(asSession(id, order)), 'the cancellation email could not be sent');
     await transition('canceled');
@@ -352,6 +381,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
 
   try {
     const ended = await run(intent, intent.orderId);
+    authorizedOrder = undefined; // decided: an operator's cancel from here changes nothing that was decided
     await settle();
     return ended;
   } catch (err) {
@@ -367,6 +397,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   }
 
   async function recordCanceledByOperator(): Promise<void> {
+    // A verdict already recorded (fulfilled, refunded...) stands: a cancel while money is settled changes nothing.
+    if (isSettledStatus(view.status) && patched(CAPTURE_CHECKS_PATCH)) return;
     await CancellationScope.nonCancellable(async () => {
       view.reason = 'canceled by an operator';
       await transition('failed');

@@ -48,9 +48,12 @@ export function disputeOutcome(dispute: DisputeSummary, before?: Pick<DisputeRec
 }
 
 /**
- * The session's status once money came back. Only a taken payment moves (or a `failed` order,
- * which may have been partly fulfilled): a lost dispute, then an open one, then refunds decide.
- * `paymentTaken`: this run found the session paid, whatever its status says yet.
+ * The order's status once money came back (`refunds`: the succeeded ones). Only a taken payment
+ * moves (or a `failed` order, which may have been partly fulfilled): a lost dispute, then an open
+ * one, then refunds decide. An order that failed, or never had anything fulfilled, stays `failed`
+ * unless its money all went back (`refunded`) or a dispute took it (`dispute_lost`): it is never
+ * called `fulfilled`, `disputed` or `partially_refunded`, which are verdicts nothing reopens.
+ * `paymentTaken`: this run found the order paid, whatever its status says yet.
  */
 export function statusAfterMoneyBack(
   current: FulfillmentStatus,
@@ -58,15 +61,18 @@ export function statusAfterMoneyBack(
   disputes: readonly DisputeRecord[],
   amountTotal: number | null,
   paymentTaken = false,
+  fulfilledAnything = true,
 ): FulfillmentStatus {
   if (!paymentTaken && !AFTER_PAYMENT_STATUSES.includes(current) && current !== 'failed') return current;
   // A dispute whose loss reversed everything stays lost for the order even when won on appeal later.
   if (disputes.some((dispute) => dispute.outcome === 'lost' || (dispute.outcome === 'won' && dispute.reversed !== null))) return 'dispute_lost';
-  if (disputes.some((dispute) => dispute.outcome === 'open')) return 'disputed';
   const refunded = refunds.reduce((sum, refund) => sum + refund.amount, 0);
-  if (refunds.length > 0 && amountTotal !== null && refunded >= amountTotal) return 'refunded';
+  const inFull = refunds.length > 0 && amountTotal !== null && refunded >= amountTotal;
+  if (current === 'failed' || !fulfilledAnything) return inFull ? 'refunded' : 'failed';
+  if (disputes.some((dispute) => dispute.outcome === 'open')) return 'disputed';
+  if (inFull) return 'refunded';
   if (refunds.length > 0) return 'partially_refunded';
-  return current === 'failed' ? 'failed' : 'fulfilled';
+  return 'fulfilled';
 }
 
 /** Whether Stripe reports the payment refunded in full. */

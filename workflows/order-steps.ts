@@ -208,7 +208,8 @@ export async function settleMoneyBack(steps: MoneyBackSteps): Promise<void> {
   }
   view.eventIds.push(...(steps.settledEventIds ?? []).filter((eventId) => !view.eventIds.includes(eventId)));
   const notes = refundRecords.flatMap((refund) => (refund.note ? [refund.note] : []));
-  const next = statusAfterMoneyBack(view.status, refundRecords.filter(succeeded), disputeRecords, view.amountTotal, steps.paymentTaken);
+  const fulfilledAnything = view.fulfilled.length > 0 || [...refundRecords, ...disputeRecords].some((record) => (record.reversed?.length ?? 0) > 0);
+  const next = statusAfterMoneyBack(view.status, refundRecords.filter(succeeded), disputeRecords, view.amountTotal, steps.paymentTaken, fulfilledAnything);
   const reasons = new Set([...(view.reason ? view.reason.split('; ') : []), ...notes]);
   if (reasons.size > 0) view.reason = [...reasons].join('; ');
   log.info('Refunds and disputes settled', { id, status: next, refunds: refundRecords.length, disputes: disputeRecords.length });

@@ -48,6 +48,10 @@ export interface EmailClaim {
   token: string;
 }
 
+// Where money coming back may move a taken payment's record: among the after-payment statuses, or to
+// `failed` when it turns out nothing stands (a refund that later failed, for an order never fulfilled).
+const AFTER_MONEY_BACK_STATUSES: readonly FulfillmentStatus[] = [...AFTER_PAYMENT_STATUSES, 'failed'];
+
 /** Every read and write of fulfillment records, in SQL that runs on PGlite and PostgreSQL alike. */
 export class FulfillmentStore {
   constructor(readonly db: Database) {}
@@ -80,7 +84,7 @@ export class FulfillmentStore {
            run_started_at = EXCLUDED.run_started_at, seq = EXCLUDED.seq,
            payment_intent_id = COALESCE(EXCLUDED.payment_intent_id, checkout_sessions.payment_intent_id)
          WHERE (NOT (checkout_sessions.status = ANY($9::text[]))
-                OR (checkout_sessions.status = ANY($10::text[]) AND EXCLUDED.status = ANY($10::text[])))
+                OR (checkout_sessions.status = ANY($10::text[]) AND EXCLUDED.status = ANY($12::text[])))
            AND (checkout_sessions.run_started_at, checkout_sessions.seq) < (EXCLUDED.run_started_at, EXCLUDED.seq)
          RETURNING session_id`,
         [
@@ -95,6 +99,7 @@ export class FulfillmentStore {
           SETTLED_STATUSES,
           AFTER_PAYMENT_STATUSES,
           view.paymentIntentId ?? null,
+          AFTER_MONEY_BACK_STATUSES,
         ],
       );
       return { changed: changed.length > 0, statusChanged: changed.length > 0 && before[0]?.status !== view.status };
@@ -219,6 +224,11 @@ export class FulfillmentStore {
     await this.db.query('INSERT INTO order_claims (order_id, payment_intent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [orderId, paymentIntentId]);
     const rows = await this.db.query<{ payment_intent_id: string }>('SELECT payment_intent_id FROM order_claims WHERE order_id = $1', [orderId]);
     return rows[0]!.payment_intent_id;
+  }
+
+  /** Gives an order back: a payment that will not fulfill it (released, refunded first) no longer holds it. */
+  async releaseOrderClaim(orderId: string, paymentIntentId: string): Promise<void> {
+    await this.db.query('DELETE FROM order_claims WHERE order_id = $1 AND payment_intent_id = $2', [orderId, paymentIntentId]);
   }
 
   /** Line items fulfilled for the session, with what was already reversed (by any refund or dispute) taken off. */

@@ -18,13 +18,15 @@ export function fakeActivities(
     unconfirmedEventIds?: string[];
     /** Orders already claimed by a payment: [orderId, paymentIntentId]. */
     claims?: [string, string][];
+    /** The claims table itself, to share between the fakes of two payments. */
+    claimStore?: Map<string, string>;
   },
   recorded: FulfillmentView | null = null,
 ) {
   // What the database would hold: fulfilled line items (with quantities), and what each reversal took back.
   const fulfilled = new Map<string, FulfilledItem>((recorded?.fulfilled ?? []).map((item) => [item.lineItemId, { ...item }]));
   const reversals = new Map<string, FulfilledItem[]>();
-  const claims = new Map<string, string>(stripe.claims ?? []);
+  const claims = stripe.claimStore ?? new Map<string, string>(stripe.claims ?? []);
   const calls = {
     retrieveSession: 0,
     fulfillLineItems: [] as Parameters<Activities['fulfillLineItems']>[0][],
@@ -89,6 +91,9 @@ export function fakeActivities(
     async claimOrder(input) {
       if (!claims.has(input.orderId)) claims.set(input.orderId, input.paymentIntentId);
       return claims.get(input.orderId)!;
+    },
+    async releaseOrderClaim(input) {
+      if (claims.get(input.orderId) === input.paymentIntentId) claims.delete(input.orderId);
     },
     async refundPaymentIntent(paymentIntentId) {
       calls.refunds.push(paymentIntentId);

@@ -4,11 +4,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { createFulfillmentWorkers } from '../../src/temporal/worker';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { checkoutEventSignal, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
 import { fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
+import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { lineItem, session } from '../fixtures/sessions';
 
@@ -32,17 +32,10 @@ beforeEach(() => {
   taskQueue = `capture-${randomId()}`;
 });
 
-async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  const [main, stripe] = await createFulfillmentWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    activities,
-    stripeReadsPerSecond: 100,
-    cachedWorkflows: 2,
-    workflowBundle: bundle,
-  });
-  return main!.runUntil(stripe!.runUntil(fn));
+afterEach(stopTestWorkers); // a test that timed out leaves its workers running
+
+function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
 }
 
 const serverNowSeconds = async (plus = 0) => Math.floor((await env.currentTimeMs()) / 1000) + plus;
@@ -166,6 +159,44 @@ describe('manual capture', () => {
   }, 120_000);
 });
 
+describe('releases that must not keep money or block the next payment', () => {
+  test('when Stripe refuses the release because the capture landed meanwhile, then the order is fulfilled, never "nothing was taken"', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureBefore: await serverNowSeconds(7 * 86_400) });
+    const { activities, calls } = fakeActivities(stripe);
+    activities.fulfillLineItems = async () => {
+      throw ApplicationFailure.nonRetryable('sold out', 'OutOfStock');
+    };
+    activities.cancelPaymentIntent = async () => {
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amountReceived: 4500 }; // a capture in the Dashboard won the race
+      throw ApplicationFailure.nonRetryable('This PaymentIntent could not be canceled because it has a status of succeeded.', 'CancelRefused');
+    };
+
+    const outcome = await withWorker(activities, async () => (await startOrder(paymentIntentId)).result().catch((err: unknown) => err));
+
+    expect(calls.emailOrderCanceled).toBe(0); // the customer is never told nothing was taken
+    expect(calls.views.at(-1)?.status).not.toBe('canceled');
+    expect(outcome).toBeDefined();
+  });
+
+  test('when an authorization is released, then the order is given back: the customer’s next PaymentIntent for it is fulfilled', async () => {
+    // An authorization short of the total: claimed, then released.
+    const { paymentIntentId, stripe, order } = orderPaidBy('requires_capture', { amountCapturable: 3000, captureBefore: await serverNowSeconds(7 * 86_400) });
+    const claimStore = new Map<string, string>();
+    const first = fakeActivities({ ...stripe, claimStore });
+
+    const released = await withWorker(first.activities, async () => (await startOrder(paymentIntentId)).result());
+    expect(released.status).toBe('canceled');
+
+    const next = orderPaidBy('succeeded', { captureMethod: 'automatic', orderId: order.orderId });
+    const second = fakeActivities({ ...next.stripe, order, claimStore });
+    const paid = await withWorker(second.activities, async () => (await startOrder(next.paymentIntentId, 'payment_intent.succeeded')).result());
+
+    expect(paid.status).toBe('fulfilled'); // kept by the released payment, the order could never be paid (DuplicatePayment)
+    expect(second.calls.refunds).toEqual([]);
+    expect(second.calls.fulfillLineItems).toHaveLength(1);
+  });
+});
+
 describe('the order checked against what was paid', () => {
   test('when the cart changed after a declined attempt (order and amount updated), then the order as paid is fulfilled, not the stale one', async () => {
     const { paymentIntentId, stripe, order } = orderPaidBy('requires_payment_method', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
@@ -183,6 +214,26 @@ describe('the order checked against what was paid', () => {
 
     expect(calls.fulfillLineItems).toHaveLength(1);
     expect(calls.fulfillLineItems[0]!.lineItems.map((item) => item.description)).toEqual(['Mug']); // today's main: the 4 500 order
+  });
+
+  test('when the cart changed and the new total is refunded in full first, then nothing is fulfilled and the record shows the order as paid', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('requires_payment_method', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.payment_failed');
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      stripe.order = { ...order, amountTotal: 100, lineItems: [lineItem({ description: 'Mug', amountSubtotal: 100, amountTotal: 100 })] };
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amount: 100, amountReceived: 100, lastPaymentError: null };
+      stripe.money = { refunds: [{ id: `re_${randomId()}`, amount: 100, currency: 'usd', status: 'succeeded', lineItems: null }], disputes: [] };
+      await handle.signal(checkoutEventSignal, { id: `evt_${randomId()}`, type: 'charge.refunded' });
+      await handle.signal(checkoutEventSignal, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' });
+      return handle.result();
+    });
+
+    expect(calls.fulfillLineItems).toHaveLength(0); // measured against the stale 45.00, it shipped
+    expect(result.status).toBe('refunded');
+    expect(result.amountTotal).toBe(100);
   });
 
   test('when the payment that succeeded does not cover the order as it stands, then nothing is fulfilled', async () => {

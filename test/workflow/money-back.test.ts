@@ -3,7 +3,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { createFulfillmentWorkers } from '../../src/temporal/worker';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { coveredLineItems } from '../../src/stripe/money-back';
 import { disputeOutcome } from '../../workflows/money-back';
@@ -21,6 +20,7 @@ import {
 } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
+import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';
 
@@ -45,17 +45,10 @@ beforeEach(() => {
   taskQueue = `money-back-${randomId()}`;
 });
 
-async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  const [main, stripe] = await createFulfillmentWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    activities,
-    stripeReadsPerSecond: 100,
-    cachedWorkflows: 2,
-    workflowBundle: bundle,
-  });
-  return main!.runUntil(stripe!.runUntil(fn));
+afterEach(stopTestWorkers); // a test that timed out leaves its workers running
+
+function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
 }
 
 function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
@@ -143,6 +136,33 @@ describe('an event counts as handled once it is settled', () => {
     expect(result.status).toBe('refunded'); // today's main fulfilled it, refunds never looked at
     expect(calls.fulfillLineItems).toHaveLength(0);
     expect(calls.emailReceipt).toHaveLength(0);
+  });
+});
+
+describe('a failed order stays failed', () => {
+  test('when a failed order is partly refunded, then it stays failed (a redrive can still finish it), with the refund recorded', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    stripe.money = { refunds: [refundOf(paid, { amount: 500 })], disputes: [] };
+    const failed = recordOf(paid, { status: 'failed', fulfilled: [], receiptSent: false, reason: 'OutOfStock: gone' });
+    const { activities } = fakeActivities(stripe, failed);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, { id: 'evt_partial_of_failed', type: 'charge.refunded' })).result());
+
+    expect(result.status).toBe('failed'); // not `partially_refunded`, a verdict nothing reopens
+    expect(result.refunds).toEqual([expect.objectContaining({ amount: 500, status: 'succeeded' })]);
+  });
+
+  test('when a refund of an order never fulfilled later fails, then the order is not called fulfilled', async () => {
+    const { paid, stripe } = paidWithMoneyBack();
+    const refund = refundOf(paid);
+    const refundedFirst = recordOf(paid, { status: 'refunded', fulfilled: [], receiptSent: false, refunds: [{ ...refund, reversed: [], note: null, emailed: true }] });
+    stripe.money = { refunds: [{ ...refund, status: 'failed' }], disputes: [] };
+    const { activities } = fakeActivities(stripe, refundedFirst);
+
+    const result = await withWorker(activities, async () => (await start({ sessionId: paid.id }, { id: 'evt_failed_refund', type: 'refund.updated' })).result());
+
+    expect(result.status).toBe('failed'); // money kept, nothing shipped: for an operator
+    expect(result.reason).toMatch(/the money did not go back/);
   });
 });
 
