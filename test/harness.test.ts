@@ -3,6 +3,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflows, createDevServerEnv, createTimeSkippingEnv } from './helpers/temporal-env';
 import { eventually } from './helpers/eventually';
+import { stopTestWorkers, TestWorkers } from './helpers/test-workers';
 import { freePort } from '../src/net/free-port';
 import { echoViaActivity, sleepForDays } from './fixtures/workflows';
 
@@ -11,6 +12,8 @@ let bundle: WorkflowBundleWithSourceMap;
 beforeAll(async () => {
   bundle = await bundleWorkflows(require.resolve('./fixtures/workflows'));
 });
+
+afterEach(stopTestWorkers);
 
 describe('time-skipping test server', () => {
   let env: TestWorkflowEnvironment;
@@ -27,7 +30,7 @@ describe('time-skipping test server', () => {
     const wallStart = Date.now();
     const serverStart = await env.currentTimeMs();
 
-    const result = await worker.runUntil(
+    const result = await new TestWorkers(env.client).run([worker], () =>
       env.client.workflow.execute(sleepForDays, { args: [3], taskQueue, workflowId: `sleep-${randomUUID()}` }),
     );
 
@@ -55,14 +58,15 @@ describe('dev server', () => {
   test('when a workflow runs end to end, then a visibility list query finds it', async () => {
     const taskQueue = `harness-${randomUUID()}`;
     const workflowId = `echo-${randomUUID()}`;
+    const workers = new TestWorkers(env.client);
     const worker = await Worker.create({
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: { echo: async (message: string) => `echo: ${message}` },
+      activities: workers.endWithTheTest({ echo: async (message: string) => `echo: ${message}` }),
     });
 
-    const result = await worker.runUntil(
+    const result = await workers.run([worker], () =>
       env.client.workflow.execute(echoViaActivity, { args: ['hello'], taskQueue, workflowId }),
     );
     expect(result).toBe('echo: hello');

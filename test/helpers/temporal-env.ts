@@ -10,7 +10,7 @@ export { bundleWorkflows } from '../../src/temporal/worker';
  * Timers are skipped while a test awaits a workflow result.
  */
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: resolveTools().testServer } });
+  return startedInTime(() => TestWorkflowEnvironment.createTimeSkipping({ server: { executable: resolveTools().testServer } }));
 }
 
 /**
@@ -20,7 +20,29 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
 export async function createDevServerEnv(
   options: Omit<DevServerConfig, 'type' | 'executable'> = {},
 ): Promise<TestWorkflowEnvironment> {
-  return TestWorkflowEnvironment.createLocal({
-    server: { executable: resolveTools().temporalCli, ip: '127.0.0.1', ui: false, ...options },
-  });
+  return startedInTime(() =>
+    TestWorkflowEnvironment.createLocal({
+      server: { executable: resolveTools().temporalCli, ip: '127.0.0.1', ui: false, ...options },
+    }),
+  );
+}
+
+const START_ATTEMPTS = 3;
+
+/**
+ * sdk-core gives a server a fixed 5 s to listen, then kills it. The Java test server's JVM (or the
+ * dev server) can take longer on a busy 2-core machine, failing the whole test file; a second
+ * start is also faster, its files being cached by then. Any other failure is not retried.
+ */
+async function startedInTime(start: () => Promise<TestWorkflowEnvironment>): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      // Not `instanceof Error`: the native module's errors come from outside Jest's sandbox realm.
+      const late = String((err as { message?: unknown } | undefined)?.message).includes('did not start within');
+      if (!late || attempt === START_ATTEMPTS) throw err;
+      console.warn(`Temporal test server did not start in time (attempt ${attempt} of ${START_ATTEMPTS}), starting it again`);
+    }
+  }
 }

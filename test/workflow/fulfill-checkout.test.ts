@@ -1,8 +1,7 @@
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowExecutionDescription, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createFulfillmentWorkers } from '../../src/temporal/worker';
 import type { Activities } from '../../activities';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import {
@@ -21,12 +20,13 @@ import {
 } from '../../workflows/definitions';
 import { fulfillCheckout, fulfillPaymentIntent } from '../../workflows';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
+import { eventually } from '../helpers/eventually';
 import { fakeActivities } from '../helpers/fake-activities';
 import { keepHistory } from '../helpers/histories';
+import { stopTestWorkers, uniqueTaskQueue, withFulfillmentWorkers } from '../helpers/test-workers';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';
 
-const taskQueue = 'fulfillment-test';
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
@@ -39,20 +39,15 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-/** The product's own pair of workers (workflows, and the rate-limited Stripe queue) around `fn`. */
-async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  const [main, stripe] = await createFulfillmentWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    activities,
-    stripeReadsPerSecond: 100,
-    // Tiny, so executions are evicted and replayed from history as they wait: every branch below
-    // is also a replay test of itself.
-    cachedWorkflows: 2,
-    workflowBundle: bundle,
-  });
-  return main!.runUntil(stripe!.runUntil(fn));
+// Each test's own queue, so a test that overran cannot take the next one's tasks (test-workers.ts).
+let taskQueue: string;
+beforeEach(() => {
+  taskQueue = uniqueTaskQueue('fulfillment-test');
+});
+
+/** The product's own pair of workers on this test's queue, around `fn`. */
+function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
 }
 
 // The branches whose histories `npm run histories:record` keeps for the replay tests, by test name.
@@ -90,6 +85,8 @@ afterEach(async () => {
   if (branch && lastStarted) await keepHistory(branch, env.client, lastStarted);
   lastStarted = undefined;
 });
+// After the history is kept: stopping closes what the test left running.
+afterEach(stopTestWorkers);
 
 function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
   lastStarted = input.sessionId;
@@ -115,6 +112,21 @@ async function waitFor(check: () => boolean, timeoutMs = 20_000): Promise<void> 
     if (Date.now() > deadline) throw new Error('condition not reached');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+const FULFILLMENT_STATUS = { name: 'FulfillmentStatus', type: 'KEYWORD' } as const;
+
+/**
+ * The execution as described once its FulfillmentStatus search attribute reads `status` (and
+ * `also` holds). The workflow upserts it in the workflow task that records the status as a local
+ * activity, so the fake record can show a status before the server has the task's upsert.
+ */
+function describedWith(handle: WorkflowHandle, status: string, also: (described: WorkflowExecutionDescription) => boolean = () => true) {
+  return eventually(
+    () => handle.describe(),
+    (described) => described.typedSearchAttributes.get(FULFILLMENT_STATUS) === status && also(described),
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
 }
 
 /** The timers an execution started, in order, with whether each fired (rather than being cut short by an event). */
@@ -209,8 +221,8 @@ describe('fulfillCheckout', () => {
       expect(waiting.lineItems).toHaveLength(2);
       expect(calls.fulfillLineItems).toHaveLength(0);
 
-      const described = await handle.describe();
-      expect(described.typedSearchAttributes.get({ name: 'FulfillmentStatus', type: 'KEYWORD' })).toBe('awaiting_payment');
+      const described = await describedWith(handle, 'awaiting_payment');
+      expect(described.typedSearchAttributes.get(FULFILLMENT_STATUS)).toBe('awaiting_payment');
       expect(described.typedSearchAttributes.get({ name: 'AmountTotal', type: 'INT' })).toBe(4500);
 
       stripe.session = { ...unpaid, paymentStatus: 'paid' };
@@ -235,10 +247,10 @@ describe('fulfillCheckout', () => {
       const handle = await start({ sessionId: unpaid.id, paymentRecheckInterval: '1 hour', historyLimit: 60 }, completed());
       const firstRunId = (await handle.describe()).runId;
       await env.sleep('1 day');
-      const described = await handle.describe();
+      const described = await describedWith(handle, 'awaiting_payment', ({ runId }) => runId !== firstRunId);
       expect(described.runId).not.toBe(firstRunId); // it continued as new, at least once
       expect(described.status.name).toBe('RUNNING');
-      expect(described.typedSearchAttributes.get({ name: 'FulfillmentStatus', type: 'KEYWORD' })).toBe('awaiting_payment');
+      expect(described.typedSearchAttributes.get(FULFILLMENT_STATUS)).toBe('awaiting_payment');
       expect((await handle.query(fulfillmentQuery)).eventIds).toEqual(['evt_completed']);
       await keepHistory('continued-as-new-first-run', env.client, unpaid.id, firstRunId);
 
@@ -544,8 +556,8 @@ describe('fulfillCheckout', () => {
     const result = await withWorker(badKey, async () => {
       const handle = await start({ sessionId: paid.id });
       await waitFor(() => calls.statuses.includes('paused'));
-      const described = await handle.describe();
-      expect(described.typedSearchAttributes.get({ name: 'FulfillmentStatus', type: 'KEYWORD' })).toBe('paused');
+      const described = await describedWith(handle, 'paused');
+      expect(described.typedSearchAttributes.get(FULFILLMENT_STATUS)).toBe('paused');
       expect(calls.views.at(-1)?.reason).toMatch(/^paused: Stripe refused the API key/);
       expect(described.status.name).toBe('RUNNING');
       await waitFor(() => refusals >= 2); // still retrying, inside Temporal

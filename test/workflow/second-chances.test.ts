@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { createFulfillmentWorkers } from '../../src/temporal/worker';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import {
@@ -18,6 +17,7 @@ import {
 } from '../../workflows/definitions';
 import { fulfillCheckout, fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
+import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
 import { session } from '../fixtures/sessions';
 
@@ -42,17 +42,10 @@ beforeEach(() => {
   taskQueue = `second-chances-${randomId()}`; // its own queue: a test that overruns cannot disturb the next
 });
 
-async function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  const [main, stripe] = await createFulfillmentWorkers({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    activities,
-    stripeReadsPerSecond: 100,
-    cachedWorkflows: 2,
-    workflowBundle: bundle,
-  });
-  return main!.runUntil(stripe!.runUntil(fn));
+afterEach(stopTestWorkers); // a test that timed out leaves its workers running
+
+function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
 }
 
 function startSession(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
