@@ -3,6 +3,7 @@ import type { EmulatedPaymentIntent } from '../../src/stripe/emulator';
 import { stripeEventPayload } from '../../src/stripe/signed-events';
 import type { FulfillmentStatus } from '../../workflows/definitions';
 import { eventually } from '../helpers/eventually';
+import { keepHistory } from '../helpers/histories';
 import { placePaymentIntentOrder } from '../helpers/orders';
 import { postWebhook, startProduct, type TestStack } from '../helpers/stack';
 
@@ -80,6 +81,8 @@ test('when a fulfillment attempt still running at the capture deadline then fail
   await sendIntent('payment_intent.amount_capturable_updated', paymentIntent);
 
   await waitForStatus(paymentIntent.id, 'canceled'); // today's main: the execution failed, the hold left to lapse
+  await eventually(async () => (await product.env.client.workflow.getHandle(paymentIntent.id).describe()).status.name, (status) => status === 'COMPLETED');
+  await keepHistory('payment-intent-deadline-cut-mid-attempt', product.env.client, paymentIntent.id);
   const intent = product.emulator.paymentIntents.get(paymentIntent.id)!;
   expect(intent.cancels).toBe(1);
   expect(intent.captures ?? 0).toBe(0);

@@ -76,6 +76,13 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when an order that failed before anything was fulfilled is refunded, then nothing is un-fulfilled and it records refunded': 'failed-then-refunded',
   'when an order fulfilled before PaymentIntents were recorded is refunded, then the session is read once to find its payment, and the refund settles': 'refund-of-a-record-without-its-payment',
   'when an open dispute is won, then the order is fulfilled again and nothing is reversed': 'dispute-won',
+  'when Stripe refuses the capture (the authorization expired meanwhile), then what was fulfilled is reversed and the order is canceled': 'payment-intent-release-on-refused-capture',
+  'when the authorization would expire before the order can be fulfilled, then the hold is released instead of captured late': 'payment-intent-release-before-fulfillment',
+  'when the PaymentIntent is canceled unpaid, then nothing is fulfilled and it records payment_failed': 'payment-intent-canceled-unpaid',
+  'when a Checkout Session created the PaymentIntent, then this path does nothing: the session’s workflow owns it': 'payment-intent-owned-by-checkout',
+  'when the PaymentIntent’s metadata names no order, then nothing is done and nothing recorded': 'payment-intent-no-order',
+  'when the order’s total differs from the payment, then nothing is fulfilled and it fails with why': 'payment-intent-amount-mismatch',
+  'when a fulfilled order paid by PaymentIntent is refunded in full, then everything is reversed once and it records refunded': 'payment-intent-refund-of-a-settled-order',
 };
 let lastStarted: string | undefined;
 
@@ -1076,6 +1083,41 @@ describe('fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout',
     const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.payment_failed'))).result());
 
     expect(result.status).toBe('payment_failed');
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when the PaymentIntent’s metadata names no order, then nothing is done and nothing recorded', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded', { orderId: null });
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('payment_intent.succeeded'))).result());
+
+    expect(result.reason).toMatch(/names no order/);
+    expect(calls.statuses).toEqual([]);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when a fulfilled order paid by PaymentIntent is refunded in full, then everything is reversed once and it records refunded', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('succeeded');
+    const fulfilledRecord: FulfillmentView = {
+      ...receivedView(paymentIntentId),
+      status: 'fulfilled',
+      paymentStatus: 'paid',
+      mode: 'payment',
+      currency: 'usd',
+      amountTotal: 4500,
+      paymentIntentId,
+      fulfilled: order.lineItems.map((item) => ({ lineItemId: item.id, description: item.description, quantity: item.quantity })),
+      receiptSent: true,
+    };
+    const refund: RefundSummary = { id: `re_${randomId()}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null };
+    const { activities, calls } = fakeActivities({ ...stripe, moneyBack: () => ({ refunds: [refund], disputes: [] }) }, fulfilledRecord);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, piEvent('charge.refunded'))).result());
+
+    expect(result.status).toBe('refunded');
+    expect(calls.reverseLineItems).toEqual([expect.objectContaining({ reversalId: refund.id, items: 'all' })]);
+    expect(calls.emailRefund).toHaveLength(1);
     expect(calls.fulfillLineItems).toHaveLength(0);
   });
 

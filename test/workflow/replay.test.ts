@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 
 test('there are recorded histories of every branch', () => {
-  for (const branch of ['paid', 'delayed-then-succeeded', 'delayed-then-failed', 'open-then-completed', 'expired', 'deadline-reached', 'started-by-reconciler', 'reconciler-run-of-several-pages', 'continued-as-new-first-run', 'continued-as-new-last-run', 'refunded-after-fulfillment', 'refund-while-fulfilling', 'partial-refund-for-an-operator', 'refunded-before-fulfillment', 'dispute-lost', 'payment-intent-succeeded', 'payment-intent-processing-then-succeeded', 'payment-intent-failed-then-retried', 'payment-intent-manual-capture', 'payment-intent-out-of-stock']) {
+  for (const branch of ['paid', 'delayed-then-succeeded', 'delayed-then-failed', 'open-then-completed', 'expired', 'deadline-reached', 'started-by-reconciler', 'reconciler-run-of-several-pages', 'continued-as-new-first-run', 'continued-as-new-last-run', 'refunded-after-fulfillment', 'refund-while-fulfilling', 'partial-refund-for-an-operator', 'refunded-before-fulfillment', 'dispute-lost', 'payment-intent-succeeded', 'payment-intent-processing-then-succeeded', 'payment-intent-failed-then-retried', 'payment-intent-manual-capture', 'payment-intent-out-of-stock', 'operator-canceled', 'failed-then-refunded', 'refund-of-a-record-without-its-payment', 'dispute-won', 'payment-intent-release-on-refused-capture', 'payment-intent-release-before-fulfillment', 'payment-intent-deadline-cut-mid-attempt', 'payment-intent-canceled-unpaid', 'payment-intent-owned-by-checkout', 'payment-intent-no-order', 'payment-intent-amount-mismatch', 'payment-intent-refund-of-a-settled-order']) {
     expect(recorded).toContain(`${branch}.json`);
   }
 });
