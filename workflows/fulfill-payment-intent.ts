@@ -71,6 +71,7 @@ const DEFAULT_PAYMENT_RECHECK: Duration = '1 day';
 const DEFAULT_AUTHORIZATION_MS = 7 * 86_400_000;
 const CAPTURE_MARGIN_MS = 3_600_000;
 const CANCEL_WHILE_READING_PATCH = 'record-cancel-while-reading';
+const DECLINED_REASON = 'the last payment attempt failed';
 // The paid order re-read, checked against what was taken and claimed; captures bounded by the
 // authorization's life; a release that reads Stripe first; an operator's cancel releases the hold.
 const CAPTURE_CHECKS_PATCH = 'capture-checks';
@@ -183,6 +184,8 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     for (;;) {
       if (!clearsBeforeReading) inbox.unhandled = false;
       view.paymentStatus = intent.status === 'succeeded' ? 'paid' : 'unpaid';
+      // A declined attempt the customer has since made good is no reason any more.
+      if ((intent.status === 'succeeded' || intent.status === 'requires_capture') && view.reason?.startsWith(DECLINED_REASON)) view.reason = null;
       switch (intent.status) {
         case 'succeeded':
           await fulfill(order, intent);
@@ -200,7 +203,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
           return view;
         default: {
           // processing, or waiting for the customer: a failed attempt leaves it requires_payment_method, and they may retry.
-          view.reason = intent.lastPaymentError ? `the last payment attempt failed (${intent.lastPaymentError}); the customer may try again` : null;
+          view.reason = intent.lastPaymentError ? `${DECLINED_REASON} (${intent.lastPaymentError}); the customer may try again` : null;
           if (intent.lastPaymentError && eventTypes.has('payment_intent.payment_failed')) {
             await email(() => emailPaymentFailed(asSession(id, order, intent)), 'the payment-failed email could not be sent');
           }

@@ -1073,6 +1073,7 @@ describe('fulfillPaymentIntent: orders paid by PaymentIntent, without Checkout',
     });
 
     expect(result.status).toBe('fulfilled');
+    expect(result.reason).toBeNull(); // the decline made good is no reason on a fulfilled order
     expect(calls.emailPaymentFailed).toHaveLength(1);
   });
 
