@@ -393,8 +393,20 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     if (isCancellation(err)) {
       // An operator's cancel of an authorized order: what was fulfilled is reversed and the hold released
       // (or, captured already, the order fulfilled), never left fulfilled and uncaptured.
-      if (authorizedOrder) await CancellationScope.nonCancellable(() => release(authorizedOrder!, 'canceled by an operator'));
-      else await recordCanceledByOperator();
+      const authorized = authorizedOrder;
+      if (authorized) {
+        await CancellationScope.nonCancellable(async () => {
+          try {
+            await release(authorized, 'canceled by an operator');
+          } catch (inner) {
+            // Captured after all, and the fulfiller then gave up: recorded failed for an operator, never left `fulfilling`.
+            const gaveUp = failureOf(inner);
+            if (!gaveUp?.nonRetryable) throw inner;
+            view.reason = `canceled by an operator; ${gaveUp.type ?? 'Error'}: ${gaveUp.message}`;
+            await transition('failed');
+          }
+        });
+      } else await recordCanceledByOperator();
     }
     throw err;
   }
