@@ -3,7 +3,7 @@
  * transition, an email that must not undo an outcome, and settling refunds and disputes.
  * Deterministic code: activities are passed in.
  */
-import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { formatAmount } from '../src/shared/money';
@@ -77,16 +77,26 @@ export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): v
   Object.assign(view, recorded, { eventIds: [...new Set([...recorded.eventIds, ...view.eventIds])] });
 }
 
-/** A refund event that came first, and Stripe says the payment is refunded in full: nothing is to be fulfilled. */
+// Stripe's refunds are read before every fulfillment, not only once a refund event came first: its
+// event may still be on its way (routed through Stripe) when the payment's own event starts the order.
+export const READ_REFUNDS_BEFORE_FULFILLING_PATCH = 'read-refunds-before-fulfilling';
+
+/**
+ * Whether Stripe says the payment is refunded in full, so nothing is to be fulfilled (the refund is
+ * then settled like any other: its pass records `refunded`). Read when a refund event came first,
+ * and, under the patch, before every fulfillment: one read of the payment's refunds and disputes.
+ */
 export async function refundedBeforeFulfilling(
   inbox: Inbox,
   view: FulfillmentView,
   paymentIntentId: string | null | undefined,
   readMoneyBack: Activities['readMoneyBack'],
 ): Promise<boolean> {
-  if (!inbox.moneyBackPending || !paymentIntentId) return false;
+  if (!paymentIntentId) return false;
+  if (!inbox.moneyBackPending && !patched(READ_REFUNDS_BEFORE_FULFILLING_PATCH)) return false;
   if (!refundedInFull((await readMoneyBack(paymentIntentId)).refunds, view.amountTotal)) return false;
   view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
+  inbox.moneyBackPending = true; // settled once the run ends, whether or not its event has arrived yet
   return true;
 }
 
