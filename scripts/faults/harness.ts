@@ -11,6 +11,7 @@ import { startStack } from '../../src/stack';
 import { FulfillmentStore, openDatabase } from '../../src/store';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { startSmtpServer, type TestSmtpServer } from '../../test/helpers/smtp-server';
+import { LEDGER_TABLE } from './fulfiller';
 
 export const WEBHOOK_SECRET = 'whsec_faults';
 const SECRET_KEY = 'sk_test_faults';
@@ -18,8 +19,8 @@ const SMTP_PASSWORD = 'smtp-pass-7f3a9c';
 // Stripe's test-mode read limit; the product is configured below it and must stay there.
 export const STRIPE_READ_LIMIT = 25;
 const CONFIGURED_READS_PER_SECOND = '20';
-// Slow enough that a killed worker is often caught inside fulfill-line-items.
-const SLOW_FULFILLER = path.join(__dirname, '..', '..', 'test', 'fixtures', 'slow-fulfiller.ts');
+// Slow enough that a killed worker is often caught inside fulfill-line-items; reverses refunds; keeps a ledger.
+const SLOW_FULFILLER = path.join(__dirname, 'fulfiller.ts');
 
 export type Topology = 'cluster' | 'embedded';
 
@@ -65,14 +66,27 @@ export async function startClusterHarness(): Promise<Harness> {
   const dir = tempDir();
   const [emulator, smtp] = await Promise.all([startStripeEmulator(0, { readLimitPerSecond: STRIPE_READ_LIMIT }), startSmtpServer()]);
   const logLines: string[] = [];
-  const cluster = await startCluster({
-    dataDir: dir,
-    ports: await freeClusterPorts(),
-    appEnv: { ...process.env, ...appSettings(emulator, smtp) },
-    log: (source, line) => void logLines.push(`[${source}] ${line}`),
-  });
-  const db = await openDatabase({ databaseUrl: cluster.databaseUrl });
-  const connection = await Connection.connect({ address: cluster.temporalAddress });
+  let cluster: Cluster | undefined;
+  let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
+  let connection: Connection;
+  try {
+    cluster = await startCluster({
+      dataDir: dir,
+      ports: await freeClusterPorts(),
+      appEnv: { ...process.env, ...appSettings(emulator, smtp) },
+      log: (source, line) => void logLines.push(`[${source}] ${line}`),
+    });
+    db = await openDatabase({ databaseUrl: cluster.databaseUrl });
+    await db.query(LEDGER_TABLE);
+    connection = await Connection.connect({ address: cluster.temporalAddress });
+  } catch (err) {
+    // Nothing left running (a test runner would wait for it forever).
+    await db?.close().catch(() => undefined);
+    await cluster?.stop().catch(() => undefined);
+    await Promise.all([emulator.close(), smtp.stop()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     topology: 'cluster',
     baseUrl: cluster.proxyUrl,
@@ -114,6 +128,7 @@ export async function startEmbeddedHarness(): Promise<Harness> {
     logger: { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') },
     fulfiller: loadFulfiller(SLOW_FULFILLER),
   });
+  await stack.services.store.db.query(LEDGER_TABLE);
   return {
     topology: 'embedded',
     baseUrl: stack.ingress!.url,

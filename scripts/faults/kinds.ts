@@ -1,4 +1,5 @@
 import { adminConnection, type Harness, type Topology } from './harness';
+import type { OrderMix } from './orders';
 
 export interface FaultKind {
   id: string;
@@ -6,6 +7,8 @@ export interface FaultKind {
   fault: string;
   /** Where the fault applies: the embedded default has no separate worker, ingress or database server to kill. */
   topologies: Topology[];
+  /** The orders it plays (default `checkout`: cards and delayed payments; see `makeOrders`). */
+  mix?: OrderMix;
   /** Applies the fault a little after the burst starts, lifts it, and says when it held. */
   inject(harness: Harness): Promise<{ start: number; end: number }>;
 }
@@ -116,6 +119,58 @@ export const FAULT_KINDS: FaultKind[] = [
     id: 'races',
     fault: 'no fault: duplicates, reordering, landing pages and the reconciler racing the webhooks',
     topologies: ['cluster', 'embedded'],
+    inject: async () => ({ start: Date.now(), end: Date.now() }),
+  },
+  {
+    id: 'worker-kill-capture',
+    fault: 'a worker SIGKILLed 3 times, each the moment Stripe receives a capture, restarted each time (half the orders authorizations to capture)',
+    topologies: ['cluster'],
+    mix: 'capture',
+    async inject(h) {
+      const cluster = h.cluster!;
+      const start = Date.now();
+      let seen = h.emulator.requests.length;
+      for (let kill = 0; kill < 3; kill++) {
+        await sleep(1000);
+        // The next capture Stripe receives (bounded: 15 s without one kills anyway).
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const requests = h.emulator.requests;
+          const capture = requests.slice(seen).findIndex((request) => /^POST \/v1\/payment_intents\/[^/]+\/capture/.test(request));
+          if (capture >= 0) {
+            seen += capture + 1;
+            break;
+          }
+          seen = requests.length;
+          if (Date.now() > deadline) break;
+          await sleep(5);
+        }
+        const workers = cluster.apps.filter((app) => app.role === 'worker');
+        const victim = workers[Math.floor(Math.random() * workers.length)]!;
+        await victim.process.stop('SIGKILL');
+        await cluster.restartApp(victim.name);
+      }
+      return { start, end: Date.now() };
+    },
+  },
+  {
+    id: 'stripe-capture-failing',
+    fault: 'Stripe answering 500 to half the calls, and a tenth of the calls (captures among them) going through only after the client gave up, for 20 s, while captures run',
+    topologies: ['cluster', 'embedded'],
+    mix: 'capture',
+    inject: (h) =>
+      window(
+        2000,
+        async () => h.emulator.trouble({ failureRate: 0.5, statuses: [500], hangRate: 0.1, hangMs: 25_000 }),
+        async () => h.emulator.trouble({}),
+        20_000,
+      ),
+  },
+  {
+    id: 'refunds-racing',
+    fault: 'no fault: full refunds arriving before the payment event and during fulfillment, with duplicates and the reconciler racing the webhooks',
+    topologies: ['cluster', 'embedded'],
+    mix: 'refunds',
     inject: async () => ({ start: Date.now(), end: Date.now() }),
   },
 ];
