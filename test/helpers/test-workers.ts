@@ -6,7 +6,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import { createFulfillmentWorkers } from '../../src/temporal/worker';
+import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { eventually } from './eventually';
+import { bundleWorkflows, createTimeSkippingEnv } from './temporal-env';
 
 /*
  * Workers for workflow tests that stop however the test ends, so one slow or failed test cannot
@@ -180,4 +182,32 @@ export async function withFulfillmentWorkers<T>(setup: FulfillmentWorkersSetup, 
     workflowBundle: setup.bundle,
   });
   return workers.run([main!, stripe!], () => fn(taskQueue));
+}
+
+/**
+ * The setup every workflow test file shares: one time-skipping server and one workflow bundle for
+ * the file, a fresh task queue per test, and workers stopped however a test ends. `withWorker`
+ * runs the product's pair of workers on the test's queue around `fn`.
+ */
+export function timeSkippingWorkflowTests(prefix: string) {
+  const suite = {
+    env: undefined as unknown as TestWorkflowEnvironment,
+    bundle: undefined as unknown as WorkflowBundleWithSourceMap,
+    taskQueue: '',
+    withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
+      return withFulfillmentWorkers({ env: suite.env, bundle: suite.bundle, activities, taskQueue: suite.taskQueue }, fn);
+    },
+  };
+  beforeAll(async () => {
+    [suite.env, suite.bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflows(require.resolve('../../workflows'))]);
+    await registerSearchAttributes(suite.env.connection, 'default');
+  });
+  afterAll(async () => {
+    await suite.env?.teardown();
+  });
+  beforeEach(() => {
+    suite.taskQueue = uniqueTaskQueue(prefix); // its own queue: a test that overruns cannot disturb the next
+  });
+  afterEach(stopTestWorkers); // a test that timed out leaves its workers running
+  return suite;
 }

@@ -1,44 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { checkoutEventSignal, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
 import { fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
-import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
-import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingWorkflowTests } from '../helpers/test-workers';
 import { lineItem, session } from '../fixtures/sessions';
 
 // Orders paid by PaymentIntent, on the time-skipping server: no goods given away unpaid, no money
 // kept while the customer is told nothing was taken, no order shipped twice.
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflows(require.resolve('../../workflows'))]);
-  await registerSearchAttributes(env.connection, 'default');
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
-
+const suite = timeSkippingWorkflowTests('capture');
+const { withWorker } = suite;
 const randomId = () => randomBytes(8).toString('hex');
-let taskQueue = '';
-beforeEach(() => {
-  taskQueue = `capture-${randomId()}`;
-});
 
-afterEach(stopTestWorkers); // a test that timed out leaves its workers running
-
-function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
-}
-
-const serverNowSeconds = async (plus = 0) => Math.floor((await env.currentTimeMs()) / 1000) + plus;
+const serverNowSeconds = async (plus = 0) => Math.floor((await suite.env.currentTimeMs()) / 1000) + plus;
 
 /** An order and its PaymentIntent, which the test moves through Stripe's statuses. */
 function orderPaidBy(status: string, overrides: Partial<PaymentIntentSummary> = {}) {
@@ -59,8 +35,8 @@ function orderPaidBy(status: string, overrides: Partial<PaymentIntentSummary> = 
 }
 
 function startOrder(paymentIntentId: string, type: CheckoutEvent['type'] = 'payment_intent.amount_capturable_updated') {
-  return env.client.workflow.signalWithStart(fulfillPaymentIntent, {
-    taskQueue,
+  return suite.env.client.workflow.signalWithStart(fulfillPaymentIntent, {
+    taskQueue: suite.taskQueue,
     workflowId: paymentIntentId,
     args: [{ paymentIntentId }],
     signal: checkoutEventSignal,

@@ -1,9 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Activities } from '../../activities';
-import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { coveredLineItems } from '../../src/stripe/money-back';
 import { disputeOutcome } from '../../workflows/money-back';
 import {
@@ -20,42 +16,21 @@ import {
 } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
-import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
-import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingWorkflowTests } from '../helpers/test-workers';
 import { session } from '../fixtures/sessions';
 
 // Money coming back, on the time-skipping server: an event counts as handled only once what it
 // announced is settled, a refund that later fails is never left `refunded`, and every dispute
 // status Stripe documents is mapped.
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflows(require.resolve('../../workflows'))]);
-  await registerSearchAttributes(env.connection, 'default');
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
-
+const suite = timeSkippingWorkflowTests('money-back');
+const { withWorker } = suite;
 const randomId = () => randomBytes(8).toString('hex');
-let taskQueue = '';
-beforeEach(() => {
-  taskQueue = `money-back-${randomId()}`;
-});
-
-afterEach(stopTestWorkers); // a test that timed out leaves its workers running
-
-function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
-}
 
 function start(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
-  const options = { taskQueue, workflowId: input.sessionId, args: [input] as [FulfillCheckoutInput] };
+  const options = { taskQueue: suite.taskQueue, workflowId: input.sessionId, args: [input] as [FulfillCheckoutInput] };
   return signal
-    ? env.client.workflow.signalWithStart(fulfillCheckout, { ...options, signal: checkoutEventSignal, signalArgs: [signal] })
-    : env.client.workflow.start(fulfillCheckout, options);
+    ? suite.env.client.workflow.signalWithStart(fulfillCheckout, { ...options, signal: checkoutEventSignal, signalArgs: [signal] })
+    : suite.env.client.workflow.start(fulfillCheckout, options);
 }
 
 function paidWithMoneyBack() {

@@ -1,8 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { Activities } from '../../activities';
-import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import {
   checkoutEventSignal,
@@ -17,48 +13,27 @@ import {
 } from '../../workflows/definitions';
 import { fulfillCheckout, fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
-import { stopTestWorkers, withFulfillmentWorkers } from '../helpers/test-workers';
-import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
+import { timeSkippingWorkflowTests } from '../helpers/test-workers';
 import { session } from '../fixtures/sessions';
 
 // Second chances on the time-skipping server: an order that failed or that an operator canceled
 // stays so until an operator redrives it, whichever path asks, and no event is swallowed or taken
 // on its word.
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-
-beforeAll(async () => {
-  [env, bundle] = await Promise.all([createTimeSkippingEnv(), bundleWorkflows(require.resolve('../../workflows'))]);
-  await registerSearchAttributes(env.connection, 'default');
-});
-
-afterAll(async () => {
-  await env?.teardown();
-});
-
+const suite = timeSkippingWorkflowTests('second-chances');
+const { withWorker } = suite;
 const randomId = () => randomBytes(8).toString('hex');
-let taskQueue = '';
-beforeEach(() => {
-  taskQueue = `second-chances-${randomId()}`; // its own queue: a test that overruns cannot disturb the next
-});
-
-afterEach(stopTestWorkers); // a test that timed out leaves its workers running
-
-function withWorker<T>(activities: Activities, fn: () => Promise<T>): Promise<T> {
-  return withFulfillmentWorkers({ env, bundle, activities, taskQueue }, fn);
-}
 
 function startSession(input: FulfillCheckoutInput, signal?: CheckoutEvent) {
-  const options = { taskQueue, workflowId: input.sessionId, args: [input] as [FulfillCheckoutInput] };
+  const options = { taskQueue: suite.taskQueue, workflowId: input.sessionId, args: [input] as [FulfillCheckoutInput] };
   return signal
-    ? env.client.workflow.signalWithStart(fulfillCheckout, { ...options, signal: checkoutEventSignal, signalArgs: [signal] })
-    : env.client.workflow.start(fulfillCheckout, options);
+    ? suite.env.client.workflow.signalWithStart(fulfillCheckout, { ...options, signal: checkoutEventSignal, signalArgs: [signal] })
+    : suite.env.client.workflow.start(fulfillCheckout, options);
 }
 
 /** The starter every path uses, reading what the fake database last recorded. */
 function starterOver(views: () => FulfillmentView | undefined) {
   const store = { getRecord: async () => (views() ? { view: views()!, createdAt: new Date(), updatedAt: new Date() } : null) };
-  return new FulfillmentStarter(env.client, store, { taskQueue, paymentDeadline: '7 days', timeoutMs: 10_000 });
+  return new FulfillmentStarter(suite.env.client, store, { taskQueue: suite.taskQueue, paymentDeadline: '7 days', timeoutMs: 10_000 });
 }
 
 async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -78,7 +53,7 @@ function gate() {
 }
 
 async function firedTimers(workflowId: string): Promise<number> {
-  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const events = (await suite.env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
   return events.filter((event) => event.timerFiredEventAttributes).length;
 }
 
@@ -152,7 +127,7 @@ describe('a Checkout Session', () => {
     const stripe = { session: unpaid, current: () => stripe.session };
     const { activities, calls } = fakeActivities(stripe);
     const starter = starterOver(() => calls.views.at(-1));
-    const redrive = new FulfillmentStarter(env.client, { getRecord: async () => null }, { taskQueue, paymentDeadline: '7 days', timeoutMs: 10_000, redrive: true });
+    const redrive = new FulfillmentStarter(suite.env.client, { getRecord: async () => null }, { taskQueue: suite.taskQueue, paymentDeadline: '7 days', timeoutMs: 10_000, redrive: true });
 
     await withWorker(activities, async () => {
       const handle = await startSession({ sessionId: unpaid.id });
@@ -202,7 +177,7 @@ describe('an order paid by PaymentIntent', () => {
       expect(await starterOver(() => undefined).ensureStarted(paymentIntentId)).toBe('accepted');
       await waitFor(() => calls.views.at(-1)?.status === 'fulfilled');
     });
-    const described = await env.client.workflow.getHandle(paymentIntentId).describe();
+    const described = await suite.env.client.workflow.getHandle(paymentIntentId).describe();
     expect(described.type).toBe('fulfillPaymentIntent');
     expect(calls.retrieveSession).toBe(0);
   });
@@ -217,7 +192,7 @@ describe('an order paid by PaymentIntent', () => {
     await withWorker(activities, async () => {
       await starter.deliver(paymentIntentId, { id: `evt_${randomId()}`, type: 'payment_intent.succeeded' });
       await held.reached;
-      const handle = env.client.workflow.getHandle(paymentIntentId);
+      const handle = suite.env.client.workflow.getHandle(paymentIntentId);
       await handle.cancel();
       held.open();
       await expect(handle.result()).rejects.toThrow();
@@ -232,7 +207,7 @@ describe('an order paid by PaymentIntent', () => {
     const { activities, calls } = fakeActivities(stripe);
 
     const result = await withWorker(activities, async () =>
-      (await env.client.workflow.signalWithStart(fulfillPaymentIntent, { taskQueue, workflowId: paymentIntentId, args: [{ paymentIntentId }], signal: checkoutEventSignal, signalArgs: [{ id: `evt_${randomId()}`, type: 'payment_intent.canceled' }] })).result(),
+      (await suite.env.client.workflow.signalWithStart(fulfillPaymentIntent, { taskQueue: suite.taskQueue, workflowId: paymentIntentId, args: [{ paymentIntentId }], signal: checkoutEventSignal, signalArgs: [{ id: `evt_${randomId()}`, type: 'payment_intent.canceled' }] })).result(),
     );
 
     expect(result.status).toBe('payment_failed');
@@ -245,7 +220,7 @@ describe('an order paid by PaymentIntent', () => {
     const recorded: FulfillmentView = { ...receivedView(paymentIntentId), status: 'failed', reason: 'canceled by an operator' };
     const { activities, calls } = fakeActivities(stripe, recorded);
     const start = (redrive: boolean) =>
-      env.client.workflow.start(fulfillPaymentIntent, { taskQueue, workflowId: `${paymentIntentId}`, args: [{ paymentIntentId, ...(redrive ? { redrive } : {}) }], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
+      suite.env.client.workflow.start(fulfillPaymentIntent, { taskQueue: suite.taskQueue, workflowId: `${paymentIntentId}`, args: [{ paymentIntentId, ...(redrive ? { redrive } : {}) }], workflowIdReusePolicy: 'ALLOW_DUPLICATE' });
 
     const late = await withWorker(activities, async () => (await start(false)).result());
     expect(late.status).toBe('failed');
