@@ -28,7 +28,7 @@ export async function openServices(config: Config, fulfiller: Fulfiller = stockF
   const mailer = config.email.smtpUrl
     ? createSmtpMailer(config.email.smtpUrl, config.email.from)
     : createOutboxMailer(config.email.outboxDir, config.email.from);
-  const stripe = createStripeClient(config.stripe.secretKey, config.stripe.apiBase);
+  const stripe = createStripeClient(config.stripe.secretKey, config.stripe.apiBase, config.stripe.maxReadsPerSecond);
   const metrics = createMetrics(store);
   return {
     db,

@@ -80,6 +80,7 @@ export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): v
 // Stripe's refunds are read before every fulfillment, not only once a refund event came first: its
 // event may still be on its way (routed through Stripe) when the payment's own event starts the order.
 export const READ_REFUNDS_BEFORE_FULFILLING_PATCH = 'read-refunds-before-fulfilling';
+export const LOST_DISPUTE_BEFORE_FULFILLING_PATCH = 'lost-dispute-before-fulfilling';
 
 /**
  * Whether Stripe says the payment is refunded in full, so nothing is to be fulfilled (the refund is
@@ -94,8 +95,11 @@ export async function refundedBeforeFulfilling(
 ): Promise<boolean> {
   if (!paymentIntentId) return false;
   if (!inbox.moneyBackPending && !patched(READ_REFUNDS_BEFORE_FULFILLING_PATCH)) return false;
-  if (!refundedInFull((await readMoneyBack(paymentIntentId)).refunds, view.amountTotal)) return false;
-  view.reason = 'refunded in full before it was fulfilled; nothing was fulfilled';
+  const { refunds, disputes } = await readMoneyBack(paymentIntentId);
+  // A dispute already lost took the money as surely as a refund (the schedule explorer found one fulfilled).
+  const lost = disputes.some((dispute) => disputeOutcome(dispute) === 'lost') && patched(LOST_DISPUTE_BEFORE_FULFILLING_PATCH);
+  if (!lost && !refundedInFull(refunds, view.amountTotal)) return false;
+  view.reason = lost ? 'a dispute was lost before it was fulfilled; nothing was fulfilled' : 'refunded in full before it was fulfilled; nothing was fulfilled';
   inbox.moneyBackPending = true; // settled once the run ends, whether or not its event has arrived yet
   return true;
 }

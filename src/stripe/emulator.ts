@@ -168,7 +168,12 @@ export interface StripeEmulator {
   close(): Promise<void>;
 }
 
-export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity } = {}): Promise<StripeEmulator> {
+/**
+ * `clock`: Stripe's time (ms since the epoch), for the objects' `created` and the capture deadline;
+ * a test on Temporal's time-skipping server passes that server's time, so both agree.
+ */
+export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity, clock = Date.now } = {}): Promise<StripeEmulator> {
+  const stripeNow = () => Math.floor(clock() / 1000);
   const sessions = new Map<string, EmulatedSession>();
   const refunds = new Map<string, EmulatedRefund>();
   const disputes = new Map<string, EmulatedDispute>();
@@ -189,7 +194,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
   app.set('query parser', 'extended');
 
-  const put = (session: EmulatedSession) => void sessions.set(session.id, { created: Math.floor(Date.now() / 1000), ...session });
+  const put = (session: EmulatedSession) => void sessions.set(session.id, { created: stripeNow(), ...session });
   app.put('/emulator/sessions/:id', express.json({ limit: '5mb' }), (req, res) => {
     put({ ...(req.body as EmulatedSession), id: String(req.params.id) });
     res.json(toStripeSession(sessions.get(String(req.params.id))!, false));
@@ -314,7 +319,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
         currency: intent.currency,
         status: 'succeeded',
         metadata: body.metadata ?? {},
-        created: nowSeconds(),
+        created: stripeNow(),
       };
       refunds.set(refund.id, refund);
       answer = { status: 200, body: toStripeRefund(refund) };
@@ -373,7 +378,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
           status: 404,
           body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: `No such payment_intent: '${String(req.params.id)}'`, param: 'intent' } },
         };
-      } else if (action === 'capture' && intent.status === 'requires_capture' && Date.now() / 1000 > (intent.captureBefore ?? Infinity)) {
+      } else if (action === 'capture' && intent.status === 'requires_capture' && clock() / 1000 > captureBeforeOf(intent)) {
         answer = {
           status: 400,
           body: { error: { type: 'invalid_request_error', code: 'charge_expired_for_capture', message: 'The charge has expired and can no longer be captured.' } },
@@ -417,9 +422,9 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     requests,
     requestTimes,
     put,
-    putRefund: (refund) => void refunds.set(refund.id, { created: Math.floor(Date.now() / 1000), ...refund }),
-    putDispute: (dispute) => void disputes.set(dispute.id, { created: Math.floor(Date.now() / 1000), ...dispute }),
-    putPaymentIntent: (intent) => void paymentIntents.set(intent.id, { created: Math.floor(Date.now() / 1000), ...intent }),
+    putRefund: (refund) => void refunds.set(refund.id, { created: stripeNow(), ...refund }),
+    putDispute: (dispute) => void disputes.set(dispute.id, { created: stripeNow(), ...dispute }),
+    putPaymentIntent: (intent) => void paymentIntents.set(intent.id, { created: stripeNow(), ...intent }),
     // Stripe's events always carry these two; a payload made by hand (signed-events.ts) may not.
     putEvent: (event) => void events.set(String(event.id), { pending_webhooks: 0, request: { id: null, idempotency_key: null }, ...event }),
     failNext: (status, count) => void Object.assign(failures, { status, remaining: count }),
@@ -439,6 +444,9 @@ function stripeError(res: Response, status: number, type: string, code: string |
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** When an uncaptured authorization lapses: as told, or about 7 days after it was made, as for most cards. */
+const captureBeforeOf = (intent: EmulatedPaymentIntent) => intent.captureBefore ?? (intent.created ?? nowSeconds()) + 7 * 86_400;
 
 /** What a captured or paid PaymentIntent took: all of it, or what a partial authorization allowed. */
 const receivedOf = (intent: EmulatedPaymentIntent) => intent.amountCapturable ?? intent.amount;
@@ -554,7 +562,7 @@ function latestCharge(intent: EmulatedPaymentIntent, created: number) {
         funding: 'credit',
         last4: '4242',
         // An uncaptured authorization lapses: Stripe says when (about 7 days for most cards).
-        ...(manual ? { capture_before: intent.captureBefore ?? created + 7 * 86_400 } : {}),
+        ...(manual ? { capture_before: captureBeforeOf(intent) } : {}),
       },
     },
     refunded: released,
@@ -632,7 +640,7 @@ function toStripeSession(session: EmulatedSession, expandLineItems: boolean) {
     currency: session.currency,
     customer_details: session.customerEmail ? { email: session.customerEmail, name: session.customerName } : null,
     customer_email: session.customerEmail,
-    expires_at: session.expiresAt ?? Math.floor(Date.now() / 1000) + 24 * 3600,
+    expires_at: session.expiresAt ?? (session.created ?? nowSeconds()) + 24 * 3600,
     livemode: session.livemode ?? false,
     created: session.created ?? nowSeconds(),
     custom_fields: [],

@@ -1,4 +1,5 @@
 import Stripe from 'stripe';
+import { budgetedHttpClient } from './request-budget';
 import type { LineItemSummary, PaymentStatus, SessionMode, SessionStatus, SessionSummary } from '../../workflows/definitions';
 
 export interface StripeApiBase {
@@ -15,8 +16,10 @@ export function parseStripeApiBase(url: string): StripeApiBase {
   return { protocol, host: parsed.hostname, port: parsed.port ? Number(parsed.port) : protocol === 'http' ? 80 : 443 };
 }
 
-export function createStripeClient(secretKey: string, apiBase?: StripeApiBase): Stripe {
+/** `requestsPerSecond`: this process's budget of Stripe requests (see request-budget.ts); unlimited if omitted. */
+export function createStripeClient(secretKey: string, apiBase?: StripeApiBase, requestsPerSecond?: number): Stripe {
   return new Stripe(secretKey, {
+    ...(requestsPerSecond ? { httpClient: budgetedHttpClient(requestsPerSecond) } : {}),
     // Temporal retries the activity with backoff; stripe-node retrying underneath would hide that.
     maxNetworkRetries: 0,
     timeout: 20_000,

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import fc from 'fast-check';
 import { checkWorld, INVARIANTS, type Invariant, type Violation } from './oracle';
 import { runWorld, type Explorer } from './run-world';
@@ -9,95 +10,158 @@ export interface ExploreOptions {
   /** Time budget: no new world starts after it (shrinking a counterexample may run past it). */
   seconds?: number;
   seed?: number;
-  /** fast-check's path of one world: replays exactly that world with `seed`. */
+  /** fast-check's path of one world in the batch of `seed`: replays that search exactly. */
   path?: string;
+  /** A file where a long run keeps its progress after each batch: run again with it to resume. */
+  progressFile?: string;
+  /** How long shrinking a counterexample may take; past it, the smallest world found so far is reported. */
+  shrinkSeconds?: number;
 }
 
-export interface ExploreReport {
+type Stats = Record<'worlds' | 'orders' | 'changes' | 'deliveries' | 'visitsSkipped' | 'faults' | 'operatorActions' | 'reconciles' | 'fulfilled', number>;
+
+export interface ExploreReport extends Stats {
   seed: number;
-  worlds: number;
-  orders: number;
-  deliveries: number;
-  visitsSkipped: number;
-  /** Orders fulfilled (a sign the worlds did something). */
-  fulfilled: number;
+  /** Batches of BATCH worlds run so far (batch k's seed is seed + k). */
+  batches: number;
   violations: Record<Invariant, number>;
+  /** Time spent exploring (not shrinking), over every session of a resumed run. */
   elapsedMs: number;
   worldsPerMinute: number;
-  /** The smallest failing world fast-check found, with what broke and how to replay it. */
-  counterexample?: { world: World; violations: Violation[]; path: string; size: ReturnType<typeof sizeOf>; worldsUntilFound: number };
+  /** The smallest failing world found, with what broke and how to replay it. */
+  counterexample?: {
+    world: World;
+    violations: Violation[];
+    /** What the world first found broke, before shrinking. */
+    firstViolations: Violation[];
+    /** Its batch's seed and fast-check path. */
+    seed: number;
+    path: string;
+    size: ReturnType<typeof sizeOf>;
+    worldsUntilFound: number;
+    secondsUntilFound: number;
+  };
   /** A failure that was no violation (the harness broke): its message. */
   error?: string;
 }
 
+/** Worlds per fast-check run: a long run is a sequence of such batches, so it can stop and resume between them. */
+export const BATCH = 100;
+
 class WorldViolated extends Error {
   constructor(readonly violations: Violation[]) {
-    super(violations.map((v) => `${v.invariant} (order ${v.order}, ${v.sessionId}): ${v.detail}`).join('\n'));
+    super(violations.map((v) => `${v.invariant} (order ${v.order}, ${v.id}): ${v.detail}`).join('\n'));
   }
 }
 
-/** Runs worlds on `explorer` until the count or the time budget; on a violation, fast-check shrinks it. */
+const emptyStats = (): Stats => ({ worlds: 0, orders: 0, changes: 0, deliveries: 0, visitsSkipped: 0, faults: 0, operatorActions: 0, reconciles: 0, fulfilled: 0 });
+
+/**
+ * Runs worlds on `explorer` until the count or the time budget, in batches; on a violation,
+ * fast-check shrinks it (within `shrinkSeconds`) and the run stops there.
+ */
 export async function exploreWorlds(explorer: Explorer, options: ExploreOptions): Promise<ExploreReport> {
-  const seed = options.seed ?? Date.now() ^ (Math.random() * 0x100000000);
-  const violations = Object.fromEntries(INVARIANTS.map((name) => [name, 0])) as Record<Invariant, number>;
-  const stats = { worlds: 0, orders: 0, deliveries: 0, visitsSkipped: 0, fulfilled: 0 };
-  let shrinking = false;
-  let worldsUntilFound = 0;
+  const resumed = options.progressFile && fs.existsSync(options.progressFile) ? (JSON.parse(fs.readFileSync(options.progressFile, 'utf8')) as ExploreReport) : null;
+  if (resumed && options.seed !== undefined && options.seed !== resumed.seed) throw new Error(`${options.progressFile} holds a run of seed ${resumed.seed}, not ${options.seed}`);
+  const report: ExploreReport = resumed ?? {
+    seed: options.seed ?? (Date.now() ^ (Math.random() * 0x100000000)) >>> 0,
+    batches: 0,
+    ...emptyStats(),
+    violations: Object.fromEntries(INVARIANTS.map((name) => [name, 0])) as Record<Invariant, number>,
+    elapsedMs: 0,
+    worldsPerMinute: 0,
+  };
+  if (report.counterexample) return report; // that run already ended on a violation
+  const deadline = options.seconds === undefined ? Infinity : Date.now() + options.seconds * 1000;
+  while (report.worlds < options.count && Date.now() < deadline && !report.counterexample && !report.error) {
+    const batchSeed = report.seed + report.batches;
+    const size = options.path ? 1 : Math.min(BATCH, options.count - report.worlds);
+    await runBatch(explorer, report, { seed: batchSeed, count: size, path: options.path, deadline, shrinkMs: (options.shrinkSeconds ?? 300) * 1000 });
+    report.batches++;
+    report.worldsPerMinute = report.worlds / (Math.max(1, report.elapsedMs) / 60_000);
+    if (options.progressFile) fs.writeFileSync(options.progressFile, JSON.stringify(report, null, 2));
+    if (options.path) break;
+  }
+  return report;
+}
+
+async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed: number; count: number; path?: string; deadline: number; shrinkMs: number }): Promise<void> {
+  let shrinkingSince: number | null = null;
   let smallest: Violation[] = [];
-  const started = Date.now();
-  let exploredUntil = started; // when the last explored world ended: shrinking is not exploring
+  let first: Violation[] = [];
+  let exploring = Date.now();
 
   const property = fc.asyncProperty(worldArb, async (world) => {
+    // Past the shrink budget, every further candidate "passes" unrun: fast-check then reports the smallest failure so far.
+    if (shrinkingSince !== null && Date.now() - shrinkingSince > batch.shrinkMs) return;
     const outcome = await runWorld(explorer, world);
     const found = checkWorld(outcome);
     // The table counts the worlds explored, not the replays fast-check runs while shrinking.
-    if (!shrinking) {
-      stats.worlds++;
-      stats.orders += outcome.orders.length;
-      stats.deliveries += outcome.deliveries;
-      stats.visitsSkipped += outcome.visitsSkipped;
-      stats.fulfilled += outcome.orders.filter((o) => o.status === 'fulfilled').length;
-      for (const v of found) violations[v.invariant]++;
-      exploredUntil = Date.now();
+    if (shrinkingSince === null) {
+      report.worlds++;
+      report.orders += outcome.orders.length;
+      report.changes += outcome.orders.reduce((sum, o) => sum + o.changes.length - 1, 0);
+      report.deliveries += outcome.deliveries;
+      report.visitsSkipped += outcome.visitsSkipped;
+      report.faults += outcome.faults;
+      report.operatorActions += outcome.operatorActions;
+      report.reconciles += outcome.reconciles;
+      report.fulfilled += outcome.orders.filter((o) => o.status === 'fulfilled').length;
+      for (const v of found) report.violations[v.invariant]++;
+      report.elapsedMs += Date.now() - exploring;
+      exploring = Date.now();
     }
     if (found.length > 0) {
-      if (!shrinking) worldsUntilFound = stats.worlds;
-      shrinking = true;
+      if (shrinkingSince === null) first = found;
+      shrinkingSince ??= Date.now();
       smallest = found;
       throw new WorldViolated(found);
     }
   });
 
   const details = await fc.check(property, {
-    numRuns: options.count,
-    seed,
-    path: options.path,
+    numRuns: batch.count,
+    seed: batch.seed,
+    path: batch.path,
     endOnFailure: false, // shrink: the smallest story that still breaks is the one worth reading
-    interruptAfterTimeLimit: options.seconds === undefined ? undefined : options.seconds * 1000,
+    interruptAfterTimeLimit: Number.isFinite(batch.deadline) ? Math.max(1, batch.deadline - Date.now()) : undefined,
     markInterruptAsFailure: false,
   });
-  const elapsedMs = Date.now() - started;
-  const report: ExploreReport = { seed, ...stats, violations, elapsedMs, worldsPerMinute: stats.worlds / (Math.max(1, exploredUntil - started) / 60_000) };
   if (details.failed && details.counterexample) {
     const [world] = details.counterexample;
-    if (details.errorInstance instanceof WorldViolated) {
-      report.counterexample = { world, violations: smallest, path: details.counterexamplePath ?? '', size: sizeOf(world), worldsUntilFound };
-    } else {
-      report.error = String((details.errorInstance as Error | undefined)?.stack ?? details.errorInstance);
-      report.counterexample = { world, violations: [], path: details.counterexamplePath ?? '', size: sizeOf(world), worldsUntilFound };
-    }
+    const found = details.errorInstance instanceof WorldViolated;
+    if (!found) report.error = String((details.errorInstance as Error | undefined)?.stack ?? details.errorInstance);
+    report.counterexample = {
+      world,
+      violations: found ? smallest : [],
+      firstViolations: first,
+      seed: batch.seed,
+      path: details.counterexamplePath ?? '',
+      size: sizeOf(world),
+      worldsUntilFound: report.worlds,
+      secondsUntilFound: Math.round(report.elapsedMs / 1000),
+    };
   }
-  return report;
+}
+
+/** Runs one world as it is written (a regression world, or a counterexample saved as JSON): its violations. */
+export async function checkOneWorld(explorer: Explorer, world: World): Promise<Violation[]> {
+  return checkWorld(await runWorld(explorer, world));
 }
 
 /** The report as a table, and a failing world with the one command that replays it. */
 export function formatReport(report: ExploreReport): string {
   const rows: [string, string | number][] = [
     ['seed', report.seed],
+    ['batches', report.batches],
     ['worlds', report.worlds],
     ['orders', report.orders],
+    ['Stripe changes', report.changes],
     ['deliveries', report.deliveries],
     ['visits refused (429)', report.visitsSkipped],
+    ['faults', report.faults],
+    ['operator actions', report.operatorActions],
+    ['reconciler runs', report.reconciles],
     ['orders fulfilled', report.fulfilled],
     ...INVARIANTS.map((name): [string, number] => [`violations: ${name}`, report.violations[name]]),
     ['seconds', (report.elapsedMs / 1000).toFixed(1)],
@@ -107,12 +171,15 @@ export function formatReport(report: ExploreReport): string {
   const lines = rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
   const example = report.counterexample;
   if (example) {
-    lines.push('', report.error ? 'The harness failed on this world:' : `Violated after ${example.worldsUntilFound} worlds; shrunk to:`);
+    lines.push('', report.error ? 'The harness failed on this world:' : `Violated after ${example.worldsUntilFound} worlds (${example.secondsUntilFound} s); shrunk to:`);
     lines.push(JSON.stringify(example.world, null, 2));
     lines.push(`size: ${example.size.orders} orders, ${example.size.steps} steps, ${example.size.deliveries} deliveries`);
     for (const v of example.violations) lines.push(`  ${v.invariant} (order ${v.order}): ${v.detail}`);
+    lines.push('as first found, before shrinking:');
+    for (const v of example.firstViolations) lines.push(`  ${v.invariant} (order ${v.order}): ${v.detail}`);
     if (report.error) lines.push(report.error);
-    lines.push('', `replay: npm run explore -- --seed ${report.seed} --path ${example.path}`);
+    lines.push('', `replay this world: npm run explore -- --world '${JSON.stringify(example.world)}'`);
+    lines.push(`replay the search: npm run explore -- --seed ${example.seed} --path ${example.path}`);
   }
   return lines.join('\n');
 }

@@ -1,16 +1,24 @@
 import type { FulfillmentStatus } from '../../workflows/definitions';
-import type { OrderOutcome, WorldOutcome } from './run-world';
+import type { AppliedChange, Contact, OrderOutcome, WorldOutcome } from './run-world';
+import { RECONCILE_LOOKBACK_MS } from './run-world';
+import type { StripeFacts } from './stripe-world';
+import { isTaken } from './stripe-world';
+import { HOUR } from './world';
 
 /**
- * What must hold at the end of every world, written from the world's story and Stripe's final
- * state only. It shares no code with the product's decisions (workflows/decide.ts): an oracle that
- * shares the product's logic shares its bugs.
+ * What must hold at the end of every world, written from the world's story and Stripe's facts
+ * only. It shares no code with the product's decisions (workflows/decide.ts, money-back.ts): an
+ * oracle that shares the product's logic shares its bugs.
  */
 export const INVARIANTS = [
-  'paid_fulfilled_once', // (a) a paid order told to the product is fulfilled exactly once, with one receipt
-  'unpaid_nothing_fulfilled', // (b) nothing fulfilled without payment; a payment-failed email only after a failure
-  'acknowledged_has_effect', // (c) every 2xx answer (webhook or landing page) has its effect in the final record
-  'status_matches_stripe', // (d) the final status agrees with Stripe's final state
+  'paid_fulfilled_once', // 1. a line item of a paid order the product was told of is fulfilled exactly once, less what money back reversed
+  'unpaid_nothing_fulfilled', // 2. nothing fulfilled without payment (or refunded before it began); nothing stays fulfilled uncaptured
+  'acknowledged_has_effect', // 3. every 2xx answer has its effect in the final record, whenever it came
+  'emails_once', // 4. one receipt, one email per refund; a payment-failed email only where Stripe says so
+  'status_matches_stripe', // 5. the final status is one Stripe's story allows
+  'operator_cancel_respected', // 6. nothing more fulfilled after an operator's cancel, until a redrive
+  'replays_cleanly', // 7. no workflow task failed, and every history replays with the current code
+  'stripe_budget', // 8. Stripe never asked more often than the configured read budget
   'at_rest', // the world ended: no order still worked on after the bounded wait
 ] as const;
 
@@ -19,58 +27,199 @@ export type Invariant = (typeof INVARIANTS)[number];
 export interface Violation {
   invariant: Invariant;
   order: number;
-  sessionId: string;
+  id: string;
   detail: string;
 }
 
-/** Stripe's final state, in the oracle's words. */
-type StripeState = 'paid' | 'payment_failed' | 'unpaid';
+/** The customer is owed the goods: Stripe holds the money, or a completed Checkout had nothing to pay. */
+function owed(facts: StripeFacts): boolean {
+  if (facts.intent) return facts.intent.status === 'succeeded';
+  return facts.session?.status === 'complete' && facts.session.paymentStatus !== 'unpaid';
+}
+
+const succeededRefunds = (facts: StripeFacts) => facts.refunds.filter((refund) => refund.status === 'succeeded');
+const refundedInFull = (facts: StripeFacts) => succeededRefunds(facts).reduce((sum, refund) => sum + refund.amount, 0) >= facts.amount;
+/** Everything goes back: refunded in full, or a dispute lost. */
+const reversedInFull = (facts: StripeFacts) => refundedInFull(facts) || facts.dispute === 'lost';
+const reverses = (facts: StripeFacts, lineItemId: string) => reversedInFull(facts) || succeededRefunds(facts).some((refund) => refund.lineItemId === lineItemId);
 
 /**
- * The one mapping from Stripe's final state to the final records it allows. `null` (no record) and
- * `awaiting_payment` are allowed because Stripe may still be delivering (a world can end before
- * any event got through, and the reconciler is off); whether the product *was* told is (c)'s concern.
+ * The one mapping from what Stripe says to the records an order at rest may have, once the product
+ * knows it. Written from Stripe's documented states, not from the product's code.
  */
-const ALLOWED_STATUSES: Record<StripeState, readonly (FulfillmentStatus | null)[]> = {
-  paid: ['fulfilled', 'awaiting_payment', null],
-  payment_failed: ['payment_failed', 'awaiting_payment', null],
-  unpaid: ['awaiting_payment', null],
-};
+export function statusesFor(facts: StripeFacts): FulfillmentStatus[] {
+  if (facts.intent) {
+    switch (facts.intent.status) {
+      case 'succeeded':
+        return afterPayment(facts);
+      case 'canceled':
+        // Canceled before it was paid; or released by the product after it had started fulfilling.
+        return ['payment_failed', 'canceled'];
+      case 'requires_capture':
+        return []; // known and at rest, an authorization is captured (or released) by now
+      default:
+        return ['awaiting_payment']; // processing, or declined: the customer may try again
+    }
+  }
+  const session = facts.session!;
+  if (session.status === 'expired') return ['expired'];
+  if (session.status === 'open') return ['awaiting_checkout'];
+  if (session.paymentStatus !== 'unpaid') return session.mode === 'setup' || session.paymentStatus === 'no_payment_required' ? ['fulfilled'] : afterPayment(facts);
+  return facts.asyncPaymentFailed ? ['payment_failed'] : ['awaiting_payment'];
+}
 
-const stripeStateOf = (o: OrderOutcome): StripeState => (o.paid ? 'paid' : o.paymentFailed ? 'payment_failed' : 'unpaid');
+function afterPayment(facts: StripeFacts): FulfillmentStatus[] {
+  if (facts.dispute === 'lost') return ['dispute_lost'];
+  if (facts.dispute === 'needs_response' || facts.dispute === 'under_review') return ['disputed'];
+  if (refundedInFull(facts)) return ['refunded'];
+  if (succeededRefunds(facts).length > 0) return ['partially_refunded'];
+  return ['fulfilled'];
+}
+
+type Family = 'payment' | 'money_back';
+const familyOf = (change: AppliedChange): Family => (/^(refund|dispute)_/.test(change.what) ? 'money_back' : 'payment');
 const ok = (status: number) => status >= 200 && status < 300;
+
+/**
+ * What the product was told of: for each family of changes (the payment's, money coming back),
+ * the last change before a contact that must have made the product read that family at Stripe.
+ * Returns indexes into `o.changes` (-1: told nothing of it).
+ */
+function told(o: OrderOutcome): Record<Family, number> {
+  const last = { payment: -1, money_back: -1 };
+  const createdAt = o.changes[0]!.atMs;
+  for (const contact of o.contacts) {
+    const families = familiesTold(o, contact, createdAt);
+    for (const family of families) {
+      const index = lastOf(o.changes, family, contact.changesBefore);
+      last[family] = Math.max(last[family], index);
+    }
+  }
+  return last;
+}
+
+function familiesTold(o: OrderOutcome, contact: Contact, createdAt: number): Family[] {
+  switch (contact.what) {
+    case 'reconcile': {
+      // A run lists what was created within its look-back (with an hour's margin), and only orders
+      // Stripe lists as such: completed sessions, PaymentIntents paid, authorized or processing.
+      const facts = o.changes[contact.changesBefore]!.facts;
+      const listed = facts.intent ? ['succeeded', 'requires_capture', 'processing'].includes(facts.intent.status) : facts.session?.status === 'complete';
+      return listed && contact.atMs - createdAt < RECONCILE_LOOKBACK_MS - HOUR ? ['payment', 'money_back'] : [];
+    }
+    case 'redrive':
+      return ['payment'];
+    case 'visit':
+      return ok(contact.status) && o.facts.intent === null ? ['payment'] : [];
+    case 'deliver': {
+      if (!ok(contact.status)) return [];
+      const change = o.changes.find((c) => c.event === contact.event);
+      // Stripe's `expired` event starts nothing for a session never recorded (documented): it tells only a record.
+      if (change?.what === 'settle' && o.kind === 'expires' && o.status === null) return [];
+      return [change ? familyOf(change) : 'payment'];
+    }
+  }
+}
+
+/** The index of the last change of `family` among the first `upTo + 1` changes (the creation counts as payment). */
+function lastOf(changes: AppliedChange[], family: Family, upTo: number): number {
+  for (let i = Math.min(upTo, changes.length - 1); i >= 0; i--) if (familyOf(changes[i]!) === family) return i;
+  return -1;
+}
+
+/** Every status allowed once the product knew the payment up to change `p` and money back up to `m`: any later combination. */
+function allowedStatuses(o: OrderOutcome, p: number, m: number): Set<FulfillmentStatus> {
+  const payments = o.changes.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'payment' && i >= p);
+  const moneyBacks = o.changes.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'money_back' && i >= m);
+  const moneyStates: Pick<StripeFacts, 'refunds' | 'dispute'>[] = moneyBacks.map(({ c }) => c.facts);
+  if (m < 0) moneyStates.unshift({ refunds: [], dispute: null });
+  const allowed = new Set<FulfillmentStatus>();
+  for (const { c } of payments) for (const money of moneyStates) for (const status of statusesFor({ ...c.facts, refunds: money.refunds, dispute: money.dispute })) allowed.add(status);
+  return allowed;
+}
 
 export function checkWorld(outcome: WorldOutcome): Violation[] {
   const violations: Violation[] = [];
+  const world = (invariant: Invariant, detail: string) => violations.push({ invariant, order: -1, id: '', detail });
+  for (const failure of [...outcome.workflowTaskFailures, ...outcome.replayFailures]) world('replays_cleanly', failure);
+  if (outcome.overBudget > 0) world('stripe_budget', `${outcome.overBudget} Stripe calls went over the read budget`);
+  for (const id of outcome.stillRunning) world('at_rest', `${id} still running at the end`);
+
   for (const o of outcome.orders) {
-    const fail = (invariant: Invariant, detail: string) => violations.push({ invariant, order: o.order, sessionId: o.sessionId, detail });
-    const acknowledged = o.contacts.filter((contact) => ok(contact.status));
-    const toldPaid = acknowledged.some((contact) => contact.paidThen);
+    const fail = (invariant: Invariant, detail: string) => violations.push({ invariant, order: o.order, id: o.id, detail });
+    const items = o.lineItems.map((item) => ({ ...item, ...(o.ledger[item.id] ?? { fulfilled: 0, net: 0 }) }));
+    const canceledForGood = o.canceled !== null && !o.redriven.some((step) => step > o.canceled!.step);
+    const knew = told(o);
+    const everOwed = o.changes.some((c) => owed(c.facts));
+    const firstContact = Math.min(...o.contacts.map((c) => c.step), Infinity);
+    const factsAt = (step: number) => o.changes.filter((c) => c.step < step).at(-1)!.facts;
+    const everReversedInFull = o.changes.some((c) => reversedInFull(c.facts));
+    const reversedBeforeAnyContact = firstContact < Infinity ? reversedInFull(factsAt(firstContact)) : reversedInFull(o.facts);
 
-    // (a)
-    if (o.paid && toldPaid && o.fulfillments !== o.lineItems) fail('paid_fulfilled_once', `paid and acknowledged, ${o.fulfillments} of ${o.lineItems} line items fulfilled`);
-    if (o.fulfillments > o.lineItems) fail('paid_fulfilled_once', `${o.fulfillments} fulfillments for ${o.lineItems} line items`);
-    if (o.receipts > 1) fail('paid_fulfilled_once', `${o.receipts} receipts`);
-    if (o.paid && o.status === 'fulfilled' && o.receipts !== 1) fail('paid_fulfilled_once', `fulfilled with ${o.receipts} receipts`);
-
-    // (b)
-    if (!o.paid && (o.fulfillments > 0 || o.receipts > 0)) fail('unpaid_nothing_fulfilled', `never paid, yet ${o.fulfillments} line items fulfilled and ${o.receipts} receipts`);
-    if (o.paymentFailedEmails > 0 && !o.paymentFailed) fail('unpaid_nothing_fulfilled', `${o.paymentFailedEmails} payment-failed emails, but the payment did not fail`);
-    if (o.paymentFailedEmails > 1) fail('unpaid_nothing_fulfilled', `${o.paymentFailedEmails} payment-failed emails`);
-
-    // (c): an answer that says "received" must be true by the end, whenever it came.
-    for (const contact of acknowledged) {
-      const what = `${contact.what} at step ${contact.step} answered ${contact.status}`;
-      if (o.status === null) fail('acknowledged_has_effect', `${what}, yet no record`);
-      else if (contact.paidThen && o.status !== 'fulfilled') fail('acknowledged_has_effect', `${what} while paid, yet ${o.status}`);
-      else if (contact.what === 'async' && o.paymentFailed && o.status !== 'payment_failed') fail('acknowledged_has_effect', `${what} (payment failed), yet ${o.status}`);
+    // 1.
+    for (const item of items) if (item.fulfilled > item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} units fulfilled of ${item.quantity}`);
+    const toldOwed = knew.payment >= 0 && o.changes.slice(0, knew.payment + 1).some((c) => owed(c.facts));
+    if (owed(o.facts) && toldOwed && !canceledForGood) {
+      const lastMoneyBack = lastOf(o.changes, 'money_back', o.changes.length - 1);
+      for (const item of items) {
+        const mustReverse = reverses(o.facts, item.id) && knew.money_back === lastMoneyBack;
+        const mayReverse = o.changes.some((c) => reverses(c.facts, item.id));
+        const expected = mustReverse ? [0] : mayReverse ? [0, item.quantity] : [item.quantity];
+        if (!expected.includes(item.net)) fail('paid_fulfilled_once', `${item.id}: ${item.net} units held of ${item.quantity}, expected ${expected.join(' or ')}`);
+        // Money that all went back before fulfillment began may leave nothing fulfilled (the product reads refunds first).
+        if (!everReversedInFull && item.fulfilled !== item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} of ${item.quantity} units ever fulfilled`);
+      }
+      // A mail server down longer than the receipt's retries lose it (documented); otherwise exactly one.
+      if (!everReversedInFull && !outcome.smtpOutage && o.facts.session?.mode !== 'setup' && o.emails.receipts !== 1) fail('paid_fulfilled_once', `paid and told, ${o.emails.receipts} receipts`);
     }
 
-    // (d)
-    const state = stripeStateOf(o);
-    if (!ALLOWED_STATUSES[state].includes(o.status)) fail('status_matches_stripe', `Stripe says ${state}, the record says ${o.status}`);
+    // 2.
+    if (!owed(o.facts)) for (const item of items) if (item.net !== 0) fail('unpaid_nothing_fulfilled', `Stripe says ${describe(o.facts)}, yet ${item.id} holds ${item.net} units`);
+    if (!everOwed && o.kind !== 'pi_manual') {
+      for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${item.id} had ${item.fulfilled} units fulfilled`);
+    }
+    if (!everOwed && o.emails.receipts > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${o.emails.receipts} receipts`);
+    if (reversedBeforeAnyContact && firstContact < Infinity) {
+      for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `refunded (or lost) in full before the product heard of it, yet ${item.id} had ${item.fulfilled} units fulfilled`);
+    }
+
+    // 4.
+    if (o.emails.receipts > 1) fail('emails_once', `${o.emails.receipts} receipts`);
+    for (const [refundId, count] of Object.entries(o.emails.refunds)) {
+      if (count > 1) fail('emails_once', `${count} emails for refund ${refundId}`);
+      if (!o.changes.some((c) => c.facts.refunds.some((r) => r.id === refundId && r.status === 'succeeded'))) fail('emails_once', `an email for refund ${refundId}, which never succeeded`);
+    }
+    const paymentFailed = o.changes.some((c) => c.facts.asyncPaymentFailed || c.facts.intent?.declined);
+    if (o.emails.paymentFailed > 1) fail('emails_once', `${o.emails.paymentFailed} payment-failed emails`);
+    if (o.emails.paymentFailed > 0 && !paymentFailed) fail('emails_once', `a payment-failed email, but Stripe never said a payment failed`);
+
+    // 6.
+    if (canceledForGood && o.canceled!.fulfilledUnits !== null) {
+      const now = items.reduce((sum, item) => sum + item.fulfilled, 0);
+      if (now > o.canceled!.fulfilledUnits) fail('operator_cancel_respected', `canceled by an operator at step ${o.canceled!.step} with ${o.canceled!.fulfilledUnits} units fulfilled, ${now} by the end without a redrive`);
+    }
+
+    // 3. and 5.
+    if (!canceledForGood) {
+      const anyState = allowedStatuses(o, -1, -1);
+      const sinceTold = allowedStatuses(o, knew.payment, knew.money_back);
+      const nothingTold = knew.payment < 0 && knew.money_back < 0;
+      if (o.status === null) {
+        if (!nothingTold) fail('acknowledged_has_effect', `told (payment up to change ${knew.payment}, money back up to ${knew.money_back}), yet no record`);
+      } else if (!anyState.has(o.status)) {
+        fail('status_matches_stripe', `the record says ${o.status}; Stripe's story allows ${[...anyState].join(', ') || 'nothing at rest'} (now: ${describe(o.facts)})`);
+      } else if (!sinceTold.has(o.status)) {
+        fail('acknowledged_has_effect', `the record says ${o.status}, from before what the product was told (payment up to change ${knew.payment}, money back up to ${knew.money_back}): allowed ${[...sinceTold].join(', ') || 'nothing at rest'}`);
+      }
+    }
 
     if (o.stillRunning) fail('at_rest', `still running at the end, status ${o.status}`);
   }
   return violations;
+}
+
+function describe(facts: StripeFacts): string {
+  const payment = facts.intent ? `PaymentIntent ${facts.intent.status}` : `session ${facts.session!.status}/${facts.session!.paymentStatus}${facts.asyncPaymentFailed ? ' (payment failed)' : ''}`;
+  const refunded = succeededRefunds(facts).reduce((sum, refund) => sum + refund.amount, 0);
+  return `${payment}${isTaken(facts) && refunded ? `, ${refunded} of ${facts.amount} refunded` : ''}${facts.dispute ? `, dispute ${facts.dispute}` : ''}`;
 }

@@ -1,28 +1,51 @@
+import { randomBytes } from 'node:crypto';
 import { InterceptingCall, Metadata, status as grpcStatus, type Interceptor } from '@grpc/grpc-js';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Fulfiller } from '../../src/fulfillment/fulfiller';
+import { databaseOrderSource } from '../../src/fulfillment/order-source';
+import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
-import { isFinalStatus, type FulfillmentStatus } from '../../workflows/definitions';
+import { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
+import { isFinalStatus, type FulfillmentStatus, type ReconcileReport } from '../../workflows/definitions';
+import { reconcile } from '../../workflows';
+import { lineItem } from '../fixtures/sessions';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server';
-import { emulatedSession, eventPayload, postWebhook, startTestStack, type TestStack } from '../helpers/stack';
+import { emulatedSession, postWebhook, startTestStack, type TestStack } from '../helpers/stack';
 import { bundleWorkflows, createTimeSkippingEnv } from '../helpers/temporal-env';
-import { DAY, type EventName, type OrderKind, type World } from './world';
+import { StripeWorld, type StripeFacts, type WorldOrder } from './stripe-world';
+import { DAY, isPaymentIntentKind, type Outage, type OrderKind, type World } from './world';
 
-/** The real product, started once and shared by every world (each world's session IDs are its own). */
+const TASK_QUEUE = 'fulfillment';
+/** The product's Stripe read budget (STRIPE_MAX_READS_PER_SECOND); the emulator refuses what goes over it, as Stripe would. */
+const READS_PER_SECOND = 20;
+/** The reconciler's look-back, as its schedule passes it. */
+export const RECONCILE_LOOKBACK_MS = 3 * DAY;
+
+/** The real product, started once and shared by every world (each world's order IDs are its own). */
 export interface Explorer {
   env: TestWorkflowEnvironment;
+  bundle: WorkflowBundleWithSourceMap;
+  replayer: Replayer;
   emulator: StripeEmulator;
   smtp: TestSmtpServer;
   stack: TestStack;
+  faults: Record<Outage, boolean>;
+  /** Temporal's time minus the wall clock: the emulator's clock follows the test server's. */
+  clockOffsetMs: number;
+  worlds: number;
   stop(): Promise<void>;
 }
 
 export async function startExplorer(): Promise<Explorer> {
+  const faults: Record<Outage, boolean> = { stripe: false, smtp: false, temporal: false, fulfiller: false };
+  const clock = { offsetMs: 0 };
   const [env, bundle, emulator, smtp] = await Promise.all([
     createTimeSkippingEnv(),
     bundleWorkflows(require.resolve('../../workflows')),
-    startStripeEmulator(),
+    startStripeEmulator(0, { readLimitPerSecond: READS_PER_SECOND, clock: () => Date.now() + clock.offsetMs }),
     startSmtpServer(),
   ]);
   try {
@@ -30,26 +53,54 @@ export async function startExplorer(): Promise<Explorer> {
     // A short landing-page wait: the page answers with what is recorded, and worlds stay fast.
     const stack = await startTestStack(
       env,
-      { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle },
+      { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, env: { STRIPE_MAX_READS_PER_SECOND: String(READS_PER_SECOND) } },
       {
         landingWaitMs: 300,
-        temporal: { namespace: 'default', connectionOptions: { address: env.address, interceptors: [noSchedules] } as never },
+        fulfiller: ledgerFulfiller(faults),
+        temporal: { namespace: 'default', connectionOptions: { address: env.address, interceptors: [noSchedules, unreachableWhile(faults)] } as never },
       },
     );
-    return {
+    // The merchant's side of every fulfillment, written in the product's own transaction: the truth the oracle counts.
+    await stack.services.db.query('CREATE TABLE IF NOT EXISTS explorer_ledger (order_id text NOT NULL, line_item_id text NOT NULL, units int NOT NULL, reason text NOT NULL)');
+    const replayer = new Replayer(bundle);
+    const explorer: Explorer = {
       env,
+      bundle,
+      replayer,
       emulator,
       smtp,
       stack,
+      faults,
+      get clockOffsetMs() {
+        return clock.offsetMs;
+      },
+      set clockOffsetMs(value: number) {
+        clock.offsetMs = value;
+      },
+      worlds: 0,
       async stop() {
-        await stack.stop();
+        await Promise.all([stack.stop(), replayer.close()]);
         await Promise.all([env.teardown(), emulator.close(), smtp.stop()]);
       },
     };
+    return explorer;
   } catch (err) {
     await Promise.all([env.teardown(), emulator.close(), smtp.stop()]);
     throw err;
   }
+}
+
+/** A merchant's fulfiller that writes what it delivers and takes back to a ledger; while `faults.fulfiller`, its warehouse is unreachable (retryable). */
+function ledgerFulfiller(faults: Record<Outage, boolean>): Fulfiller {
+  return {
+    async fulfillLineItem({ sessionId, lineItem }, tx) {
+      if (faults.fulfiller) throw ApplicationFailure.retryable('the warehouse does not answer', 'WarehouseDown');
+      await tx.query("INSERT INTO explorer_ledger VALUES ($1, $2, $3, 'fulfill')", [sessionId, lineItem.id, lineItem.quantity ?? 1]);
+    },
+    async reverseLineItem({ sessionId, lineItem, quantity, reason }, tx) {
+      await tx.query('INSERT INTO explorer_ledger VALUES ($1, $2, $3, $4)', [sessionId, lineItem.id, -(quantity ?? 1), reason]);
+    },
+  };
 }
 
 /**
@@ -59,37 +110,66 @@ export async function startExplorer(): Promise<Explorer> {
  */
 const noSchedules: Interceptor = (options, nextCall) => {
   if (!options.method_definition.path.endsWith('/DescribeSchedule')) return new InterceptingCall(nextCall(options));
-  return new InterceptingCall(nextCall(options), {
-    start: (_metadata, listener) => listener.onReceiveStatus({ code: grpcStatus.NOT_FOUND, details: 'no schedules here', metadata: new Metadata() }),
+  return refuse(nextCall(options), grpcStatus.NOT_FOUND, 'no schedules here');
+};
+
+/** While `faults.temporal`, the product's client (the ingress, the starter in activities) cannot reach Temporal. */
+const unreachableWhile =
+  (faults: Record<Outage, boolean>): Interceptor =>
+  (options, nextCall) =>
+    faults.temporal ? refuse(nextCall(options), grpcStatus.UNAVAILABLE, 'Temporal is unreachable (the explorer’s outage)') : new InterceptingCall(nextCall(options));
+
+function refuse(call: ReturnType<Parameters<Interceptor>[1]>, code: grpcStatus, details: string): InterceptingCall {
+  return new InterceptingCall(call, {
+    start: (_metadata, listener) => listener.onReceiveStatus({ code, details, metadata: new Metadata() }),
     sendMessage: () => undefined,
     halfClose: () => undefined,
   });
-};
-
-/** One delivery or visit and what the product answered (0: no answer), with what Stripe said at that moment. */
-export interface Contact {
-  step: number;
-  what: EventName | 'visit';
-  status: number;
-  /** Stripe had taken the payment when it was sent. */
-  paidThen: boolean;
 }
 
-/** What happened to one order: the story as Stripe and the customer played it, and what the product left. */
+/** One contact between the world and the product, and what the product answered (0: no answer). */
+export interface Contact {
+  step: number;
+  what: 'deliver' | 'visit' | 'reconcile' | 'redrive';
+  /** The event delivered (its index in the order's story). */
+  event?: number;
+  status: number;
+  /** How many of the order's changes Stripe had made by then. */
+  changesBefore: number;
+  /** Temporal's time then. */
+  atMs: number;
+}
+
+/** A change Stripe made (it applied), with what Stripe said right after it. */
+export interface AppliedChange {
+  step: number;
+  /** Its event's index in the order's story (0: the order's creation). */
+  event: number;
+  what: string;
+  atMs: number;
+  facts: StripeFacts;
+}
+
+/** What happened to one order: the story as Stripe, customer and operators played it, and what the product left. */
 export interface OrderOutcome {
   order: number;
   kind: OrderKind;
-  sessionId: string;
-  lineItems: number;
-  /** Stripe's final state. */
-  paid: boolean;
-  paymentFailed: boolean;
+  id: string;
+  lineItems: WorldOrder['lineItems'];
+  /** Stripe's story: the order's creation, then every change that applied, with the facts after each. */
+  changes: AppliedChange[];
+  /** Stripe's final word. */
+  facts: StripeFacts;
   contacts: Contact[];
+  /** An operator's cancel that reached a running workflow: when, and what the ledger held once that run closed (null: it had not closed yet). */
+  canceled: { step: number; fulfilledUnits: number | null } | null;
+  /** A redrive that started a run, after a cancel or not. */
+  redriven: number[];
   /** The product's final record (null: none). */
   status: FulfillmentStatus | null;
-  fulfillments: number;
-  receipts: number;
-  paymentFailedEmails: number;
+  /** Per line item: units fulfilled ever, and net of reversals (the merchant's ledger). */
+  ledger: Record<string, { fulfilled: number; net: number }>;
+  emails: { receipts: number; paymentFailed: number; refunds: Record<string, number>; other: number };
   /** A workflow of it still ran when the world's bounded wait gave up. */
   stillRunning: boolean;
 }
@@ -99,117 +179,264 @@ export interface WorldOutcome {
   deliveries: number;
   /** Visits the rate limit refused (429): they did not happen. */
   visitsSkipped: number;
+  faults: number;
+  operatorActions: number;
+  reconciles: number;
+  /** Workflow tasks that failed in the world's histories, and histories that did not replay with this code. */
+  workflowTaskFailures: string[];
+  replayFailures: string[];
+  /** Stripe calls the emulator refused for going over the read budget. */
+  overBudget: number;
+  /** The mail server was down for a while. */
+  smtpOutage: boolean;
+  /** Workflows of no one order (routing a refund or dispute) still running at the end. */
+  stillRunning: string[];
 }
-
-const ASYNC_EVENT: Record<OrderKind, string | null> = {
-  card: null,
-  delayed_success: 'checkout.session.async_payment_succeeded',
-  delayed_failure: 'checkout.session.async_payment_failed',
-};
 
 /** Plays `world` on the shared product, then waits (bounded) until every order is at rest. */
 export async function runWorld(explorer: Explorer, world: World, { settleTimeoutMs = 30_000 } = {}): Promise<WorldOutcome> {
   const { env, emulator, stack } = explorer;
+  const worldId = `${++explorer.worlds}-${randomBytes(3).toString('hex')}`;
+  // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
+  await env.sleep(RECONCILE_LOOKBACK_MS + DAY);
+  const now = async () => {
+    const ms = await env.currentTimeMs();
+    explorer.clockOffsetMs = ms - Date.now();
+    return ms;
+  };
+  await now();
+  const overBudgetBefore = emulator.rateLimited();
+  const stripe = new StripeWorld(emulator);
   const url = stack.ingress!.url;
-  const orders = world.orders.map((kind, order) => {
-    const session: EmulatedSession = emulatedSession({ status: 'complete', paymentStatus: kind === 'card' ? 'paid' : 'unpaid' });
-    emulator.put(session);
-    // An event is one object at Stripe: every redelivery carries the same ID and body.
-    const completed = eventPayload('checkout.session.completed', session.id);
-    emulator.putEvent(JSON.parse(completed) as Record<string, unknown>);
-    return {
-      order,
-      kind,
-      session,
-      payloads: { completed, async: null as string | null },
-      paid: kind === 'card',
-      paymentFailed: false,
-      contacts: [] as Contact[],
-    };
-  });
-  let deliveries = 0;
-  let visitsSkipped = 0;
+  const orders = await Promise.all(world.orders.map((kind, index) => placeOrder(explorer, stripe, index, kind, worldId)));
+  const startedAt = await now();
+  const outcomes = orders.map(
+    (order): Omit<OrderOutcome, 'facts' | 'status' | 'ledger' | 'emails' | 'stillRunning'> => ({
+      order: order.index,
+      kind: order.kind,
+      id: order.id,
+      lineItems: order.lineItems,
+      changes: [{ step: -1, event: 0, what: 'created', atMs: startedAt, facts: stripe.facts(order) }],
+      contacts: [],
+      canceled: null,
+      redriven: [],
+    }),
+  );
+  const counts = { deliveries: 0, visitsSkipped: 0, faults: 0, operatorActions: 0, reconciles: 0 };
+  const reconciles: { step: number; atMs: number; handle: WorkflowHandle<typeof reconcile> }[] = [];
+  const routes = new Set<string>();
+  const contact = (o: number, step: number, what: Contact['what'], status: number, atMs: number, event?: number) =>
+    outcomes[o]!.contacts.push({ step, what, event, status, changesBefore: outcomes[o]!.changes.length - 1, atMs });
 
   for (const [index, step] of world.steps.entries()) {
     if (step.do === 'wait') {
       await env.sleep(step.ms);
       continue;
     }
-    const o = orders[step.order]!;
-    if (step.do === 'settle') {
-      const type = ASYNC_EVENT[o.kind]!;
-      if (o.kind === 'delayed_success') {
-        o.session = { ...o.session, paymentStatus: 'paid' };
-        emulator.put(o.session);
-        o.paid = true;
-      } else {
-        o.paymentFailed = true;
+    const atMs = await now();
+    for (const order of orders) {
+      // Stripe's own clock: an authorization nobody captured lapses (its event is not delivered: the world did not plan it).
+      if (stripe.lapse(order, atMs)) outcomes[order.index]!.changes.push({ step: index, event: -1, what: 'lapsed', atMs, facts: stripe.facts(order) });
+    }
+    switch (step.do) {
+      case 'stripe': {
+        const order = orders[step.order]!;
+        const payload = stripe.apply(order, step.change, step.succeeds);
+        if (payload) {
+          order.events[step.index] = payload;
+          outcomes[step.order]!.changes.push({ step: index, event: step.index, what: step.change, atMs, facts: stripe.facts(order) });
+        }
+        break;
       }
-      o.payloads.async = eventPayload(type, o.session.id);
-      emulator.putEvent(JSON.parse(o.payloads.async) as Record<string, unknown>);
-    } else if (step.do === 'deliver') {
-      const payload = o.payloads[step.event];
-      if (!payload) throw new Error(`world step ${index}: the order's ${step.event} event does not exist yet`);
-      deliveries++;
-      const status = await postWebhook(url, payload, { timeoutMs: 15_000 }).then(
-        (answer) => answer.status,
-        () => 0,
-      );
-      o.contacts.push({ step: index, what: step.event, status, paidThen: o.paid });
-    } else {
-      const status = await fetch(`${url}/after-checkout?session_id=${o.session.id}`, { signal: AbortSignal.timeout(15_000) }).then(
-        async (response) => (await response.text(), response.status),
-        () => 0,
-      );
-      if (status === 429) visitsSkipped++;
-      else o.contacts.push({ step: index, what: 'visit', status, paidThen: o.paid });
+      case 'deliver': {
+        const payload = orders[step.order]!.events[step.event];
+        if (!payload) break; // the change did not apply (or an open session has no creation event): Stripe sends nothing
+        counts.deliveries++;
+        const status = await postWebhook(url, payload, { timeoutMs: 15_000 }).then(
+          (answer) => answer.status,
+          () => 0,
+        );
+        contact(step.order, index, 'deliver', status, atMs, step.event);
+        // A refund or dispute of a payment our records do not know yet is routed by a workflow of its own.
+        const event = JSON.parse(payload) as { id: string; type: string };
+        if (/^(charge\.refunded|refund\.|charge\.dispute\.)/.test(event.type)) routes.add(`route-${event.id}`);
+        break;
+      }
+      case 'visit': {
+        const id = orders[step.order]!.id;
+        const status = await fetch(`${url}/after-checkout?session_id=${id}`, { signal: AbortSignal.timeout(15_000) }).then(
+          async (response) => (await response.text(), response.status),
+          () => 0,
+        );
+        if (status === 429) counts.visitsSkipped++;
+        else contact(step.order, index, 'visit', status, atMs);
+        break;
+      }
+      case 'cancel': {
+        counts.operatorActions++;
+        const id = orders[step.order]!.id;
+        if (!(await isRunning(env, id))) break;
+        await env.client.workflow.getHandle(id).cancel();
+        // What was fulfilled once that run closed: nothing may be added until an operator redrives.
+        const closed = await untilClosed(env, id, 5_000);
+        outcomes[step.order]!.canceled = { step: index, fulfilledUnits: closed ? sum(await ledgerOf(explorer, id), 'fulfilled') : null };
+        break;
+      }
+      case 'redrive': {
+        counts.operatorActions++;
+        const id = orders[step.order]!.id;
+        // As `npm run redrive` does it: a running execution is left alone.
+        const starter = new FulfillmentStarter(env.client, { getRecord: async () => null }, { taskQueue: TASK_QUEUE, paymentDeadline: '7 days', timeoutMs: 10_000, redrive: true });
+        if (await starter.isRunning(id)) break;
+        await starter.ensureStarted(id);
+        outcomes[step.order]!.redriven.push(index);
+        contact(step.order, index, 'redrive', 200, atMs);
+        break;
+      }
+      case 'reconcile': {
+        counts.reconciles++;
+        // Started, not awaited: it may need an outage to end first. It counts for what Stripe said before it started.
+        const handle = await env.client.workflow.start(reconcile, {
+          taskQueue: TASK_QUEUE,
+          workflowId: `reconcile-${worldId}-${index}`,
+          args: [{ lookback: `${RECONCILE_LOOKBACK_MS / DAY} days`, stuckAfter: '1 hour' }],
+        });
+        reconciles.push({ step: index, atMs, handle });
+        break;
+      }
+      case 'outage': {
+        if (step.on) counts.faults++;
+        setOutage(explorer, step.what, step.on);
+        break;
+      }
     }
   }
+  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false);
 
-  const stillRunning = await untilAtRest(explorer, orders.map((o) => o.session.id), settleTimeoutMs);
+  // A reconciler run that completed with every phase tells the product of every order Stripe listed to it.
+  for (const run of reconciles) {
+    const report = await withTimeout(run.handle.result(), settleTimeoutMs).catch(() => null);
+    if (!report || (report as ReconcileReport).failedPhases?.length) continue;
+    for (const o of outcomes) contact(o.order, run.step, 'reconcile', 200, run.atMs);
+    // changesBefore must be what Stripe said when the run started, not now.
+    for (const o of outcomes) o.contacts.at(-1)!.changesBefore = o.changes.filter((c) => c.step < run.step).length - 1;
+  }
+
+  const ids = orders.map((order) => order.id);
+  const stillRunning = await untilAtRest(explorer, [...ids, ...routes], settleTimeoutMs);
   const { store } = stack.services;
-  const outcomes: OrderOutcome[] = [];
-  for (const o of orders) {
-    const id = o.session.id;
-    const mails = (kind: string) => explorer.smtp.messages.filter((m) => m.parsed.messageId === `<${kind}.${id}@shop.test>`).length;
-    outcomes.push({
-      order: o.order,
-      kind: o.kind,
-      sessionId: id,
-      lineItems: o.session.lineItems.length,
-      paid: o.paid,
-      paymentFailed: o.paymentFailed,
-      contacts: o.contacts,
-      status: (await store.getRecord(id))?.view.status ?? null,
-      fulfillments: (await store.getFulfillments(id)).length,
-      receipts: mails('receipt'),
-      paymentFailedEmails: mails('payment_failed'),
-      stillRunning: stillRunning.includes(id),
+  const results: OrderOutcome[] = [];
+  for (const [i, order] of orders.entries()) {
+    results.push({
+      ...outcomes[i]!,
+      facts: stripe.facts(order),
+      status: (await store.getRecord(order.id))?.view.status ?? null,
+      ledger: await ledgerOf(explorer, order.id),
+      emails: emailsOf(explorer, order.id),
+      stillRunning: stillRunning.includes(order.id),
     });
   }
-  return { orders: outcomes, deliveries, visitsSkipped };
+  const histories = await historiesOf(env, [...ids, ...routes, ...reconciles.map((run) => run.handle.workflowId)]);
+  // Housekeeping, once the world is judged: the reconciler re-reads every dispute our records hold
+  // open, whatever its age, so a world's open disputes would cost every later world's runs.
+  await stack.services.db.query(`DELETE FROM checkout_sessions WHERE session_id = ANY($1) AND view->'disputes' @> '[{"outcome":"open"}]'`, [ids]);
+  return {
+    orders: results,
+    ...counts,
+    workflowTaskFailures: histories.taskFailures,
+    replayFailures: await explorer.replayer.failures(histories.histories),
+    overBudget: emulator.rateLimited() - overBudgetBefore,
+    stillRunning: stillRunning.filter((id) => !ids.includes(id)),
+    smtpOutage: world.steps.some((step) => step.do === 'outage' && step.what === 'smtp'),
+  };
+}
+
+async function placeOrder(explorer: Explorer, stripe: StripeWorld, index: number, kind: OrderKind, worldId: string): Promise<WorldOrder> {
+  const { stack } = explorer;
+  if (!isPaymentIntentKind(kind)) {
+    const open = kind === 'open_then_paid' || kind === 'open_free' || kind === 'expires';
+    const mode = kind === 'setup' ? 'setup' : kind === 'subscription' ? 'subscription' : 'payment';
+    const paymentStatus = kind === 'card' || kind === 'subscription' ? 'paid' : kind === 'free' || kind === 'setup' || kind === 'open_free' ? 'no_payment_required' : 'unpaid';
+    const session = emulatedSession({ status: open ? 'open' : 'complete', paymentStatus, mode, ...(kind === 'free' || kind === 'open_free' ? { paymentIntentId: null } : {}) });
+    return stripe.placeSession(index, kind, session);
+  }
+  // An order paid by PaymentIntent, as a merchant places one: the order in the app's `orders` table, its PaymentIntent naming it.
+  const id = `${worldId.replace('-', '')}${index}${randomBytes(4).toString('hex')}`;
+  const items = ['prod_mug', 'prod_tea'].map((product, n) =>
+    lineItem({ id: `li_${id}_${n}`, productId: `${product}_${id}`, description: product.slice(5), quantity: 1, amountSubtotal: 1500, amountTotal: 1500, currency: 'eur' }),
+  );
+  const orderId = `order_${id}`;
+  await databaseOrderSource(stack.services.db).saveOrder({ orderId, currency: 'eur', amountTotal: 3000, lineItems: items, contact: { email: `buyer${id}@example.org`, name: 'Buyer' } });
+  const nowSeconds = Math.floor((Date.now() + explorer.clockOffsetMs) / 1000);
+  const manual = kind === 'pi_manual';
+  return stripe.placePaymentIntent(
+    index,
+    kind,
+    {
+      id: `pi_${id}`,
+      amount: 3000,
+      currency: 'eur',
+      status: manual ? 'requires_capture' : 'processing',
+      captureMethod: manual ? 'manual' : 'automatic',
+      captureBefore: nowSeconds + 7 * 86_400,
+      metadata: { order_id: orderId },
+    },
+    items.map((item) => ({ id: item.id, quantity: 1, amount: 1500 })),
+  );
+}
+
+function setOutage(explorer: Explorer, what: Outage, on: boolean): void {
+  explorer.faults[what] = on;
+  if (what === 'stripe') explorer.emulator.trouble(on ? { failureRate: 0.5, statuses: [429, 500, 503] } : {});
+  if (what === 'smtp') explorer.smtp.refuseRecipients(on);
+}
+
+async function ledgerOf(explorer: Explorer, orderId: string): Promise<OrderOutcome['ledger']> {
+  const rows = await explorer.stack.services.db.query<{ line_item_id: string; fulfilled: number; net: number }>(
+    `SELECT line_item_id, sum(greatest(units, 0))::int AS fulfilled, sum(units)::int AS net FROM explorer_ledger WHERE order_id = $1 GROUP BY line_item_id`,
+    [orderId],
+  );
+  return Object.fromEntries(rows.map((row) => [row.line_item_id, { fulfilled: row.fulfilled, net: row.net }]));
+}
+
+const sum = (ledger: OrderOutcome['ledger'], field: 'fulfilled' | 'net') => Object.values(ledger).reduce((total, item) => total + item[field], 0);
+
+function emailsOf(explorer: Explorer, orderId: string): OrderOutcome['emails'] {
+  const emails: OrderOutcome['emails'] = { receipts: 0, paymentFailed: 0, refunds: {}, other: 0 };
+  for (const message of explorer.smtp.messages) {
+    const messageId = message.parsed.messageId ?? '';
+    if (!messageId.includes(`.${orderId}@`)) continue;
+    const kind = messageId.slice(1, messageId.indexOf('.'));
+    if (kind === 'receipt') emails.receipts++;
+    else if (kind === 'payment_failed') emails.paymentFailed++;
+    else if (kind === 'refund') {
+      const refundId = messageId.slice('<refund.'.length, messageId.indexOf(`.${orderId}@`));
+      emails.refunds[refundId] = (emails.refunds[refundId] ?? 0) + 1;
+    } else emails.other++;
+  }
+  return emails;
 }
 
 // Statuses an execution passes through while it works (activities in flight): real time finishes them.
-const WORKING: readonly FulfillmentStatus[] = ['received', 'fulfilling'];
+const WORKING: readonly (FulfillmentStatus | undefined)[] = [undefined, 'received', 'fulfilling'];
 
 /**
- * Waits until every order's record is final or no workflow of it runs; returns those still running
- * after `timeoutMs`. While one only waits (for a payment, until its deadline), Temporal's time is
- * skipped a day at a time; while one works, real time passes.
+ * Waits until no workflow of the world's orders runs, or one only waits with a final record (a
+ * settled order listening for money back); returns those still running after `timeoutMs`. While
+ * one only waits (for a payment, until its deadline), Temporal's time is skipped a day at a time;
+ * while one works, real time passes.
  */
-async function untilAtRest(explorer: Explorer, sessionIds: string[], timeoutMs: number): Promise<string[]> {
+async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number): Promise<string[]> {
   const { env, stack } = explorer;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const running: string[] = [];
     let working = false;
-    for (const id of sessionIds) {
-      const status = (await stack.services.store.getRecord(id))?.view.status;
-      if (status && isFinalStatus(status)) continue;
+    for (const id of ids) {
       if (!(await isRunning(env, id))) continue;
+      const status = (await stack.services.store.getRecord(id))?.view.status;
       running.push(id);
-      if (!status || WORKING.includes(status)) working = true;
+      if (WORKING.includes(status) || (status && isFinalStatus(status))) working = true;
     }
     if (running.length === 0 || Date.now() > deadline) return running;
     if (working) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -224,4 +451,85 @@ async function isRunning(env: TestWorkflowEnvironment, workflowId: string): Prom
     if (err instanceof WorkflowNotFoundError) return false;
     throw err;
   }
+}
+
+async function untilClosed(env: TestWorkflowEnvironment, workflowId: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isRunning(env, workflowId))) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}
+
+type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
+
+/** The latest run's history of each workflow, and the workflow tasks that failed in them. */
+async function historiesOf(env: TestWorkflowEnvironment, ids: string[]): Promise<{ histories: { workflowId: string; history: History }[]; taskFailures: string[] }> {
+  const histories: { workflowId: string; history: History }[] = [];
+  const taskFailures: string[] = [];
+  for (const workflowId of ids) {
+    const history = await env.client.workflow
+      .getHandle(workflowId)
+      .fetchHistory()
+      .catch((err: unknown) => {
+        // Never started (no event got through): the test server answers NOT_FOUND without the SDK's error class.
+        if (err instanceof WorkflowNotFoundError || (err as { code?: number }).code === grpcStatus.NOT_FOUND) return null;
+        throw err;
+      });
+    if (!history) continue;
+    histories.push({ workflowId, history });
+    for (const event of history.events ?? []) {
+      // A task the server refused because new events arrived meanwhile (UnhandledCommand) is Temporal at work,
+      // not a failure: only a task that failed in our code (an exception, nondeterminism) carries a failure.
+      const failed = event.workflowTaskFailedEventAttributes;
+      if (failed?.failure?.message) taskFailures.push(`${workflowId}: ${failed.failure.message}`);
+    }
+  }
+  return { histories, taskFailures };
+}
+
+/**
+ * The SDK's replayer, started once for every world: each history is replayed with the current
+ * workflow code as it is handed over, and any nondeterminism is named.
+ */
+export class Replayer {
+  private readonly queue: { workflowId: string; history: History }[] = [];
+  private wake: (() => void) | null = null;
+  private closed = false;
+  private readonly results: AsyncIterableIterator<{ workflowId: string; error?: Error }>;
+
+  constructor(bundle: WorkflowBundleWithSourceMap) {
+    this.results = Worker.runReplayHistories({ workflowBundle: bundle, replayName: 'explorer' }, this.histories());
+  }
+
+  private async *histories(): AsyncGenerator<{ workflowId: string; history: History }> {
+    for (;;) {
+      while (this.queue.length > 0) yield this.queue.shift()!;
+      if (this.closed) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  async failures(histories: { workflowId: string; history: History }[]): Promise<string[]> {
+    const failures: string[] = [];
+    this.queue.push(...histories);
+    this.wake?.();
+    for (let i = 0; i < histories.length; i++) {
+      const { value } = await this.results.next();
+      if (value?.error) failures.push(`${value.workflowId}: ${value.error.message}`);
+    }
+    return failures;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake?.();
+    for await (const _ of this.results);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms)))]).finally(() => clearTimeout(timer));
 }

@@ -1,28 +1,83 @@
 import fc from 'fast-check';
 
 /**
- * A world: a few Checkout orders and, in time order, what Stripe and the customer do to them. It is
- * a plain JSON object, so a counterexample prints, and `runWorld` replays it as it reads.
+ * A world: a few orders and, in time order, what Stripe, the customer, operators and faults do to
+ * them. It is a plain JSON object, so a counterexample prints, and `runWorld` replays it as it reads.
  */
 
-/** How an order is paid, as Stripe will tell it. */
+/** How an order is placed and paid, as Stripe will tell it. */
 export type OrderKind =
+  // Checkout Sessions
   | 'card' // complete and paid from the start
-  | 'delayed_success' // complete and unpaid; the payment succeeds at its `settle` step
-  | 'delayed_failure'; // complete and unpaid; the payment fails at its `settle` step
+  | 'delayed_success' // complete and unpaid; the payment succeeds when it settles
+  | 'delayed_failure' // complete and unpaid; the payment fails when it settles
+  | 'free' // complete, nothing to pay (a 100 % discount)
+  | 'setup' // setup mode: complete, nothing to pay, nothing to receipt
+  | 'subscription' // subscription mode, paid through its first invoice (no PaymentIntent)
+  | 'open_then_paid' // open (the customer is still in Checkout); completes paid when it settles
+  | 'open_free' // open and already `no_payment_required`; completes when it settles
+  | 'expires' // open; Stripe expires it when it settles
+  // PaymentIntent orders (the Payment Element, no Checkout)
+  | 'pi_automatic' // processing; succeeds when it settles
+  | 'pi_manual' // authorized (requires_capture): the product captures once it fulfilled
+  | 'pi_declined'; // processing; declined when it settles (the customer may try again)
 
-export const ORDER_KINDS: readonly OrderKind[] = ['card', 'delayed_success', 'delayed_failure'];
+export const ORDER_KINDS: readonly OrderKind[] = [
+  'card',
+  'delayed_success',
+  'delayed_failure',
+  'free',
+  'setup',
+  'subscription',
+  'open_then_paid',
+  'open_free',
+  'expires',
+  'pi_automatic',
+  'pi_manual',
+  'pi_declined',
+];
 
-/** The Stripe events of an order: `completed` from the start, `async` (succeeded or failed) once it settled. */
-export type EventName = 'completed' | 'async';
+export const isPaymentIntentKind = (kind: OrderKind) => kind.startsWith('pi_');
+/** Kinds whose story has a `settle` change (a payment that settles later, a session completed or expired). */
+export const SETTLES: readonly OrderKind[] = ['delayed_success', 'delayed_failure', 'open_then_paid', 'open_free', 'expires', 'pi_automatic', 'pi_declined'];
+/** Kinds that take money through a PaymentIntent, so refunds and disputes can follow. */
+export const REFUNDABLE: readonly OrderKind[] = ['card', 'delayed_success', 'open_then_paid', 'pi_automatic', 'pi_manual'];
+
+/**
+ * One change at Stripe, in the order's own story; each one Stripe acts on creates one event. A
+ * change that does not apply when its turn comes (a refund of a payment not taken yet, a Dashboard
+ * capture of an authorization already captured) does nothing and sends nothing, as at Stripe.
+ */
+export type Change =
+  | 'settle' // the kind's outcome (see OrderKind)
+  | 'refund_full' // the merchant refunds what is left
+  | 'refund_partial' // 5.00, naming no line items
+  | 'refund_line_item' // the first line item, named in metadata.line_items
+  | 'refund_pending' // what is left, pending: it succeeds or fails at `refund_settles`
+  | 'refund_settles' // the pending refund succeeds, or a succeeded one fails (returned), by `outcome`
+  | 'dispute_opened'
+  | 'dispute_won'
+  | 'dispute_lost'
+  | 'dashboard_capture' // an operator captures the authorization in Stripe's Dashboard
+  | 'dashboard_cancel'; // an operator cancels the authorization in Stripe's Dashboard
+
+export type Outage = 'stripe' | 'smtp' | 'temporal' | 'fulfiller';
 
 export type Step =
-  /** Stripe delivers one of the order's events (again, if it did before: same event ID, signed afresh). */
-  | { do: 'deliver'; order: number; event: EventName }
-  /** Stripe: the order's delayed payment succeeds or fails (its kind says which); its `async` event exists from now on. */
-  | { do: 'settle'; order: number }
-  /** The customer opens the landing page. */
+  /** Stripe changes one of the order's objects (its `index`-th change: an event exists for it from now on). */
+  | { do: 'stripe'; order: number; change: Change; index: number; succeeds: boolean }
+  /** Stripe delivers an event of the order: 0 the first (the order's creation), i the i-th change's. Redeliveries carry the same event. */
+  | { do: 'deliver'; order: number; event: number }
+  /** The customer opens the landing page (Checkout orders). */
   | { do: 'visit'; order: number }
+  /** An operator cancels the order's running workflow in the Temporal UI. */
+  | { do: 'cancel'; order: number }
+  /** An operator runs `npm run redrive` for the order. */
+  | { do: 'redrive'; order: number }
+  /** The reconciler runs (as its schedule would). */
+  | { do: 'reconcile' }
+  /** From `on` until `off`: Stripe answers 429/5xx to half the calls, SMTP refuses, Temporal is unreachable from the ingress, or the fulfiller's warehouse is down. */
+  | { do: 'outage'; what: Outage; on: boolean; window: number }
   /** Time passes (Temporal's time, skipped). */
   | { do: 'wait'; ms: number };
 
@@ -43,61 +98,107 @@ const waitArb = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 9 }).map((d) => d * DAY) },
 );
 
+const MONEY_BACK: readonly Change[] = ['refund_full', 'refund_partial', 'refund_line_item', 'refund_pending', 'refund_settles', 'dispute_opened', 'dispute_won', 'dispute_lost'];
+
 const orderPlanArb = fc.record({
   kind: fc.constantFrom(...ORDER_KINDS),
-  completedDeliveries: fc.integer({ min: 0, max: 3 }),
-  asyncDeliveries: fc.integer({ min: 0, max: 3 }),
+  // After the kind's own change: money coming back, or (manual capture) the Dashboard.
+  later: fc.array(fc.record({ change: fc.constantFrom(...MONEY_BACK, 'dashboard_capture', 'dashboard_cancel'), succeeds: fc.boolean() }), { maxLength: 2 }),
+  // Deliveries of each event (the creation's, then each change's): zero to three.
+  deliveries: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }),
   visits: fc.integer({ min: 0, max: 2 }),
+  operator: fc.constantFrom('none', 'none', 'none', 'cancel', 'cancel_then_redrive', 'redrive'),
 });
 
 type OrderPlan = typeof orderPlanArb extends fc.Arbitrary<infer T> ? T : never;
 
-const MAX_ORDERS = 3;
-// Per order at most 3 + 1 + 3 + 2 steps: one (priority, wait before) slot for each.
-const SLOTS = MAX_ORDERS * 9;
-const slotArb = fc.record({ priority: fc.nat({ max: 20 }), waitMs: waitArb });
+const worldPlanArb = fc.record({
+  orders: fc.array(orderPlanArb, { minLength: 1, maxLength: 3 }),
+  reconciles: fc.integer({ min: 0, max: 2 }),
+  outages: fc.array(fc.constantFrom<Outage>('stripe', 'smtp', 'temporal', 'fulfiller'), { maxLength: 2 }),
+});
 
-/**
- * Each order's steps in their causal order (`completed` deliveries and the settle in any order,
- * `async` deliveries only after the settle: Stripe cannot send an event about a payment not made),
- * interleaved across orders by random priorities, with a random wait before each step.
- */
-export function worldOf(plans: OrderPlan[], slots: { priority: number; waitMs: number }[]): World {
-  const tokens: { step: Step; priority: number; waitMs: number; index: number }[] = [];
-  plans.forEach((plan, order) => {
-    const steps: Step[] = [];
-    for (let i = 0; i < plan.completedDeliveries; i++) steps.push({ do: 'deliver', order, event: 'completed' });
-    if (plan.kind !== 'card') {
-      steps.push({ do: 'settle', order });
-      for (let i = 0; i < plan.asyncDeliveries; i++) steps.push({ do: 'deliver', order, event: 'async' });
-    }
-    for (let i = 0; i < plan.visits; i++) steps.push({ do: 'visit', order });
-    for (const step of steps) {
-      const slot = slots[tokens.length % slots.length]!;
-      tokens.push({ step, ...slot, index: tokens.length });
-    }
-  });
-  const ordered = [...tokens].sort((a, b) => a.priority - b.priority || a.index - b.index);
-  // The sort may put an `async` delivery before its settle: the settle then happens just before it.
-  const settled = new Set<number>();
-  const steps: Step[] = [];
-  for (const token of ordered) {
-    const { step } = token;
-    if (step.do === 'settle' && settled.has(step.order)) continue;
-    if (token.waitMs > 0) steps.push({ do: 'wait', ms: token.waitMs });
-    if (step.do === 'deliver' && step.event === 'async' && !settled.has(step.order)) {
-      settled.add(step.order);
-      steps.push({ do: 'settle', order: step.order });
-    }
-    if (step.do === 'settle') settled.add(step.order);
-    steps.push(step);
+type WorldPlan = typeof worldPlanArb extends fc.Arbitrary<infer T> ? T : never;
+
+/** The order's changes at Stripe, in its story's order. */
+function changesOf(plan: OrderPlan): { change: Change; succeeds: boolean }[] {
+  const changes = SETTLES.includes(plan.kind) ? [{ change: 'settle' as Change, succeeds: true }] : [];
+  for (const later of plan.later) {
+    const dashboard = later.change === 'dashboard_capture' || later.change === 'dashboard_cancel';
+    if (dashboard ? plan.kind === 'pi_manual' : REFUNDABLE.includes(plan.kind)) changes.push(later);
   }
-  return { orders: plans.map((plan) => plan.kind), steps };
+  return changes;
 }
 
+/**
+ * A token is one step with a random place in time. Steps that must come after others (a delivery
+ * after its event exists, a redrive after the cancel, an outage's end after its start) are fixed
+ * up as they are laid out: the earlier one is done just before, and not again.
+ */
+interface Token {
+  step: Step;
+  priority: number;
+  waitMs: number;
+}
+
+export function worldOf(plan: WorldPlan, slots: { priority: number; waitMs: number }[]): World {
+  const tokens: Token[] = [];
+  const add = (step: Step) => tokens.push({ step, ...slots[tokens.length % slots.length]! });
+  plan.orders.forEach((order, o) => {
+    const changes = changesOf(order);
+    changes.forEach(({ change, succeeds }, i) => add({ do: 'stripe', order: o, change, index: i + 1, succeeds }));
+    for (let event = 0; event <= changes.length; event++) {
+      for (let n = 0; n < (order.deliveries[event] ?? 0); n++) add({ do: 'deliver', order: o, event });
+    }
+    if (!isPaymentIntentKind(order.kind)) for (let n = 0; n < order.visits; n++) add({ do: 'visit', order: o });
+    if (order.operator.startsWith('cancel')) add({ do: 'cancel', order: o });
+    if (order.operator.endsWith('redrive')) add({ do: 'redrive', order: o });
+  });
+  for (let n = 0; n < plan.reconciles; n++) add({ do: 'reconcile' });
+  plan.outages.forEach((what, window) => {
+    add({ do: 'outage', what, on: true, window });
+    add({ do: 'outage', what, on: false, window });
+  });
+
+  const ordered = tokens.map((token, index) => ({ ...token, index })).sort((a, b) => a.priority - b.priority || a.index - b.index);
+  const done = new Set<string>();
+  const keyOf = (step: Step) => JSON.stringify(step);
+  const steps: Step[] = [];
+  const emit = (step: Step) => {
+    done.add(keyOf(step));
+    steps.push(step);
+  };
+  const changeSteps = (o: number) => tokens.map((t) => t.step).filter((s): s is Extract<Step, { do: 'stripe' }> => s.do === 'stripe' && s.order === o);
+  for (const { step, waitMs } of ordered) {
+    if (step.do === 'stripe' || step.do === 'cancel' || (step.do === 'outage' && step.on)) {
+      if (done.has(keyOf(step))) continue;
+    }
+    if (waitMs > 0) steps.push({ do: 'wait', ms: waitMs });
+    if (step.do === 'stripe' || step.do === 'deliver') {
+      // Stripe's story is in order: a change (or an event) needs the changes before it.
+      const upTo = step.do === 'stripe' ? step.index - 1 : step.event;
+      for (const earlier of changeSteps(step.order).filter((s) => s.index <= upTo)) if (!done.has(keyOf(earlier))) emit(earlier);
+    }
+    if (step.do === 'redrive') {
+      const cancel: Step = { do: 'cancel', order: step.order };
+      if (tokens.some((t) => keyOf(t.step) === keyOf(cancel)) && !done.has(keyOf(cancel))) emit(cancel);
+    }
+    if (step.do === 'outage' && !step.on) {
+      const on: Step = { ...step, on: true };
+      if (!done.has(keyOf(on))) emit(on);
+    }
+    emit(step);
+  }
+  return { orders: plan.orders.map((order) => order.kind), steps };
+}
+
+// One (priority, wait before) slot per token: an order has at most 2 changes + 1, 4 x 3 deliveries, 2 visits, 2 operator steps.
+const SLOTS = 3 * (3 + 12 + 2 + 2) + 2 + 4;
+const slotArb = fc.record({ priority: fc.nat({ max: 30 }), waitMs: waitArb });
+
 export const worldArb: fc.Arbitrary<World> = fc
-  .tuple(fc.array(orderPlanArb, { minLength: 1, maxLength: MAX_ORDERS }), fc.array(slotArb, { minLength: SLOTS, maxLength: SLOTS }))
-  .map(([plans, slots]) => worldOf(plans, slots));
+  .tuple(worldPlanArb, fc.array(slotArb, { minLength: SLOTS, maxLength: SLOTS }))
+  .map(([plan, slots]) => worldOf(plan, slots));
 
 /** How much happens in a world: what the explorer's table counts and a shrunk world is measured by. */
 export function sizeOf(world: World): { orders: number; steps: number; deliveries: number } {

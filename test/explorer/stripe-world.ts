@@ -1,0 +1,219 @@
+import type { EmulatedDispute, EmulatedPaymentIntent, EmulatedRefund, EmulatedSession, StripeEmulator } from '../../src/stripe/emulator';
+import { paymentIntentOf } from '../../src/stripe/emulator';
+import { stripeEventPayload } from '../../src/stripe/signed-events';
+import type { Change, OrderKind } from './world';
+import { isPaymentIntentKind } from './world';
+
+/**
+ * Stripe's side of a world: each order's objects at the emulator, the changes the world makes to
+ * them, and the events Stripe would send for each (an event is one object: every redelivery
+ * carries the same ID and body). `facts()` is what Stripe says of the order now, in plain terms:
+ * what the oracle judges the product's records by.
+ */
+
+/** What Stripe says of an order at one moment. */
+export interface StripeFacts {
+  /** A Checkout Session's `status` and `payment_status` (null for a PaymentIntent order). */
+  session: { status: EmulatedSession['status']; paymentStatus: EmulatedSession['paymentStatus']; mode: 'payment' | 'setup' | 'subscription' } | null;
+  /** The PaymentIntent's status (a PaymentIntent order's), and whether its last attempt was declined. */
+  intent: { status: EmulatedPaymentIntent['status']; declined: boolean; captureMethod: 'automatic' | 'manual' } | null;
+  /** A delayed Checkout payment Stripe reported failed (`async_payment_failed`: the session itself keeps no trace). */
+  asyncPaymentFailed: boolean;
+  amount: number;
+  refunds: { id: string; amount: number; status: EmulatedRefund['status']; lineItemId: string | null }[];
+  dispute: EmulatedDispute['status'] | null;
+}
+
+export interface WorldOrder {
+  index: number;
+  kind: OrderKind;
+  /** The workflow ID: the Checkout Session's, or the PaymentIntent's. */
+  id: string;
+  paymentIntentId: string | null;
+  lineItems: { id: string; quantity: number; amount: number }[];
+  /** Event payloads by index: 0 the order's creation (null when it has none, an open session), then one per applied change. */
+  events: (string | null)[];
+}
+
+const REFUND_PARTIAL = 500;
+
+export class StripeWorld {
+  private readonly asyncFailed = new Set<string>();
+  private serial = 0;
+
+  constructor(private readonly emulator: StripeEmulator) {}
+
+  /** Places a Checkout Session at Stripe (a PaymentIntent order goes through `placePaymentIntent`). */
+  placeSession(index: number, kind: OrderKind, session: EmulatedSession): WorldOrder {
+    const open = kind === 'open_then_paid' || kind === 'open_free' || kind === 'expires';
+    this.emulator.put(session);
+    const order: WorldOrder = {
+      index,
+      kind,
+      id: session.id,
+      paymentIntentId: paymentIntentOf(session),
+      lineItems: session.lineItems.map((item) => ({ id: item.id, quantity: item.quantity ?? 1, amount: item.unitAmount * (item.quantity ?? 1) })),
+      events: [open ? null : this.event('checkout.session.completed', { id: session.id, object: 'checkout.session' })],
+    };
+    return order;
+  }
+
+  placePaymentIntent(index: number, kind: OrderKind, intent: EmulatedPaymentIntent, lineItems: WorldOrder['lineItems']): WorldOrder {
+    this.emulator.putPaymentIntent(intent);
+    const first = intent.status === 'requires_capture' ? 'payment_intent.amount_capturable_updated' : 'payment_intent.processing';
+    return { index, kind, id: intent.id, paymentIntentId: intent.id, lineItems, events: [this.intentEvent(first, intent)] };
+  }
+
+  /**
+   * Applies one change of the order's story, if it applies to the order as Stripe has it now, and
+   * returns the event it sends (null: it did not apply, nothing happened).
+   */
+  apply(order: WorldOrder, change: Change, succeeds: boolean): string | null {
+    const facts = this.facts(order);
+    // Stripe refuses to refund a disputed payment (the dispute decides where the money goes).
+    const refundable = isTaken(facts) && facts.dispute === null;
+    const taken = isTaken(facts);
+    const left = facts.amount - facts.refunds.filter((r) => r.status === 'succeeded' || r.status === 'pending').reduce((sum, r) => sum + r.amount, 0);
+    switch (change) {
+      case 'settle':
+        return this.settle(order);
+      case 'refund_full':
+      case 'refund_pending':
+        return refundable && left > 0 ? this.refund(order, left, change === 'refund_full' ? 'succeeded' : 'pending', null) : null;
+      case 'refund_partial':
+        return refundable && left >= REFUND_PARTIAL ? this.refund(order, REFUND_PARTIAL, 'succeeded', null) : null;
+      case 'refund_line_item': {
+        const item = order.lineItems[0]!;
+        const named = facts.refunds.some((r) => r.lineItemId === item.id && r.status !== 'failed');
+        return refundable && !named && left >= item.amount ? this.refund(order, item.amount, 'succeeded', item.id) : null;
+      }
+      case 'refund_settles': {
+        const refunds = [...this.emulator.refunds.values()].filter((r) => r.paymentIntentId === order.paymentIntentId);
+        const pending = refunds.find((r) => r.status === 'pending');
+        const returned = succeeds ? undefined : refunds.filter((r) => r.status === 'succeeded').at(-1);
+        const refund = pending ?? returned;
+        if (!refund) return null;
+        const settled = { ...refund, status: pending && succeeds ? ('succeeded' as const) : ('failed' as const) };
+        this.emulator.putRefund(settled);
+        return this.event('refund.updated', { id: settled.id, object: 'refund', payment_intent: settled.paymentIntentId, status: settled.status });
+      }
+      case 'dispute_opened': {
+        if (!taken || facts.dispute || left <= 0) return null; // nothing left to dispute once refunded in full
+        const dispute: EmulatedDispute = { id: `dp_${order.id.slice(3)}`, paymentIntentId: order.paymentIntentId!, amount: facts.amount, currency: this.currencyOf(order), status: 'needs_response', reason: 'fraudulent' };
+        this.emulator.putDispute(dispute);
+        return this.event('charge.dispute.created', { id: dispute.id, object: 'dispute', payment_intent: dispute.paymentIntentId });
+      }
+      case 'dispute_won':
+      case 'dispute_lost': {
+        const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
+        if (!dispute || !['needs_response', 'under_review'].includes(dispute.status)) return null;
+        this.emulator.putDispute({ ...dispute, status: change === 'dispute_won' ? 'won' : 'lost' });
+        return this.event('charge.dispute.closed', { id: dispute.id, object: 'dispute', payment_intent: dispute.paymentIntentId });
+      }
+      case 'dashboard_capture':
+      case 'dashboard_cancel': {
+        const intent = this.emulator.paymentIntents.get(order.id);
+        if (intent?.status !== 'requires_capture') return null;
+        const capture = change === 'dashboard_capture';
+        const next = capture ? { ...intent, status: 'succeeded' as const, captures: (intent.captures ?? 0) + 1 } : { ...intent, status: 'canceled' as const, cancels: (intent.cancels ?? 0) + 1 };
+        this.emulator.putPaymentIntent(next);
+        return this.intentEvent(capture ? 'payment_intent.succeeded' : 'payment_intent.canceled', next);
+      }
+    }
+  }
+
+  /**
+   * Stripe's own clock: an authorization not captured by its `capture_before` lapses (the
+   * PaymentIntent is canceled). Returns the event Stripe sends, if it lapsed now.
+   */
+  lapse(order: WorldOrder, nowMs: number): string | null {
+    const intent = isPaymentIntentKind(order.kind) ? this.emulator.paymentIntents.get(order.id) : undefined;
+    if (intent?.status !== 'requires_capture' || nowMs / 1000 <= intent.captureBefore!) return null;
+    const canceled = { ...intent, status: 'canceled' as const };
+    this.emulator.putPaymentIntent(canceled);
+    return this.intentEvent('payment_intent.canceled', canceled);
+  }
+
+  facts(order: WorldOrder): StripeFacts {
+    const session = this.emulator.sessions.get(order.id);
+    const intent = isPaymentIntentKind(order.kind) ? this.emulator.paymentIntents.get(order.id) : undefined;
+    const refunds = [...this.emulator.refunds.values()]
+      .filter((r) => order.paymentIntentId !== null && r.paymentIntentId === order.paymentIntentId)
+      .map((r) => ({ id: r.id, amount: r.amount, status: r.status, lineItemId: r.metadata?.line_items ?? null }));
+    const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
+    return {
+      session: session ? { status: session.status, paymentStatus: session.paymentStatus, mode: session.mode ?? 'payment' } : null,
+      intent: intent ? { status: intent.status, declined: Boolean(intent.lastPaymentError), captureMethod: intent.captureMethod ?? 'automatic' } : null,
+      asyncPaymentFailed: this.asyncFailed.has(order.id),
+      amount: order.lineItems.reduce((sum, item) => sum + item.amount, 0),
+      refunds,
+      dispute: dispute?.status ?? null,
+    };
+  }
+
+  private settle(order: WorldOrder): string | null {
+    if (isPaymentIntentKind(order.kind)) {
+      const intent = this.emulator.paymentIntents.get(order.id)!;
+      if (intent.status !== 'processing') return null;
+      const next: EmulatedPaymentIntent =
+        order.kind === 'pi_declined' ? { ...intent, status: 'requires_payment_method', lastPaymentError: 'card_declined' } : { ...intent, status: 'succeeded' };
+      this.emulator.putPaymentIntent(next);
+      return this.intentEvent(order.kind === 'pi_declined' ? 'payment_intent.payment_failed' : 'payment_intent.succeeded', next);
+    }
+    const session = this.emulator.sessions.get(order.id)!;
+    const object = { id: session.id, object: 'checkout.session' };
+    switch (order.kind) {
+      case 'delayed_success':
+        this.emulator.put({ ...session, paymentStatus: 'paid' });
+        return this.event('checkout.session.async_payment_succeeded', object);
+      case 'delayed_failure':
+        this.asyncFailed.add(order.id);
+        return this.event('checkout.session.async_payment_failed', object);
+      case 'open_then_paid':
+        this.emulator.put({ ...session, status: 'complete', paymentStatus: 'paid', paymentIntentId: undefined });
+        order.paymentIntentId = paymentIntentOf(this.emulator.sessions.get(order.id)!);
+        return this.event('checkout.session.completed', object);
+      case 'open_free':
+        this.emulator.put({ ...session, status: 'complete' });
+        return this.event('checkout.session.completed', object);
+      case 'expires':
+        this.emulator.put({ ...session, status: 'expired' });
+        return this.event('checkout.session.expired', object);
+      default:
+        return null;
+    }
+  }
+
+  private refund(order: WorldOrder, amount: number, status: EmulatedRefund['status'], lineItemId: string | null): string {
+    const refund: EmulatedRefund = {
+      id: `re_${order.id.slice(3)}_${++this.serial}`,
+      paymentIntentId: order.paymentIntentId!,
+      amount,
+      currency: this.currencyOf(order),
+      status,
+      metadata: lineItemId ? { line_items: lineItemId } : {},
+    };
+    this.emulator.putRefund(refund);
+    return this.event('charge.refunded', { id: `ch_${order.paymentIntentId!.slice(3)}`, object: 'charge', payment_intent: order.paymentIntentId });
+  }
+
+  private currencyOf(order: WorldOrder): string {
+    return isPaymentIntentKind(order.kind) ? 'eur' : 'usd';
+  }
+
+  private intentEvent(type: string, intent: EmulatedPaymentIntent): string {
+    return this.event(type, { id: intent.id, object: 'payment_intent', status: intent.status, metadata: intent.metadata ?? {} });
+  }
+
+  private event(type: string, object: Record<string, unknown>): string {
+    const payload = stripeEventPayload(type, object);
+    this.emulator.putEvent(JSON.parse(payload) as Record<string, unknown>);
+    return payload;
+  }
+}
+
+/** Stripe holds the customer's money for the order (a captured or paid PaymentIntent, a paid session). */
+export function isTaken(facts: StripeFacts): boolean {
+  if (facts.intent) return facts.intent.status === 'succeeded';
+  return facts.session?.status === 'complete' && facts.session.paymentStatus === 'paid';
+}
