@@ -91,7 +91,9 @@ function told(o: OrderOutcome): Record<Family, number> {
   for (const contact of o.contacts) {
     const families = familiesTold(o, contact, createdAt);
     for (const family of families) {
-      const index = lastOf(o.changes, family, contact.changesBefore);
+      // A failed delayed payment leaves no trace on the session: only its own event tells it (Stripe's design).
+      const visible = (change: AppliedChange) => !(o.kind === 'delayed_failure' && change.what === 'settle') || change.event === contact.event;
+      const index = lastOf(o.changes, family, contact.changesBefore, visible);
       last[family] = Math.max(last[family], index);
     }
   }
@@ -122,15 +124,15 @@ function familiesTold(o: OrderOutcome, contact: Contact, createdAt: number): Fam
 }
 
 /** The index of the last change of `family` among the first `upTo + 1` changes (the creation counts as payment). */
-function lastOf(changes: AppliedChange[], family: Family, upTo: number): number {
-  for (let i = Math.min(upTo, changes.length - 1); i >= 0; i--) if (familyOf(changes[i]!) === family) return i;
+function lastOf(changes: AppliedChange[], family: Family, upTo: number, visible: (change: AppliedChange) => boolean = () => true): number {
+  for (let i = Math.min(upTo, changes.length - 1); i >= 0; i--) if (familyOf(changes[i]!) === family && visible(changes[i]!)) return i;
   return -1;
 }
 
 /** Every status allowed once the product knew the payment up to change `p` and money back up to `m`: any later combination. */
-function allowedStatuses(o: OrderOutcome, p: number, m: number): Set<FulfillmentStatus> {
-  const payments = o.changes.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'payment' && i >= p);
-  const moneyBacks = o.changes.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'money_back' && i >= m);
+function allowedStatuses(story: AppliedChange[], p: number, m: number): Set<FulfillmentStatus> {
+  const payments = story.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'payment' && i >= p);
+  const moneyBacks = story.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'money_back' && i >= m);
   const moneyStates: Pick<StripeFacts, 'refunds' | 'dispute'>[] = moneyBacks.map(({ c }) => c.facts);
   if (m < 0) moneyStates.unshift({ refunds: [], dispute: null });
   const allowed = new Set<FulfillmentStatus>();
@@ -150,7 +152,9 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
     const items = o.lineItems.map((item) => ({ ...item, ...(o.ledger[item.id] ?? { fulfilled: 0, net: 0 }) }));
     const canceledForGood = o.canceled !== null && !o.redriven.some((step) => step > o.canceled!.step);
     const knew = told(o);
-    const everOwed = o.changes.some((c) => owed(c.facts));
+    // Stripe's last word counts as a state of the story too: the product's own capture changed it, not the world.
+    const story: AppliedChange[] = [...o.changes, { step: Infinity, event: -1, what: 'at the end', atMs: Infinity, facts: o.facts }];
+    const everOwed = story.some((c) => owed(c.facts));
     const firstContact = Math.min(...o.contacts.map((c) => c.step), Infinity);
     const factsAt = (step: number) => o.changes.filter((c) => c.step < step).at(-1)!.facts;
     const everReversedInFull = o.changes.some((c) => reversedInFull(c.facts));
@@ -201,8 +205,8 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
 
     // 3. and 5.
     if (!canceledForGood) {
-      const anyState = allowedStatuses(o, -1, -1);
-      const sinceTold = allowedStatuses(o, knew.payment, knew.money_back);
+      const anyState = allowedStatuses(story, -1, -1);
+      const sinceTold = allowedStatuses(story, knew.payment, knew.money_back);
       const nothingTold = knew.payment < 0 && knew.money_back < 0;
       if (o.status === null) {
         if (!nothingTold) fail('acknowledged_has_effect', `told (payment up to change ${knew.payment}, money back up to ${knew.money_back}), yet no record`);
