@@ -21,6 +21,8 @@ import { DAY, isPaymentIntentKind, type Outage, type OrderKind, type World } fro
 const TASK_QUEUE = 'fulfillment';
 /** The product's Stripe read budget (STRIPE_MAX_READS_PER_SECOND); the emulator refuses what goes over it, as Stripe would. */
 const READS_PER_SECOND = 20;
+/** Waits while an outage lasts are cut to this (Temporal's time). */
+const MAX_WAIT_DURING_OUTAGE_MS = 10 * 60_000;
 /** The reconciler's look-back, as its schedule passes it. */
 export const RECONCILE_LOOKBACK_MS = 3 * DAY;
 
@@ -194,7 +196,7 @@ export interface WorldOutcome {
 }
 
 /** Plays `world` on the shared product, then waits (bounded) until every order is at rest. */
-export async function runWorld(explorer: Explorer, world: World, { settleTimeoutMs = 30_000 } = {}): Promise<WorldOutcome> {
+export async function runWorld(explorer: Explorer, world: World, { settleTimeoutMs = 40_000 } = {}): Promise<WorldOutcome> {
   const { env, emulator, stack } = explorer;
   const worldId = `${++explorer.worlds}-${randomBytes(3).toString('hex')}`;
   // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
@@ -228,10 +230,18 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   const contact = (o: number, step: number, what: Contact['what'], status: number, atMs: number, event?: number) =>
     outcomes[o]!.contacts.push({ step, what, event, status, changesBefore: outcomes[o]!.changes.length - 1, atMs });
 
+  const profile = process.env.EXPLORE_PROFILE ? (label: string, since: number) => console.log(`${String(Date.now() - since).padStart(6)} ms  ${label}`) : null;
   for (const [index, step] of world.steps.entries()) {
+    const stepStarted = Date.now();
+    await runStep(index, step);
+    profile?.(JSON.stringify(step), stepStarted);
+  }
+  async function runStep(index: number, step: World['steps'][number]): Promise<void> {
     if (step.do === 'wait') {
-      await env.sleep(step.ms);
-      continue;
+      // An outage lasts a while, not days: each retry while it lasts is real work on this machine.
+      const during = Object.values(explorer.faults).some(Boolean);
+      await env.sleep(during ? Math.min(step.ms, MAX_WAIT_DURING_OUTAGE_MS) : step.ms);
+      return;
     }
     const atMs = await now();
     for (const order of orders) {
@@ -323,7 +333,9 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   }
 
   const ids = orders.map((order) => order.id);
+  const restStarted = Date.now();
   const stillRunning = await untilAtRest(explorer, [...ids, ...routes], settleTimeoutMs);
+  profile?.('until at rest', restStarted);
   const { store } = stack.services;
   const results: OrderOutcome[] = [];
   for (const [i, order] of orders.entries()) {
@@ -417,30 +429,71 @@ function emailsOf(explorer: Explorer, orderId: string): OrderOutcome['emails'] {
   return emails;
 }
 
-// Statuses an execution passes through while it works (activities in flight): real time finishes them.
-const WORKING: readonly (FulfillmentStatus | undefined)[] = [undefined, 'received', 'fulfilling'];
-
 /**
- * Waits until no workflow of the world's orders runs, or one only waits with a final record (a
- * settled order listening for money back); returns those still running after `timeoutMs`. While
- * one only waits (for a payment, until its deadline), Temporal's time is skipped a day at a time;
- * while one works, real time passes.
+ * Waits until no workflow of the world runs, or each one left only waits with a final record (a
+ * settled order listening for money back); returns those still running after `timeoutMs` of
+ * real time. Real time passes while an activity runs or a workflow task is due; Temporal's time is
+ * skipped to an activity's next retry, and a day at a time while workflows only wait (for a
+ * payment, until a deadline).
  */
 async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number): Promise<string[]> {
   const { env, stack } = explorer;
   const deadline = Date.now() + timeoutMs;
+  let lastSkip = Date.now();
   for (;;) {
     const running: string[] = [];
     let working = false;
+    let waiting = false;
+    let nextRetryMs = Infinity;
+    const now = await env.currentTimeMs();
     for (const id of ids) {
-      if (!(await isRunning(env, id))) continue;
-      const status = (await stack.services.store.getRecord(id))?.view.status;
+      const described = await describe(env, id);
+      if (described?.workflowExecutionInfo?.status !== RUNNING) continue;
       running.push(id);
-      if (WORKING.includes(status) || (status && isFinalStatus(status))) working = true;
+      const pending = described.pendingActivities ?? [];
+      const retrying = pending.filter((a) => a.state === SCHEDULED && a.attempt && a.attempt > 1 && a.nextAttemptScheduleTime);
+      // A workflow task due or in flight (local activities run inside one) is work; the test server does not always say so in describe.
+      const taskDue = Boolean(described.pendingWorkflowTask) || (await workflowTaskOpen(env, id));
+      if (taskDue || pending.length > retrying.length) working = true;
+      for (const activity of retrying) nextRetryMs = Math.min(nextRetryMs, tsMs(activity.nextAttemptScheduleTime!) - now);
+      if (pending.length === 0 && !taskDue) {
+        const status = (await stack.services.store.getRecord(id))?.view.status;
+        if (!status || !isFinalStatus(status)) waiting = true;
+        else running.pop(); // settled, only listening: at rest
+      }
     }
     if (running.length === 0 || Date.now() > deadline) return running;
-    if (working) await new Promise((resolve) => setTimeout(resolve, 50));
-    else await env.sleep(DAY);
+    if (working && Date.now() - lastSkip > 2_000) {
+      // The test server's clock stands still unless skipped: let an attempt's timeouts (heartbeat, start-to-close) come as they would.
+      await env.sleep(5_000);
+      lastSkip = Date.now();
+    } else if (working) await new Promise((resolve) => setTimeout(resolve, 50));
+    else if (nextRetryMs < Infinity) await env.sleep(Math.max(1, nextRetryMs + 100));
+    else if (waiting) await env.sleep(DAY);
+  }
+}
+
+// The client hands enums over by name.
+const RUNNING = 1; // WORKFLOW_EXECUTION_STATUS_RUNNING
+const SCHEDULED = 1; // PENDING_ACTIVITY_STATE_SCHEDULED: waiting for its (next) attempt
+const tsMs = (ts: { seconds?: unknown; nanos?: number | null }) => Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+
+const WORKFLOW_TASK_SCHEDULED = 5;
+const WORKFLOW_TASK_STARTED = 6;
+
+/** The history ends in a workflow task not yet completed. */
+async function workflowTaskOpen(env: TestWorkflowEnvironment, workflowId: string): Promise<boolean> {
+  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const last = Number(events.at(-1)?.eventType);
+  return last === WORKFLOW_TASK_SCHEDULED || last === WORKFLOW_TASK_STARTED;
+}
+
+async function describe(env: TestWorkflowEnvironment, workflowId: string) {
+  try {
+    return (await env.client.workflow.getHandle(workflowId).describe()).raw;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
   }
 }
 
