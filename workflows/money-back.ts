@@ -64,8 +64,9 @@ export function statusAfterMoneyBack(
   fulfilledAnything = true,
 ): FulfillmentStatus {
   if (!paymentTaken && !AFTER_PAYMENT_STATUSES.includes(current) && current !== 'failed') return current;
-  // A dispute whose loss reversed everything stays lost for the order even when won on appeal later.
-  if (disputes.some((dispute) => dispute.outcome === 'lost' || (dispute.outcome === 'won' && dispute.reversed !== null))) return 'dispute_lost';
+  // A dispute whose loss reversed everything stays lost for the order even when won on appeal later;
+  // one lost before anything was fulfilled (nothing reversed) and then won leaves the order unfulfilled: failed, for a redrive.
+  if (disputes.some((dispute) => dispute.outcome === 'lost' || (dispute.outcome === 'won' && (dispute.reversed?.length ?? 0) > 0))) return 'dispute_lost';
   const refunded = refunds.reduce((sum, refund) => sum + refund.amount, 0);
   const inFull = refunds.length > 0 && amountTotal !== null && refunded >= amountTotal;
   if (current === 'failed' || !fulfilledAnything) return inFull ? 'refunded' : 'failed';

@@ -1,37 +1,31 @@
+import { performance } from 'node:perf_hooks';
 import Stripe from 'stripe';
 
 /**
  * Stripe's rate limit counts HTTP requests, and one activity may make several (a session's line
  * items paged, refunds and disputes read together). The workers' task-queue limit counts
- * activities for the whole cluster; this holds each process's requests to the same budget, so
- * no burst of multi-request activities goes over it.
+ * activities for the whole cluster; this holds one process's requests to `perSecond`, so a burst
+ * of multi-request activities from that process never goes over it. It is per process: K worker
+ * processes may together send K times as many (a budget shared by every process is future work).
+ * Writes (captures, refunds) and the landing page's existence check share it with reads.
  *
- * A token bucket of `perSecond` tokens a second, holding a quarter second's worth at most:
- * Stripe's own bucket holds a second's, so a burst from here never empties it.
+ * The generic cell rate algorithm: one request every 1/perSecond s, with a burst of a quarter
+ * second's worth (Stripe's own bucket holds a second's, so a burst from here never empties it). A
+ * request that would wait longer than `maxWaitMs` is refused at once (retryable, as Temporal
+ * retries the activity), so no attempt outlives its timeout waiting here.
  */
-export function requestBudget(perSecond: number): { take(): Promise<void> } {
-  const capacity = Math.max(1, perSecond / 4);
-  let tokens = capacity;
-  let at = Date.now();
-  let queue = Promise.resolve();
-  const refill = () => {
-    const now = Date.now();
-    tokens = Math.min(capacity, tokens + ((now - at) / 1000) * perSecond);
-    at = now;
-  };
+export function requestBudget(perSecond: number, { maxWaitMs = 5_000, now = () => performance.now() } = {}): { take(): Promise<void> } {
+  const interval = 1000 / perSecond;
+  const burst = Math.max(1, perSecond / 4) * interval;
+  let due = now(); // when the next request would go out with no burst left
   return {
-    take() {
-      // One waiter at a time, in arrival order.
-      const turn = queue.then(async () => {
-        refill();
-        if (tokens < 1) {
-          await new Promise((resolve) => setTimeout(resolve, Math.ceil(((1 - tokens) / perSecond) * 1000)));
-          refill();
-        }
-        tokens -= 1;
-      });
-      queue = turn.catch(() => undefined);
-      return turn;
+    async take() {
+      const at = now();
+      const sendAt = Math.max(at, due - burst + interval);
+      const wait = sendAt - at;
+      if (wait > maxWaitMs) throw new Error(`Stripe request budget of ${perSecond}/s exhausted for the next ${Math.round(wait)} ms; retry later`);
+      due = Math.max(due, at) + interval;
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.ceil(wait)));
     },
   };
 }
