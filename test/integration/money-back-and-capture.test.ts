@@ -52,6 +52,8 @@ test('when an order paid by PaymentIntent is refunded in full before its payment
   const refund = await sendRefund(paymentIntent.id); // redelivered out of order after an outage
   expect(refund.status).toBe(200);
   await waitForStatus(paymentIntent.id, 'refunded'); // today's main: routed nowhere, dropped after the 200
+  // The run records `refunded`, then closes: the late event finds it closed (while it still runs, it is signalled and ignored).
+  await eventually(async () => (await product.env.client.workflow.getHandle(paymentIntent.id).describe()).status.name, (name) => name !== 'RUNNING', { timeoutMs: 30_000 });
   const late = await sendIntent('payment_intent.succeeded', paymentIntent);
 
   expect(late.body.delivery).toBe('already_settled');
