@@ -26,7 +26,9 @@ async function main(): Promise<number> {
     if (values.world) {
       // One world as written (JSON, or a file of it): a counterexample or a regression world.
       const text = values.world.trim().startsWith('{') ? values.world : fs.readFileSync(values.world, 'utf8');
-      const violations = await checkOneWorld(explorer, JSON.parse(text) as World);
+      const parsed = JSON.parse(text) as World | { world: World };
+      // A regression file holds the world beside what it found.
+      const violations = await checkOneWorld(explorer, 'world' in parsed ? parsed.world : parsed);
       for (const v of violations) console.log(`${v.invariant} (order ${v.order}, ${v.id}): ${v.detail}`);
       console.log(violations.length === 0 ? 'no violation' : `${violations.length} violations`);
       return violations.length === 0 ? 0 : 1;

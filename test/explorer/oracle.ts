@@ -116,6 +116,10 @@ function familiesTold(o: OrderOutcome, contact: Contact, createdAt: number): Fam
     case 'deliver': {
       if (!ok(contact.status)) return [];
       const change = o.changes.find((c) => c.event === contact.event);
+      // A refund or dispute event already acted on is answered as such (`already_settled`), nothing read again:
+      // what changed since (a refund returned) is told by its own event, or the reconciler.
+      const before = o.contacts.some((c) => c.what === 'deliver' && c.event === contact.event && c.step < contact.step && ok(c.status));
+      if (change && familyOf(change) === 'money_back' && before) return [];
       // Stripe's `expired` event starts nothing for a session never recorded (documented): it tells only a record.
       if (change?.what === 'settle' && o.kind === 'expires' && o.status === null) return [];
       return [change ? familyOf(change) : 'payment'];
