@@ -29,7 +29,6 @@ export const RECONCILE_LOOKBACK_MS = 3 * DAY;
 /** The real product, started once and shared by every world (each world's order IDs are its own). */
 export interface Explorer {
   env: TestWorkflowEnvironment;
-  bundle: WorkflowBundleWithSourceMap;
   replayer: Replayer;
   emulator: StripeEmulator;
   smtp: TestSmtpServer;
@@ -67,7 +66,6 @@ export async function startExplorer(): Promise<Explorer> {
     const replayer = new Replayer(bundle);
     const explorer: Explorer = {
       env,
-      bundle,
       replayer,
       emulator,
       smtp,
@@ -498,12 +496,7 @@ async function describe(env: TestWorkflowEnvironment, workflowId: string) {
 }
 
 async function isRunning(env: TestWorkflowEnvironment, workflowId: string): Promise<boolean> {
-  try {
-    return (await env.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
+  return (await describe(env, workflowId))?.workflowExecutionInfo?.status === RUNNING;
 }
 
 async function untilClosed(env: TestWorkflowEnvironment, workflowId: string, timeoutMs: number): Promise<boolean> {
