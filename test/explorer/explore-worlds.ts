@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import fc from 'fast-check';
 import { checkWorld, INVARIANTS, type Invariant, type Violation } from './oracle';
-import { runWorld, type Explorer } from './run-world';
+import { runWorld, withTimeout, WORLD_DEADLINE_MS, WorldTimedOut, type Explorer, type WorldOutcome } from './run-world';
 import { sizeOf, worldArb, type World } from './world';
 
 export interface ExploreOptions {
@@ -16,13 +16,17 @@ export interface ExploreOptions {
   progressFile?: string;
   /** How long shrinking a counterexample may take; past it, the smallest world found so far is reported. */
   shrinkSeconds?: number;
+  /** One of several explorers sharing the run: this one takes batches index, index + of, index + 2 of, ... */
+  worker?: { index: number; of: number };
+  /** Called after each batch (a long run's progress line). */
+  onBatch?: (report: ExploreReport) => void;
 }
 
 type Stats = Record<'worlds' | 'orders' | 'changes' | 'deliveries' | 'visitsSkipped' | 'faults' | 'operatorActions' | 'reconciles' | 'fulfilled', number>;
 
 export interface ExploreReport extends Stats {
   seed: number;
-  /** Batches of BATCH worlds run so far (batch k's seed is seed + k). */
+  /** Batches of BATCH worlds run so far (batch k's seed is seed + k; with workers, see ExploreOptions.worker). */
   batches: number;
   violations: Record<Invariant, number>;
   /** Time spent exploring (not shrinking), over every session of a resumed run. */
@@ -74,12 +78,14 @@ export async function exploreWorlds(explorer: Explorer, options: ExploreOptions)
   if (report.counterexample) return report; // that run already ended on a violation
   const deadline = options.seconds === undefined ? Infinity : Date.now() + options.seconds * 1000;
   while (report.worlds < options.count && Date.now() < deadline && !report.counterexample && !report.error) {
-    const batchSeed = report.seed + report.batches;
+    const { index, of } = options.worker ?? { index: 0, of: 1 };
+    const batchSeed = report.seed + index + of * report.batches;
     const size = options.path ? 1 : Math.min(BATCH, options.count - report.worlds);
     await runBatch(explorer, report, { seed: batchSeed, count: size, path: options.path, deadline, shrinkMs: (options.shrinkSeconds ?? 300) * 1000 });
     report.batches++;
     report.worldsPerMinute = report.worlds / (Math.max(1, report.elapsedMs) / 60_000);
     if (options.progressFile) fs.writeFileSync(options.progressFile, JSON.stringify(report, null, 2));
+    options.onBatch?.(report);
     if (options.path) break;
   }
   return report;
@@ -94,19 +100,12 @@ async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed
   const property = fc.asyncProperty(worldArb, async (world) => {
     // Past the shrink budget, every further candidate "passes" unrun: fast-check then reports the smallest failure so far.
     if (shrinkingSince !== null && Date.now() - shrinkingSince > batch.shrinkMs) return;
-    const outcome = await runWorld(explorer, world);
-    const found = checkWorld(outcome);
+    const outcome = await boundedRun(explorer, world);
+    const found = outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
     // The table counts the worlds explored, not the replays fast-check runs while shrinking.
     if (shrinkingSince === null) {
       report.worlds++;
-      report.orders += outcome.orders.length;
-      report.changes += outcome.orders.reduce((sum, o) => sum + o.changes.length - 1, 0);
-      report.deliveries += outcome.deliveries;
-      report.visitsSkipped += outcome.visitsSkipped;
-      report.faults += outcome.faults;
-      report.operatorActions += outcome.operatorActions;
-      report.reconciles += outcome.reconciles;
-      report.fulfilled += outcome.orders.filter((o) => o.status === 'fulfilled').length;
+      if (!(outcome instanceof WorldTimedOut)) count(report, outcome);
       for (const v of found) report.violations[v.invariant]++;
       report.elapsedMs += Date.now() - exploring;
       exploring = Date.now();
@@ -144,9 +143,53 @@ async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed
   }
 }
 
+function count(report: ExploreReport, outcome: WorldOutcome): void {
+  report.orders += outcome.orders.length;
+  report.changes += outcome.orders.reduce((sum, o) => sum + o.changes.length - 1, 0);
+  report.deliveries += outcome.deliveries;
+  report.visitsSkipped += outcome.visitsSkipped;
+  report.faults += outcome.faults;
+  report.operatorActions += outcome.operatorActions;
+  report.reconciles += outcome.reconciles;
+  report.fulfilled += outcome.orders.filter((o) => o.status === 'fulfilled').length;
+}
+
 /** Runs one world as it is written (a regression world, or a counterexample saved as JSON): its violations. */
 export async function checkOneWorld(explorer: Explorer, world: World): Promise<Violation[]> {
-  return checkWorld(await runWorld(explorer, world));
+  const outcome = await boundedRun(explorer, world);
+  return outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
+}
+
+/**
+ * A world bounded in real time: its own steps check their deadline, and a step that hangs (a
+ * server that never answers) is given up a minute later. Either way the world counts as not at rest.
+ */
+async function boundedRun(explorer: Explorer, world: World): Promise<WorldOutcome | WorldTimedOut> {
+  const hung = new WorldTimedOut(`a step hung past the world's ${WORLD_DEADLINE_MS / 1000} s`);
+  try {
+    return await withTimeout(runWorld(explorer, world), WORLD_DEADLINE_MS + 60_000, hung);
+  } catch (err) {
+    if (err instanceof WorldTimedOut) return err;
+    throw err;
+  }
+}
+
+const timedOut = (err: WorldTimedOut): Violation => ({ invariant: 'at_rest', order: -1, id: '', detail: err.message });
+
+/** The reports of explorers that shared one run, as one: counts add up, time is the longest one's (they ran side by side). */
+export function mergeReports(reports: ExploreReport[]): ExploreReport {
+  const merged: ExploreReport = { ...reports[0]!, batches: 0, ...emptyStats(), violations: Object.fromEntries(INVARIANTS.map((name) => [name, 0])) as Record<Invariant, number>, elapsedMs: 0 };
+  delete merged.counterexample;
+  for (const report of reports) {
+    merged.batches += report.batches;
+    for (const key of Object.keys(emptyStats()) as (keyof Stats)[]) merged[key] += report[key];
+    for (const name of INVARIANTS) merged.violations[name] += report.violations[name];
+    merged.elapsedMs = Math.max(merged.elapsedMs, report.elapsedMs);
+    merged.counterexample ??= report.counterexample;
+    merged.error ??= report.error;
+  }
+  merged.worldsPerMinute = merged.worlds / (Math.max(1, merged.elapsedMs) / 60_000);
+  return merged;
 }
 
 /** The report as a table, and a failing world with the one command that replays it. */

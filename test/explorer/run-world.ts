@@ -193,10 +193,24 @@ export interface WorldOutcome {
   stillRunning: string[];
 }
 
+/** A world took longer than its real-time bound: the product (or a server under it) hung on some step. */
+export class WorldTimedOut extends Error {}
+
+/** Real time one world may take, steps and settling together; past it the world is reported, not waited for. */
+export const WORLD_DEADLINE_MS = 180_000;
+
 /** Plays `world` on the shared product, then waits (bounded) until every order is at rest. */
-export async function runWorld(explorer: Explorer, world: World, { settleTimeoutMs = 40_000 } = {}): Promise<WorldOutcome> {
+export async function runWorld(explorer: Explorer, world: World, { settleTimeoutMs = 40_000, deadlineMs = WORLD_DEADLINE_MS } = {}): Promise<WorldOutcome> {
   const { env, emulator, stack } = explorer;
-  const worldId = `${++explorer.worlds}-${randomBytes(3).toString('hex')}`;
+  const number = ++explorer.worlds;
+  const worldId = `${number}-${randomBytes(3).toString('hex')}`;
+  const deadline = Date.now() + deadlineMs;
+  // A world abandoned at its deadline stops at its next step: it must not play on into the next world.
+  const onTime = (doing: string) => {
+    if (explorer.worlds !== number) throw new WorldTimedOut(`world ${number} was abandoned`);
+    if (Date.now() > deadline) throw new WorldTimedOut(`the world took more than ${deadlineMs / 1000} s of real time (at ${doing})`);
+  };
+  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false);
   // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
   await env.sleep(RECONCILE_LOOKBACK_MS + DAY);
   const now = async () => {
@@ -230,6 +244,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
 
   const profile = process.env.EXPLORE_PROFILE ? (label: string, since: number) => console.log(`${String(Date.now() - since).padStart(6)} ms  ${label}`) : null;
   for (const [index, step] of world.steps.entries()) {
+    onTime(`step ${index}: ${JSON.stringify(step)}`);
     const stepStarted = Date.now();
     await runStep(index, step);
     profile?.(JSON.stringify(step), stepStarted);
@@ -323,6 +338,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
 
   // A reconciler run that completed with every phase tells the product of every order Stripe listed to it.
   for (const run of reconciles) {
+    onTime(`the reconciler run of step ${run.step}`);
     const report = await withTimeout(run.handle.result(), settleTimeoutMs).catch(() => null);
     if (!report || (report as ReconcileReport).failedPhases?.length) continue;
     for (const o of outcomes) contact(o.order, run.step, 'reconcile', 200, run.atMs);
@@ -332,7 +348,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
 
   const ids = orders.map((order) => order.id);
   const restStarted = Date.now();
-  const stillRunning = await untilAtRest(explorer, [...ids, ...routes], settleTimeoutMs);
+  const stillRunning = await untilAtRest(explorer, [...ids, ...routes], Math.min(settleTimeoutMs, Math.max(0, deadline - Date.now())));
   profile?.('until at rest', restStarted);
   const { store } = stack.services;
   const results: OrderOutcome[] = [];
@@ -448,12 +464,15 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number)
       const described = await describe(env, id);
       if (described?.workflowExecutionInfo?.status !== RUNNING) continue;
       running.push(id);
+      const events = (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
       const pending = described.pendingActivities ?? [];
-      const retrying = pending.filter((a) => a.state === SCHEDULED && a.attempt && a.attempt > 1 && a.nextAttemptScheduleTime);
+      // An activity waiting for a retry not yet due is no work: time is skipped to it. One queued or running is.
+      const retries = pending.map((activity) => nextAttemptAt(activity, events)).filter((at): at is number => at !== undefined && at > now);
       // A workflow task due or in flight (local activities run inside one) is work; the test server does not always say so in describe.
-      const taskDue = Boolean(described.pendingWorkflowTask) || (await workflowTaskOpen(env, id));
-      if (taskDue || pending.length > retrying.length) working = true;
-      for (const activity of retrying) nextRetryMs = Math.min(nextRetryMs, tsMs(activity.nextAttemptScheduleTime!) - now);
+      const lastEvent = Number(events.at(-1)?.eventType);
+      const taskDue = Boolean(described.pendingWorkflowTask) || lastEvent === WORKFLOW_TASK_SCHEDULED || lastEvent === WORKFLOW_TASK_STARTED;
+      if (taskDue || pending.length > retries.length) working = true;
+      for (const at of retries) nextRetryMs = Math.min(nextRetryMs, at - now);
       if (pending.length === 0 && !taskDue) {
         const status = (await stack.services.store.getRecord(id))?.view.status;
         if (!status || !isFinalStatus(status)) waiting = true;
@@ -466,25 +485,48 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number)
       await env.sleep(5_000);
       lastSkip = Date.now();
     } else if (working) await new Promise((resolve) => setTimeout(resolve, 50));
-    else if (nextRetryMs < Infinity) await env.sleep(Math.max(1, nextRetryMs + 100));
+    // Skipped to the next retry, a minute at a time: the test server does not skip time while a retried task waits for the worker, so a due time read too late would be slept in real time.
+    else if (nextRetryMs < Infinity) await env.sleep(Math.min(Math.max(1, nextRetryMs + 100), 60_000));
     else if (waiting) await env.sleep(DAY);
   }
 }
 
+/**
+ * When an activity between attempts starts its next one (ms, Temporal time), or undefined when it is
+ * not between attempts (its first attempt not yet taken, or an attempt running). A real server says
+ * so (SCHEDULED, nextAttemptScheduleTime); the Java test server does not: once any attempt started,
+ * describe says STARTED for good (it reads "an attempt ever started", StateMachines' startedEvent,
+ * which a retry keeps), and it never sets nextAttemptScheduleTime for activities. There an attempt
+ * that ended after the last one started (lastAttemptCompleteTime, set when an attempt fails or times
+ * out into a retry) means the next one waits for its retry timer: due its backoff after that end,
+ * the failure's nextRetryDelay or the activity's retry policy as the test server computes it
+ * (TestServiceRetryState.getBackoffIntervalInSeconds: initial x coefficient^(failed attempt - 1),
+ * capped at the maximum interval).
+ */
+function nextAttemptAt(activity: PendingActivity, events: HistoryEvent[]): number | undefined {
+  if (activity.nextAttemptScheduleTime) return tsMs(activity.nextAttemptScheduleTime);
+  const ended = activity.lastAttemptCompleteTime ? tsMs(activity.lastAttemptCompleteTime) : 0;
+  const started = activity.lastStartedTime ? tsMs(activity.lastStartedTime) : 0;
+  if (!ended || !started || ended < started || !activity.attempt || activity.attempt < 2) return undefined;
+  const delay = activity.lastFailure?.applicationFailureInfo?.nextRetryDelay;
+  if (delay) return ended + durationMs(delay);
+  const policy = [...events].reverse().find((e) => e.activityTaskScheduledEventAttributes?.activityId === activity.activityId)?.activityTaskScheduledEventAttributes?.retryPolicy;
+  if (!policy) return undefined;
+  const backoff = durationMs(policy.initialInterval) * (policy.backoffCoefficient || 2) ** (activity.attempt - 2);
+  const cap = durationMs(policy.maximumInterval);
+  return ended + (cap > 0 ? Math.min(backoff, cap) : backoff);
+}
+
+type PendingActivity = NonNullable<NonNullable<Awaited<ReturnType<typeof describe>>>['pendingActivities']>[number];
+type HistoryEvent = NonNullable<History['events']>[number];
+const durationMs = (d: { seconds?: unknown; nanos?: number | null } | null | undefined) => (d ? tsMs(d) : 0);
+
 // The client hands enums over by name.
 const RUNNING = 1; // WORKFLOW_EXECUTION_STATUS_RUNNING
-const SCHEDULED = 1; // PENDING_ACTIVITY_STATE_SCHEDULED: waiting for its (next) attempt
 const tsMs = (ts: { seconds?: unknown; nanos?: number | null }) => Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
 
 const WORKFLOW_TASK_SCHEDULED = 5;
 const WORKFLOW_TASK_STARTED = 6;
-
-/** The history ends in a workflow task not yet completed. */
-async function workflowTaskOpen(env: TestWorkflowEnvironment, workflowId: string): Promise<boolean> {
-  const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-  const last = Number(events.at(-1)?.eventType);
-  return last === WORKFLOW_TASK_SCHEDULED || last === WORKFLOW_TASK_STARTED;
-}
 
 async function describe(env: TestWorkflowEnvironment, workflowId: string) {
   try {
@@ -575,7 +617,7 @@ export class Replayer {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+export function withTimeout<T>(promise: Promise<T>, ms: number, error = new Error('timed out')): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error), ms)))]).finally(() => clearTimeout(timer));
 }
