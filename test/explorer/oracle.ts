@@ -14,6 +14,7 @@ export const INVARIANTS = [
   'paid_fulfilled_once', // 1. a line item of a paid order the product was told of is fulfilled exactly once, less what money back reversed
   'unpaid_nothing_fulfilled', // 2. nothing fulfilled without payment (or refunded before it began); nothing stays fulfilled uncaptured
   'acknowledged_has_effect', // 3. every 2xx answer has its effect in the final record, whenever it came
+  'acted_on_promptly', // 3'. ... and already once the product came to rest, before a timer of its own (a re-check) fired
   'emails_once', // 4. one receipt, one email per refund; a payment-failed email only where Stripe says so
   'status_matches_stripe', // 5. the final status is one Stripe's story allows
   'operator_cancel_respected', // 6. nothing more fulfilled after an operator's cancel, until a redrive
@@ -76,6 +77,9 @@ function afterPayment(facts: StripeFacts): FulfillmentStatus[] {
   return ['fulfilled'];
 }
 
+/** Statuses of a run at work: seen before timers, they say the explorer looked too early, not that the product waited. */
+const IN_PROGRESS: (FulfillmentStatus | null)[] = ['received', 'fulfilling'];
+
 type Family = 'payment' | 'money_back';
 const familyOf = (change: AppliedChange): Family => (/^(refund|dispute)_/.test(change.what) ? 'money_back' : 'payment');
 const ok = (status: number) => status >= 200 && status < 300;
@@ -105,8 +109,9 @@ function familiesTold(o: OrderOutcome, contact: Contact, createdAt: number): Fam
     case 'reconcile': {
       // A run lists what was created within its look-back (with an hour's margin), and only orders
       // Stripe lists as such: completed sessions, PaymentIntents paid, authorized or processing.
-      const facts = o.changes[contact.changesBefore]!.facts;
-      const listed = facts.intent ? ['succeeded', 'requires_capture', 'processing'].includes(facts.intent.status) : facts.session?.status === 'complete';
+      // It read Stripe at some moment while it ran: the order counts as listed only if it was in every state meanwhile.
+      const meanwhile = o.changes.slice(contact.changesBefore, (contact.changesUntil ?? contact.changesBefore) + 1);
+      const listed = meanwhile.every(({ facts }) => (facts.intent ? ['succeeded', 'requires_capture', 'processing'].includes(facts.intent.status) : facts.session?.status === 'complete'));
       return listed && contact.atMs - createdAt < RECONCILE_LOOKBACK_MS - HOUR ? ['payment', 'money_back'] : [];
     }
     case 'redrive':
@@ -218,6 +223,9 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
         fail('status_matches_stripe', `the record says ${o.status}; Stripe's story allows ${[...anyState].join(', ') || 'nothing at rest'} (now: ${describe(o.facts)})`);
       } else if (!sinceTold.has(o.status)) {
         fail('acknowledged_has_effect', `the record says ${o.status}, from before what the product was told (payment up to change ${knew.payment}, money back up to ${knew.money_back}): allowed ${[...sinceTold].join(', ') || 'nothing at rest'}`);
+      } else if (o.statusBeforeTimers !== o.status && !IN_PROGRESS.includes(o.statusBeforeTimers!) && !sinceTold.has(o.statusBeforeTimers!)) {
+        // Right in the end, but only once a re-check timer fired: an event was answered 2xx and then not acted on.
+        fail('acted_on_promptly', `the record said ${o.statusBeforeTimers} once the product came to rest, ${o.status} only after its own timers fired (told payment up to change ${knew.payment}, money back up to ${knew.money_back})`);
       }
     }
 

@@ -136,6 +136,8 @@ export interface Contact {
   status: number;
   /** How many of the order's changes Stripe had made by then. */
   changesBefore: number;
+  /** A reconciler run: how many by the time it closed (it read Stripe at some moment in between). */
+  changesUntil?: number;
   /** Temporal's time then. */
   atMs: number;
 }
@@ -167,6 +169,8 @@ export interface OrderOutcome {
   redriven: number[];
   /** The product's final record (null: none). */
   status: FulfillmentStatus | null;
+  /** The record once the product had acted on everything it was told, before any timer of its own fired. */
+  statusBeforeTimers: FulfillmentStatus | null;
   /** Per line item: units fulfilled ever, and net of reversals (the merchant's ledger). */
   ledger: Record<string, { fulfilled: number; net: number }>;
   emails: { receipts: number; paymentFailed: number; refunds: Record<string, number>; other: number };
@@ -225,7 +229,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   const orders = await Promise.all(world.orders.map((kind, index) => placeOrder(explorer, stripe, index, kind, worldId)));
   const startedAt = await now();
   const outcomes = orders.map(
-    (order): Omit<OrderOutcome, 'facts' | 'status' | 'ledger' | 'emails' | 'stillRunning'> => ({
+    (order): Omit<OrderOutcome, 'facts' | 'status' | 'statusBeforeTimers' | 'ledger' | 'emails' | 'stillRunning'> => ({
       order: order.index,
       kind: order.kind,
       id: order.id,
@@ -341,14 +345,21 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
     onTime(`the reconciler run of step ${run.step}`);
     const report = await withTimeout(run.handle.result(), settleTimeoutMs).catch(() => null);
     if (!report || (report as ReconcileReport).failedPhases?.length) continue;
-    for (const o of outcomes) contact(o.order, run.step, 'reconcile', 200, run.atMs);
-    // changesBefore must be what Stripe said when the run started, not now.
-    for (const o of outcomes) o.contacts.at(-1)!.changesBefore = o.changes.filter((c) => c.step < run.step).length - 1;
+    // It read Stripe at some moment between its start and its close: what Stripe said then is any state in between.
+    const closedAtMs = (await run.handle.describe()).closeTime?.getTime() ?? Infinity;
+    for (const o of outcomes) {
+      contact(o.order, run.step, 'reconcile', 200, run.atMs);
+      Object.assign(o.contacts.at(-1)!, { changesBefore: o.changes.filter((c) => c.step < run.step).length - 1, changesUntil: o.changes.filter((c) => c.step < run.step || c.atMs <= closedAtMs).length - 1 });
+    }
   }
 
   const ids = orders.map((order) => order.id);
   const restStarted = Date.now();
-  const stillRunning = await untilAtRest(explorer, [...ids, ...routes], Math.min(settleTimeoutMs, Math.max(0, deadline - Date.now())));
+  const restBy = () => Math.min(settleTimeoutMs, Math.max(0, deadline - Date.now()));
+  // What the records say once the product has acted on everything it was told, before any timer of its own fired.
+  await untilAtRest(explorer, [...ids, ...routes], restBy(), { timers: false });
+  const promptly = await Promise.all(orders.map(async (order) => (await stack.services.store.getRecord(order.id))?.view.status ?? null));
+  const stillRunning = await untilAtRest(explorer, [...ids, ...routes], restBy());
   profile?.('until at rest', restStarted);
   const { store } = stack.services;
   const results: OrderOutcome[] = [];
@@ -360,6 +371,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       ledger: await ledgerOf(explorer, order.id),
       emails: emailsOf(explorer, order.id),
       stillRunning: stillRunning.includes(order.id),
+      statusBeforeTimers: promptly[i]!,
     });
   }
   const histories = await historiesOf(env, [...ids, ...routes, ...reconciles.map((run) => run.handle.workflowId)]);
@@ -448,12 +460,14 @@ function emailsOf(explorer: Explorer, orderId: string): OrderOutcome['emails'] {
  * settled order listening for money back); returns those still running after `timeoutMs` of
  * real time. Real time passes while an activity runs or a workflow task is due; Temporal's time is
  * skipped to an activity's next retry, and a day at a time while workflows only wait (for a
- * payment, until a deadline).
+ * payment, until a deadline). With `timers: false` it returns as soon as they only wait: before
+ * any timer of the product's own (a re-check, a deadline) would fire.
  */
-async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number): Promise<string[]> {
+async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number, { timers = true } = {}): Promise<string[]> {
   const { env, stack } = explorer;
   const deadline = Date.now() + timeoutMs;
   let lastSkip = Date.now();
+  let quiet = 0;
   for (;;) {
     const running: string[] = [];
     let working = false;
@@ -480,6 +494,13 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number)
       }
     }
     if (running.length === 0 || Date.now() > deadline) return running;
+    // Twice in a row, a moment apart: an event just delivered may not show in the history yet.
+    quiet = !working && nextRetryMs === Infinity ? quiet + 1 : 0;
+    if (!timers && quiet >= 2) return running;
+    if (!timers && quiet === 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
     if (working && Date.now() - lastSkip > 2_000) {
       // The test server's clock stands still unless skipped: let an attempt's timeouts (heartbeat, start-to-close) come as they would.
       await env.sleep(5_000);
