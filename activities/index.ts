@@ -53,7 +53,7 @@ export interface ActivityDeps {
   mailer: Mailer;
   metrics: ActivityMetrics;
   /** How the reconciler starts and wakes sessions: the same starts, IDs and policies as the webhook path. */
-  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver' | 'deliverMoneyBack' | 'isRunning'>;
+  starter: Pick<FulfillmentStarter, 'ensureStarted' | 'deliver' | 'deliverMoneyBack' | 'routeMoneyBack' | 'isRunning'>;
   /** Shown in emails, and the domain of their Message-IDs. */
   merchantName: string;
   emailDomain: string;
@@ -501,13 +501,20 @@ export function createActivities(deps: ActivityDeps) {
       for (const item of input.items) {
         // A pending refund waits until it settles; a failed or canceled one matters only if we acted on it as succeeded.
         if (!item.paymentIntentId || (input.kind === 'refunds' && item.status === 'pending')) continue;
+        const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
         const sessionId = await store.orderOfPayment(item.paymentIntentId);
-        if (!sessionId) continue;
+        if (!sessionId) {
+          // Not in our records yet: its order may have been started a moment ago by this very run, and
+          // fulfill unaware of it. Found at Stripe as a webhook's would be, once per refund or dispute.
+          if (input.kind === 'refunds' && item.status !== 'succeeded') continue;
+          await starter.routeMoneyBack(item.paymentIntentId, { id: `reconcile:${item.id}`, type });
+          delivered++;
+          continue;
+        }
         const view = (await store.getRecord(sessionId))?.view;
         const known = input.kind === 'refunds' ? view?.refunds?.find((refund) => refund.id === item.id) : view?.disputes?.find((dispute) => dispute.id === item.id);
         const actedOn = item.status === 'succeeded' || input.kind === 'disputes' ? known?.status === item.status : !known || known.status !== 'succeeded';
         if (actedOn) continue;
-        const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
         await starter.deliverMoneyBack(sessionId, { id: `reconcile:${input.reconcileId}:${item.id}`, type });
         Context.current().log.warn('Reconciler delivered a refund or dispute whose event never reached us', { sessionId, id: item.id });
         delivered++;

@@ -77,7 +77,8 @@ export interface EmulatedDispute {
   paymentIntentId: string;
   amount: number;
   currency: string;
-  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost' | 'prevented';
+  /** `appeal_*`: a lost dispute appealed (it stays lost until the appeal is won). */
+  status: 'warning_needs_response' | 'warning_under_review' | 'warning_closed' | 'needs_response' | 'under_review' | 'won' | 'lost' | 'prevented' | 'appeal_needs_response' | 'appeal_under_review';
   reason?: string;
   created?: number;
 }

@@ -65,6 +65,9 @@ function activitiesWith(overrides: Partial<ActivityDeps>) {
       deliverMoneyBack: async () => {
         throw new Error('no Temporal in this test');
       },
+      routeMoneyBack: async () => {
+        throw new Error('no Temporal in this test');
+      },
     },
     merchantName: 'Test Shop',
     emailDomain: 'shop.test',
@@ -424,6 +427,7 @@ describe('the stuck sweep', () => {
         ensureStarted: async (id: string) => (redriven.push(id), 'accepted' as const),
         deliver: async () => 'accepted' as const,
         deliverMoneyBack: async () => 'accepted' as const,
+        routeMoneyBack: async () => 'routing' as const,
       },
     });
 

@@ -86,7 +86,7 @@ function activities() {
     fulfiller: stockFulfiller,
     mailer,
     metrics: createMetrics(store),
-    starter: { ensureStarted: unused, isRunning: unused, deliver: unused, deliverMoneyBack: unused },
+    starter: { ensureStarted: unused, isRunning: unused, deliver: unused, deliverMoneyBack: unused, routeMoneyBack: unused },
     merchantName: 'Test Shop',
     emailDomain: 'shop.test',
   });

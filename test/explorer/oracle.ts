@@ -38,10 +38,12 @@ function owed(facts: StripeFacts): boolean {
   return facts.session?.status === 'complete' && facts.session.paymentStatus !== 'unpaid';
 }
 
-const succeededRefunds = (facts: StripeFacts) => facts.refunds.filter((refund) => refund.status === 'succeeded');
-const refundedInFull = (facts: StripeFacts) => succeededRefunds(facts).reduce((sum, refund) => sum + refund.amount, 0) >= facts.amount;
+const succeededRefunds = (facts: Pick<StripeFacts, 'refunds'>) => facts.refunds.filter((refund) => refund.status === 'succeeded');
+const refundedInFull = (facts: Pick<StripeFacts, 'refunds' | 'amount'>) => succeededRefunds(facts).reduce((sum, refund) => sum + refund.amount, 0) >= facts.amount;
+/** Lost, or lost and under appeal: Stripe leaves the money with the customer until an appeal is won. */
+const disputeLost = (facts: StripeFacts) => facts.dispute === 'lost' || facts.dispute === 'appeal_needs_response' || facts.dispute === 'appeal_under_review';
 /** Everything goes back: refunded in full, or a dispute lost. */
-const reversedInFull = (facts: StripeFacts) => refundedInFull(facts) || facts.dispute === 'lost';
+const reversedInFull = (facts: StripeFacts) => refundedInFull(facts) || disputeLost(facts);
 const reverses = (facts: StripeFacts, lineItemId: string) => reversedInFull(facts) || succeededRefunds(facts).some((refund) => refund.lineItemId === lineItemId);
 
 /**
@@ -70,8 +72,15 @@ export function statusesFor(facts: StripeFacts): FulfillmentStatus[] {
 }
 
 function afterPayment(facts: StripeFacts): FulfillmentStatus[] {
-  if (facts.dispute === 'lost') return ['dispute_lost'];
+  if (disputeLost(facts)) return ['dispute_lost'];
   if (facts.dispute === 'needs_response' || facts.dispute === 'under_review') return ['disputed'];
+  // Won on appeal: the money is back, but what the loss took back may stay taken back, or (lost before
+  // anything shipped) nothing shipped waits for an operator; a product that never saw the loss fulfilled.
+  if (facts.dispute === 'won' && facts.disputeAppealed) return ['dispute_lost', 'failed', ...afterRefunds(facts)];
+  return afterRefunds(facts);
+}
+
+function afterRefunds(facts: StripeFacts): FulfillmentStatus[] {
   if (refundedInFull(facts)) return ['refunded'];
   if (succeededRefunds(facts).length > 0) return ['partially_refunded'];
   return ['fulfilled'];
@@ -121,12 +130,14 @@ function familiesTold(o: OrderOutcome, contact: Contact, createdAt: number): Fam
     case 'deliver': {
       if (!ok(contact.status)) return [];
       const change = o.changes.find((c) => c.event === contact.event);
+      // A second PaymentIntent's event goes to that PaymentIntent's own workflow (checked apart).
+      if (change?.what === 'paid_again') return [];
       // A refund or dispute event already acted on is answered as such (`already_settled`), nothing read again:
       // what changed since (a refund returned) is told by its own event, or the reconciler.
       const before = o.contacts.some((c) => c.what === 'deliver' && c.event === contact.event && c.step < contact.step && ok(c.status));
       if (change && familyOf(change) === 'money_back' && before) return [];
       // Stripe's `expired` event starts nothing for a session never recorded (documented): it tells only a record.
-      if (change?.what === 'settle' && o.kind === 'expires' && o.status === null) return [];
+      if (change?.what === 'settle' && change.facts.session?.status === 'expired' && o.status === null) return [];
       return [change ? familyOf(change) : 'payment'];
     }
   }
@@ -142,10 +153,12 @@ function lastOf(changes: AppliedChange[], family: Family, upTo: number, visible:
 function allowedStatuses(story: AppliedChange[], p: number, m: number): Set<FulfillmentStatus> {
   const payments = story.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'payment' && i >= p);
   const moneyBacks = story.map((c, i) => ({ c, i })).filter(({ c, i }) => familyOf(c) === 'money_back' && i >= m);
-  const moneyStates: Pick<StripeFacts, 'refunds' | 'dispute'>[] = moneyBacks.map(({ c }) => c.facts);
-  if (m < 0) moneyStates.unshift({ refunds: [], dispute: null });
+  const moneyStates: Pick<StripeFacts, 'refunds' | 'dispute' | 'disputeAppealed'>[] = moneyBacks.map(({ c }) => c.facts);
+  if (m < 0) moneyStates.unshift({ refunds: [], dispute: null, disputeAppealed: false });
+  // Stripe's last word too: money the product itself gave back (a second payment of an order) changed it, not the world.
+  moneyStates.push(story.at(-1)!.facts);
   const allowed = new Set<FulfillmentStatus>();
-  for (const { c } of payments) for (const money of moneyStates) for (const status of statusesFor({ ...c.facts, refunds: money.refunds, dispute: money.dispute })) allowed.add(status);
+  for (const { c } of payments) for (const money of moneyStates) for (const status of statusesFor({ ...c.facts, refunds: money.refunds, dispute: money.dispute, disputeAppealed: money.disputeAppealed })) allowed.add(status);
   return allowed;
 }
 
@@ -167,40 +180,50 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
     const firstContact = Math.min(...o.contacts.map((c) => c.step), Infinity);
     const factsAt = (step: number) => o.changes.filter((c) => c.step < step).at(-1)!.facts;
     const everReversedInFull = o.changes.some((c) => reversedInFull(c.facts));
-    const reversedBeforeAnyContact = firstContact < Infinity ? reversedInFull(factsAt(firstContact)) : reversedInFull(o.facts);
+    // A loss appealed and won gives the money back: an order the product first reads then is owed again.
+    const wonOnAppeal = o.facts.dispute === 'won' && o.facts.disputeAppealed;
+    const reversedBeforeAnyContact = !wonOnAppeal && (firstContact < Infinity ? reversedInFull(factsAt(firstContact)) : reversedInFull(o.facts));
 
     // 1.
-    for (const item of items) if (item.fulfilled > item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} units fulfilled of ${item.quantity}`);
     const toldOwed = knew.payment >= 0 && o.changes.slice(0, knew.payment + 1).some((c) => owed(c.facts));
-    if (owed(o.facts) && toldOwed && !canceledForGood) {
-      const lastMoneyBack = lastOf(o.changes, 'money_back', o.changes.length - 1);
-      for (const item of items) {
-        const mustReverse = reverses(o.facts, item.id) && knew.money_back === lastMoneyBack;
-        const mayReverse = o.changes.some((c) => reverses(c.facts, item.id));
-        const expected = mustReverse ? [0] : mayReverse ? [0, item.quantity] : [item.quantity];
-        if (!expected.includes(item.net)) fail('paid_fulfilled_once', `${item.id}: ${item.net} units held of ${item.quantity}, expected ${expected.join(' or ')}`);
-        // Money that all went back before fulfillment began may leave nothing fulfilled (the product reads refunds first).
-        if (!everReversedInFull && item.fulfilled !== item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} of ${item.quantity} units ever fulfilled`);
+    // Two PaymentIntents of one order: judged as the merchant's order, both payments together (1, 2 and the receipt).
+    if (o.second) checkPaidTwice(o, o.second, toldOwed, outcome.smtpOutage, fail);
+    else {
+      for (const item of items) if (item.fulfilled > item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} units fulfilled of ${item.quantity}`);
+      if (owed(o.facts) && toldOwed && !canceledForGood) {
+        const lastMoneyBack = lastOf(o.changes, 'money_back', o.changes.length - 1);
+        for (const item of items) {
+          const mustReverse = reverses(o.facts, item.id) && knew.money_back === lastMoneyBack;
+          const mayReverse = o.changes.some((c) => reverses(c.facts, item.id));
+          const expected = mustReverse ? [0] : mayReverse ? [0, item.quantity] : [item.quantity];
+          if (!expected.includes(item.net)) fail('paid_fulfilled_once', `${item.id}: ${item.net} units held of ${item.quantity}, expected ${expected.join(' or ')}`);
+          // Money that all went back before fulfillment began may leave nothing fulfilled (the product reads refunds first).
+          if (!everReversedInFull && item.fulfilled !== item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} of ${item.quantity} units ever fulfilled`);
+        }
+        // A mail server down longer than the receipt's retries lose it (documented); otherwise exactly one.
+        if (!everReversedInFull && !outcome.smtpOutage && o.facts.session?.mode !== 'setup' && o.emails.receipts !== 1) fail('paid_fulfilled_once', `paid and told, ${o.emails.receipts} receipts`);
       }
-      // A mail server down longer than the receipt's retries lose it (documented); otherwise exactly one.
-      if (!everReversedInFull && !outcome.smtpOutage && o.facts.session?.mode !== 'setup' && o.emails.receipts !== 1) fail('paid_fulfilled_once', `paid and told, ${o.emails.receipts} receipts`);
-    }
 
-    // 2.
-    if (!owed(o.facts)) for (const item of items) if (item.net !== 0) fail('unpaid_nothing_fulfilled', `Stripe says ${describe(o.facts)}, yet ${item.id} holds ${item.net} units`);
-    if (!everOwed && o.kind !== 'pi_manual') {
-      for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${item.id} had ${item.fulfilled} units fulfilled`);
-    }
-    if (!everOwed && o.emails.receipts > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${o.emails.receipts} receipts`);
-    if (reversedBeforeAnyContact && firstContact < Infinity) {
-      for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `refunded (or lost) in full before the product heard of it, yet ${item.id} had ${item.fulfilled} units fulfilled`);
+      // 2.
+      if (!owed(o.facts)) for (const item of items) if (item.net !== 0) fail('unpaid_nothing_fulfilled', `Stripe says ${describe(o.facts)}, yet ${item.id} holds ${item.net} units`);
+      if (!everOwed && o.kind !== 'pi_manual') {
+        for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${item.id} had ${item.fulfilled} units fulfilled`);
+      }
+      if (!everOwed && o.emails.receipts > 0) fail('unpaid_nothing_fulfilled', `never paid, yet ${o.emails.receipts} receipts`);
+      if (reversedBeforeAnyContact && firstContact < Infinity) {
+        for (const item of items) if (item.fulfilled > 0) fail('unpaid_nothing_fulfilled', `refunded (or lost) in full before the product heard of it, yet ${item.id} had ${item.fulfilled} units fulfilled`);
+      }
     }
 
     // 4.
-    if (o.emails.receipts > 1) fail('emails_once', `${o.emails.receipts} receipts`);
-    for (const [refundId, count] of Object.entries(o.emails.refunds)) {
+    const receipts = o.emails.receipts + (o.second?.emails.receipts ?? 0);
+    if (receipts > 1) fail('emails_once', `${receipts} receipts`);
+    const refundEmails = [...Object.entries(o.emails.refunds), ...Object.entries(o.second?.emails.refunds ?? {})];
+    const everSucceeded = (refundId: string) =>
+      story.some((c) => [...c.facts.refunds, ...(c.facts.secondPayment?.refunds ?? [])].some((r) => r.id === refundId && r.status === 'succeeded'));
+    for (const [refundId, count] of refundEmails) {
       if (count > 1) fail('emails_once', `${count} emails for refund ${refundId}`);
-      if (!o.changes.some((c) => c.facts.refunds.some((r) => r.id === refundId && r.status === 'succeeded'))) fail('emails_once', `an email for refund ${refundId}, which never succeeded`);
+      if (!everSucceeded(refundId)) fail('emails_once', `an email for refund ${refundId}, which never succeeded`);
     }
     const paymentFailed = o.changes.some((c) => c.facts.asyncPaymentFailed || c.facts.intent?.declined);
     if (o.emails.paymentFailed > 1) fail('emails_once', `${o.emails.paymentFailed} payment-failed emails`);
@@ -232,6 +255,40 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
     if (o.stillRunning) fail('at_rest', `still running at the end, status ${o.status}`);
   }
   return violations;
+}
+
+/**
+ * An order two PaymentIntents paid (`paid_again`): the merchant ships it once, whichever payment
+ * the product heard of first, and keeps one payment at most; the other is refunded in full.
+ */
+function checkPaidTwice(o: OrderOutcome, second: NonNullable<OrderOutcome['second']>, toldFirst: boolean, smtpOutage: boolean, fail: (invariant: Invariant, detail: string) => void): void {
+  const secondFacts = o.facts.secondPayment!;
+  const again = o.changes.find((c) => c.what === 'paid_again')!;
+  const toldSecond = o.contacts.some(
+    (c) => (c.what === 'deliver' && c.event === again.event && ok(c.status)) || (c.what === 'reconcile' && c.step > again.step && c.atMs - again.atMs < RECONCILE_LOOKBACK_MS - HOUR),
+  );
+  const keptFirst = owed(o.facts) && !reversedInFull(o.facts);
+  const keptSecond = secondFacts.status === 'succeeded' && !refundedInFull({ refunds: secondFacts.refunds, amount: o.facts.amount });
+  const units = o.lineItems.map((item) => {
+    const [first, other] = [o.ledger[item.id], second.ledger[item.id]].map((ledger) => ledger ?? { fulfilled: 0, net: 0 });
+    return { ...item, fulfilled: first!.fulfilled + other!.fulfilled, net: first!.net + other!.net };
+  });
+  for (const item of units) if (item.fulfilled > item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} units fulfilled of ${item.quantity}, over both payments`);
+  if (toldFirst && toldSecond && keptFirst && keptSecond) fail('paid_fulfilled_once', `both payments of the order kept (${o.id}, ${second.id}): the second was not refunded`);
+  // One payment kept and nothing else happened to the money: the order ships once, with one receipt.
+  const untouched = !o.changes.some((c) => familyOf(c) === 'money_back') && o.canceled === null;
+  if (untouched && ((keptFirst && toldFirst) || (keptSecond && toldSecond))) {
+    for (const item of units) if (item.net !== item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.net} units held of ${item.quantity} for the payment kept`);
+    const receipts = o.emails.receipts + second.emails.receipts;
+    if (!smtpOutage && receipts !== 1) fail('paid_fulfilled_once', `paid and told, ${receipts} receipts over both payments`);
+  }
+  if (!keptFirst && !keptSecond && untouched) for (const item of units) if (item.net !== 0) fail('unpaid_nothing_fulfilled', `neither payment kept, yet ${item.id} holds ${item.net} units`);
+  // The second payment's own record: fulfilled if it is the one kept, refunded if it was given back.
+  const allowed: FulfillmentStatus[] = keptSecond ? ['fulfilled'] : ['refunded'];
+  if (second.status === null ? toldSecond : !allowed.includes(second.status)) {
+    fail('status_matches_stripe', `the second payment ${second.id} is recorded ${second.status}; Stripe says it is ${secondFacts.status}${keptSecond ? '' : ', refunded in full'}`);
+  }
+  if (second.stillRunning) fail('at_rest', `the second payment ${second.id} still running at the end, status ${second.status}`);
 }
 
 function describe(facts: StripeFacts): string {

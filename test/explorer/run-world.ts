@@ -23,6 +23,8 @@ const TASK_QUEUE = 'fulfillment';
 const READS_PER_SECOND = 20;
 /** Waits while an outage lasts are cut to this (Temporal's time). */
 const MAX_WAIT_DURING_OUTAGE_MS = 10 * 60_000;
+/** Event types the endpoint is not subscribed to (the README lists those it is): Stripe sends it none of them. */
+const NOT_SUBSCRIBED = ['charge.dispute.updated'];
 /** The reconciler's look-back, as its schedule passes it. */
 export const RECONCILE_LOOKBACK_MS = 3 * DAY;
 
@@ -176,6 +178,8 @@ export interface OrderOutcome {
   emails: { receipts: number; paymentFailed: number; refunds: Record<string, number>; other: number };
   /** A workflow of it still ran when the world's bounded wait gave up. */
   stillRunning: boolean;
+  /** The second PaymentIntent of the same order (`paid_again`): its own workflow's record, ledger and emails. */
+  second: { id: string; status: FulfillmentStatus | null; ledger: OrderOutcome['ledger']; emails: OrderOutcome['emails']; stillRunning: boolean } | null;
 }
 
 export interface WorldOutcome {
@@ -229,7 +233,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   const orders = await Promise.all(world.orders.map((kind, index) => placeOrder(explorer, stripe, index, kind, worldId)));
   const startedAt = await now();
   const outcomes = orders.map(
-    (order): Omit<OrderOutcome, 'facts' | 'status' | 'statusBeforeTimers' | 'ledger' | 'emails' | 'stillRunning'> => ({
+    (order): Omit<OrderOutcome, 'facts' | 'status' | 'statusBeforeTimers' | 'ledger' | 'emails' | 'stillRunning' | 'second'> => ({
       order: order.index,
       kind: order.kind,
       id: order.id,
@@ -277,7 +281,8 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       }
       case 'deliver': {
         const payload = orders[step.order]!.events[step.event];
-        if (!payload) break; // the change did not apply (or an open session has no creation event): Stripe sends nothing
+        // The change did not apply (or an open session has no creation event, or the endpoint does not subscribe to it): Stripe sends nothing.
+        if (!payload || NOT_SUBSCRIBED.includes((JSON.parse(payload) as { type: string }).type)) break;
         counts.deliveries++;
         const status = await postWebhook(url, payload, { timeoutMs: 15_000 }).then(
           (answer) => answer.status,
@@ -353,7 +358,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
     }
   }
 
-  const ids = orders.map((order) => order.id);
+  const ids = orders.flatMap((order) => (order.secondPaymentIntentId ? [order.id, order.secondPaymentIntentId] : [order.id]));
   const restStarted = Date.now();
   const restBy = () => Math.min(settleTimeoutMs, Math.max(0, deadline - Date.now()));
   // What the records say once the product has acted on everything it was told, before any timer of its own fired.
@@ -363,6 +368,10 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   profile?.('until at rest', restStarted);
   const { store } = stack.services;
   const results: OrderOutcome[] = [];
+  const secondOf = async (id: string | null): Promise<OrderOutcome['second']> =>
+    id === null
+      ? null
+      : { id, status: (await store.getRecord(id))?.view.status ?? null, ledger: await ledgerOf(explorer, id), emails: emailsOf(explorer, id), stillRunning: stillRunning.includes(id) };
   for (const [i, order] of orders.entries()) {
     results.push({
       ...outcomes[i]!,
@@ -372,6 +381,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       emails: emailsOf(explorer, order.id),
       stillRunning: stillRunning.includes(order.id),
       statusBeforeTimers: promptly[i]!,
+      second: await secondOf(order.secondPaymentIntentId),
     });
   }
   const histories = await historiesOf(env, [...ids, ...routes, ...reconciles.map((run) => run.handle.workflowId)]);
@@ -392,9 +402,10 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
 async function placeOrder(explorer: Explorer, stripe: StripeWorld, index: number, kind: OrderKind, worldId: string): Promise<WorldOrder> {
   const { stack } = explorer;
   if (!isPaymentIntentKind(kind)) {
-    const open = kind === 'open_then_paid' || kind === 'open_free' || kind === 'expires';
-    const mode = kind === 'setup' ? 'setup' : kind === 'subscription' ? 'subscription' : 'payment';
-    const paymentStatus = kind === 'card' || kind === 'subscription' ? 'paid' : kind === 'free' || kind === 'setup' || kind === 'open_free' ? 'no_payment_required' : 'unpaid';
+    const open = ['open_then_paid', 'open_free', 'expires', 'open_setup', 'open_trial'].includes(kind);
+    const mode = kind === 'setup' || kind === 'open_setup' ? 'setup' : kind === 'subscription' || kind === 'open_trial' ? 'subscription' : 'payment';
+    // A trial subscription, like setup mode, has nothing to pay now: Stripe says so while the session is still open.
+    const paymentStatus = kind === 'card' || kind === 'subscription' ? 'paid' : ['free', 'setup', 'open_free', 'open_setup', 'open_trial'].includes(kind) ? 'no_payment_required' : 'unpaid';
     const session = emulatedSession({ status: open ? 'open' : 'complete', paymentStatus, mode, ...(kind === 'free' || kind === 'open_free' ? { paymentIntentId: null } : {}) });
     return stripe.placeSession(index, kind, session);
   }
@@ -490,7 +501,10 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
       if (pending.length === 0 && !taskDue) {
         const status = (await stack.services.store.getRecord(id))?.view.status;
         if (!status || !isFinalStatus(status)) waiting = true;
-        else running.pop(); // settled, only listening: at rest
+        // Settled, only listening: at rest; unless the workflow task that was open as history was read
+        // scheduled an activity meanwhile (`failed`, then money back settled), which a second look shows.
+        else if ((await describe(env, id))?.pendingActivities?.length) working = true;
+        else running.pop();
       }
     }
     if (running.length === 0 || Date.now() > deadline) return running;

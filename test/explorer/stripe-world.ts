@@ -2,7 +2,7 @@ import type { EmulatedDispute, EmulatedPaymentIntent, EmulatedRefund, EmulatedSe
 import { paymentIntentOf } from '../../src/stripe/emulator';
 import { stripeEventPayload } from '../../src/stripe/signed-events';
 import type { Change, OrderKind } from './world';
-import { isPaymentIntentKind } from './world';
+import { isPaymentIntentKind, PAYABLE_AGAIN } from './world';
 
 /**
  * Stripe's side of a world: each order's objects at the emulator, the changes the world makes to
@@ -20,9 +20,15 @@ export interface StripeFacts {
   /** A delayed Checkout payment Stripe reported failed (`async_payment_failed`: the session itself keeps no trace). */
   asyncPaymentFailed: boolean;
   amount: number;
-  refunds: { id: string; amount: number; status: EmulatedRefund['status']; lineItemId: string | null }[];
+  refunds: Refund[];
   dispute: EmulatedDispute['status'] | null;
+  /** The dispute was lost and then appealed (its status alone no longer says so once the appeal is won). */
+  disputeAppealed: boolean;
+  /** A second PaymentIntent naming the same order (`paid_again`), and its refunds (the product's). */
+  secondPayment: { id: string; status: EmulatedPaymentIntent['status']; refunds: Refund[] } | null;
 }
+
+type Refund = { id: string; amount: number; status: EmulatedRefund['status']; lineItemId: string | null };
 
 export interface WorldOrder {
   index: number;
@@ -30,6 +36,8 @@ export interface WorldOrder {
   /** The workflow ID: the Checkout Session's, or the PaymentIntent's. */
   id: string;
   paymentIntentId: string | null;
+  /** The second PaymentIntent of the same order, once `paid_again` applied. */
+  secondPaymentIntentId: string | null;
   lineItems: { id: string; quantity: number; amount: number }[];
   /** Event payloads by index: 0 the order's creation (null when it has none, an open session), then one per applied change. */
   events: (string | null)[];
@@ -39,19 +47,21 @@ const REFUND_PARTIAL = 500;
 
 export class StripeWorld {
   private readonly asyncFailed = new Set<string>();
+  private readonly appealed = new Set<string>();
   private serial = 0;
 
   constructor(private readonly emulator: StripeEmulator) {}
 
   /** Places a Checkout Session at Stripe (a PaymentIntent order goes through `placePaymentIntent`). */
   placeSession(index: number, kind: OrderKind, session: EmulatedSession): WorldOrder {
-    const open = kind === 'open_then_paid' || kind === 'open_free' || kind === 'expires';
+    const open = session.status === 'open';
     this.emulator.put(session);
     const order: WorldOrder = {
       index,
       kind,
       id: session.id,
       paymentIntentId: paymentIntentOf(session),
+      secondPaymentIntentId: null,
       lineItems: session.lineItems.map((item) => ({ id: item.id, quantity: item.quantity ?? 1, amount: item.unitAmount * (item.quantity ?? 1) })),
       events: [open ? null : this.event('checkout.session.completed', { id: session.id, object: 'checkout.session' })],
     };
@@ -61,7 +71,7 @@ export class StripeWorld {
   placePaymentIntent(index: number, kind: OrderKind, intent: EmulatedPaymentIntent, lineItems: WorldOrder['lineItems']): WorldOrder {
     this.emulator.putPaymentIntent(intent);
     const first = intent.status === 'requires_capture' ? 'payment_intent.amount_capturable_updated' : 'payment_intent.processing';
-    return { index, kind, id: intent.id, paymentIntentId: intent.id, lineItems, events: [this.intentEvent(first, intent)] };
+    return { index, kind, id: intent.id, paymentIntentId: intent.id, secondPaymentIntentId: null, lineItems, events: [this.intentEvent(first, intent)] };
   }
 
   /**
@@ -76,7 +86,7 @@ export class StripeWorld {
     const left = facts.amount - facts.refunds.filter((r) => r.status === 'succeeded' || r.status === 'pending').reduce((sum, r) => sum + r.amount, 0);
     switch (change) {
       case 'settle':
-        return this.settle(order);
+        return this.settle(order, succeeds);
       case 'refund_full':
       case 'refund_pending':
         return refundable && left > 0 ? this.refund(order, left, change === 'refund_full' ? 'succeeded' : 'pending', null) : null;
@@ -105,10 +115,36 @@ export class StripeWorld {
       }
       case 'dispute_won':
       case 'dispute_lost': {
+        // An open dispute is decided, or an appeal of a lost one.
         const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
-        if (!dispute || !['needs_response', 'under_review'].includes(dispute.status)) return null;
+        if (!dispute || !['needs_response', 'under_review', 'appeal_needs_response', 'appeal_under_review'].includes(dispute.status)) return null;
         this.emulator.putDispute({ ...dispute, status: change === 'dispute_won' ? 'won' : 'lost' });
         return this.event('charge.dispute.closed', { id: dispute.id, object: 'dispute', payment_intent: dispute.paymentIntentId });
+      }
+      case 'dispute_appealed': {
+        // A lost dispute appealed: it needs the appeal's evidence, then is under review with it.
+        const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
+        const next = dispute?.status === 'lost' ? 'appeal_needs_response' : dispute?.status === 'appeal_needs_response' ? 'appeal_under_review' : null;
+        if (!dispute || !next) return null;
+        this.appealed.add(order.id);
+        this.emulator.putDispute({ ...dispute, status: next });
+        return this.event('charge.dispute.updated', { id: dispute.id, object: 'dispute', payment_intent: dispute.paymentIntentId, status: next });
+      }
+      case 'dispute_prevented': {
+        // Prevention (an issuer's rapid resolution) refunds the payment instead of a chargeback: from an inquiry just opened, or before one exists.
+        const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
+        if (!taken || left <= 0 || (dispute && !['needs_response', 'under_review'].includes(dispute.status))) return null;
+        const id = `dp_${order.id.slice(3)}`;
+        this.emulator.putDispute({ id, paymentIntentId: order.paymentIntentId!, amount: left, currency: this.currencyOf(order), reason: 'fraudulent', ...dispute, status: 'prevented' });
+        return this.refund(order, left, 'succeeded', null);
+      }
+      case 'paid_again': {
+        if (!PAYABLE_AGAIN.includes(order.kind) || order.secondPaymentIntentId) return null;
+        const first = this.emulator.paymentIntents.get(order.id)!;
+        const second: EmulatedPaymentIntent = { ...first, id: `${first.id}b`, status: 'succeeded', lastPaymentError: undefined };
+        this.emulator.putPaymentIntent(second);
+        order.secondPaymentIntentId = second.id;
+        return this.intentEvent('payment_intent.succeeded', second);
       }
       case 'dashboard_capture':
       case 'dashboard_cancel': {
@@ -137,21 +173,25 @@ export class StripeWorld {
   facts(order: WorldOrder): StripeFacts {
     const session = this.emulator.sessions.get(order.id);
     const intent = isPaymentIntentKind(order.kind) ? this.emulator.paymentIntents.get(order.id) : undefined;
-    const refunds = [...this.emulator.refunds.values()]
-      .filter((r) => order.paymentIntentId !== null && r.paymentIntentId === order.paymentIntentId)
-      .map((r) => ({ id: r.id, amount: r.amount, status: r.status, lineItemId: r.metadata?.line_items ?? null }));
+    const refundsOf = (paymentIntentId: string | null): Refund[] =>
+      [...this.emulator.refunds.values()]
+        .filter((r) => paymentIntentId !== null && r.paymentIntentId === paymentIntentId)
+        .map((r) => ({ id: r.id, amount: r.amount, status: r.status, lineItemId: r.metadata?.line_items ?? null }));
     const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
+    const second = order.secondPaymentIntentId ? this.emulator.paymentIntents.get(order.secondPaymentIntentId) : undefined;
     return {
       session: session ? { status: session.status, paymentStatus: session.paymentStatus, mode: session.mode ?? 'payment' } : null,
       intent: intent ? { status: intent.status, declined: Boolean(intent.lastPaymentError), captureMethod: intent.captureMethod ?? 'automatic' } : null,
       asyncPaymentFailed: this.asyncFailed.has(order.id),
       amount: order.lineItems.reduce((sum, item) => sum + item.amount, 0),
-      refunds,
+      refunds: refundsOf(order.paymentIntentId),
       dispute: dispute?.status ?? null,
+      disputeAppealed: this.appealed.has(order.id),
+      secondPayment: second ? { id: second.id, status: second.status, refunds: refundsOf(second.id) } : null,
     };
   }
 
-  private settle(order: WorldOrder): string | null {
+  private settle(order: WorldOrder, succeeds: boolean): string | null {
     if (isPaymentIntentKind(order.kind)) {
       const intent = this.emulator.paymentIntents.get(order.id)!;
       if (intent.status !== 'processing') return null;
@@ -179,6 +219,10 @@ export class StripeWorld {
       case 'expires':
         this.emulator.put({ ...session, status: 'expired' });
         return this.event('checkout.session.expired', object);
+      case 'open_setup':
+      case 'open_trial':
+        this.emulator.put({ ...session, status: succeeds ? 'complete' : 'expired' });
+        return this.event(succeeds ? 'checkout.session.completed' : 'checkout.session.expired', object);
       default:
         return null;
     }

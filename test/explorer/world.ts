@@ -17,6 +17,10 @@ export type OrderKind =
   | 'open_then_paid' // open (the customer is still in Checkout); completes paid when it settles
   | 'open_free' // open and already `no_payment_required`; completes when it settles
   | 'expires' // open; Stripe expires it when it settles
+  // Open and already `no_payment_required` (Stripe says so before completion); when it settles the
+  // customer completes Checkout, or (its settle not `succeeds`) leaves and Stripe expires it.
+  | 'open_setup' // setup mode
+  | 'open_trial' // subscription mode with a free trial
   // PaymentIntent orders (the Payment Element, no Checkout)
   | 'pi_automatic' // processing; succeeds when it settles
   | 'pi_manual' // authorized (requires_capture): the product captures once it fulfilled
@@ -32,6 +36,8 @@ export const ORDER_KINDS: readonly OrderKind[] = [
   'open_then_paid',
   'open_free',
   'expires',
+  'open_setup',
+  'open_trial',
   'pi_automatic',
   'pi_manual',
   'pi_declined',
@@ -39,7 +45,11 @@ export const ORDER_KINDS: readonly OrderKind[] = [
 
 export const isPaymentIntentKind = (kind: OrderKind) => kind.startsWith('pi_');
 /** Kinds whose story has a `settle` change (a payment that settles later, a session completed or expired). */
-export const SETTLES: readonly OrderKind[] = ['delayed_success', 'delayed_failure', 'open_then_paid', 'open_free', 'expires', 'pi_automatic', 'pi_declined'];
+export const SETTLES: readonly OrderKind[] = ['delayed_success', 'delayed_failure', 'open_then_paid', 'open_free', 'expires', 'open_setup', 'open_trial', 'pi_automatic', 'pi_declined'];
+/** Open sessions whose settle completes them or, not `succeeds`, expires them. */
+export const COMPLETES_OR_EXPIRES: readonly OrderKind[] = ['open_setup', 'open_trial'];
+/** Kinds paid through a PaymentIntent still processing, which the customer may pay a second time (`paid_again`). */
+export const PAYABLE_AGAIN: readonly OrderKind[] = ['pi_automatic', 'pi_declined'];
 /** Kinds that take money through a PaymentIntent, so refunds and disputes can follow. */
 export const REFUNDABLE: readonly OrderKind[] = ['card', 'delayed_success', 'open_then_paid', 'pi_automatic', 'pi_manual'];
 
@@ -56,8 +66,11 @@ export type Change =
   | 'refund_pending' // what is left, pending: it succeeds or fails at `refund_settles`
   | 'refund_settles' // the pending refund succeeds, or a succeeded one fails (returned), by `outcome`
   | 'dispute_opened'
-  | 'dispute_won'
-  | 'dispute_lost'
+  | 'dispute_won' // an open dispute, or an appeal, is won (charge.dispute.closed)
+  | 'dispute_lost' // an open dispute, or an appeal, is lost (charge.dispute.closed)
+  | 'dispute_appealed' // a lost dispute appealed (appeal_needs_response), then its evidence submitted (appeal_under_review): charge.dispute.updated
+  | 'dispute_prevented' // Stripe's dispute prevention refunds what is left instead of a chargeback: the dispute `prevented`, charge.refunded
+  | 'paid_again' // a second PaymentIntent naming the same order succeeds (a second tab, a retried checkout)
   | 'dashboard_capture' // an operator captures the authorization in Stripe's Dashboard
   | 'dashboard_cancel'; // an operator cancels the authorization in Stripe's Dashboard
 
@@ -98,14 +111,36 @@ const waitArb = fc.oneof(
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 9 }).map((d) => d * DAY) },
 );
 
-const MONEY_BACK: readonly Change[] = ['refund_full', 'refund_partial', 'refund_line_item', 'refund_pending', 'refund_settles', 'dispute_opened', 'dispute_won', 'dispute_lost'];
+/** The creation's event, the settle's, a second payment's, and at most five more (an appeal's story). */
+const MAX_EVENTS = 8;
+
+const MONEY_BACK: readonly Change[] = ['refund_full', 'refund_partial', 'refund_line_item', 'refund_pending', 'refund_settles', 'dispute_opened', 'dispute_won', 'dispute_lost', 'dispute_prevented'];
+
+const changeArb = (change: fc.Arbitrary<Change>) => fc.record({ change, succeeds: fc.boolean() });
+
+// A lost dispute appealed (once or twice: its evidence submitted), then the appeal decided or not yet.
+const appealArb = fc
+  .tuple(fc.integer({ min: 1, max: 2 }), fc.option(changeArb(fc.constantFrom<Change>('dispute_won', 'dispute_lost'))))
+  .map(([appeals, decided]) => [
+    { change: 'dispute_opened' as Change, succeeds: true },
+    { change: 'dispute_lost' as Change, succeeds: true },
+    ...Array.from({ length: appeals }, () => ({ change: 'dispute_appealed' as Change, succeeds: true })),
+    ...(decided ? [decided] : []),
+  ]);
 
 const orderPlanArb = fc.record({
   kind: fc.constantFrom(...ORDER_KINDS),
+  // Whether a settle that may go either way (COMPLETES_OR_EXPIRES) goes the customer's way.
+  settles: fc.boolean(),
+  // A second PaymentIntent of the same order (PAYABLE_AGAIN kinds), right after the kind's own change.
+  paidAgain: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
   // After the kind's own change: money coming back, or (manual capture) the Dashboard.
-  later: fc.array(fc.record({ change: fc.constantFrom(...MONEY_BACK, 'dashboard_capture', 'dashboard_cancel'), succeeds: fc.boolean() }), { maxLength: 2 }),
+  later: fc.oneof(
+    { weight: 5, arbitrary: fc.array(changeArb(fc.constantFrom(...MONEY_BACK, 'dashboard_capture', 'dashboard_cancel')), { maxLength: 2 }) },
+    { weight: 1, arbitrary: appealArb },
+  ),
   // Deliveries of each event (the creation's, then each change's): zero to three.
-  deliveries: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 4, maxLength: 4 }),
+  deliveries: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: MAX_EVENTS, maxLength: MAX_EVENTS }),
   visits: fc.integer({ min: 0, max: 2 }),
   operator: fc.constantFrom('none', 'none', 'none', 'cancel', 'cancel_then_redrive', 'redrive'),
 });
@@ -122,7 +157,8 @@ type WorldPlan = typeof worldPlanArb extends fc.Arbitrary<infer T> ? T : never;
 
 /** The order's changes at Stripe, in its story's order. */
 function changesOf(plan: OrderPlan): { change: Change; succeeds: boolean }[] {
-  const changes = SETTLES.includes(plan.kind) ? [{ change: 'settle' as Change, succeeds: true }] : [];
+  const changes = SETTLES.includes(plan.kind) ? [{ change: 'settle' as Change, succeeds: !COMPLETES_OR_EXPIRES.includes(plan.kind) || plan.settles }] : [];
+  if (plan.paidAgain && PAYABLE_AGAIN.includes(plan.kind)) changes.push({ change: 'paid_again', succeeds: true });
   for (const later of plan.later) {
     const dashboard = later.change === 'dashboard_capture' || later.change === 'dashboard_cancel';
     if (dashboard ? plan.kind === 'pi_manual' : REFUNDABLE.includes(plan.kind)) changes.push(later);
@@ -148,6 +184,8 @@ export function worldOf(plan: WorldPlan, slots: { priority: number; waitMs: numb
     const changes = changesOf(order);
     changes.forEach(({ change, succeeds }, i) => add({ do: 'stripe', order: o, change, index: i + 1, succeeds }));
     for (let event = 0; event <= changes.length; event++) {
+      // An appeal's charge.dispute.updated is no event the endpoint subscribes to: Stripe sends it nothing.
+      if (changes[event - 1]?.change === 'dispute_appealed') continue;
       for (let n = 0; n < (order.deliveries[event] ?? 0); n++) add({ do: 'deliver', order: o, event });
     }
     if (!isPaymentIntentKind(order.kind)) for (let n = 0; n < order.visits; n++) add({ do: 'visit', order: o });
@@ -192,8 +230,8 @@ export function worldOf(plan: WorldPlan, slots: { priority: number; waitMs: numb
   return { orders: plan.orders.map((order) => order.kind), steps };
 }
 
-// One (priority, wait before) slot per token: an order has at most 2 changes + 1, 4 x 3 deliveries, 2 visits, 2 operator steps.
-const SLOTS = 3 * (3 + 12 + 2 + 2) + 2 + 4;
+// One (priority, wait before) slot per token: an order has at most MAX_EVENTS - 1 changes, MAX_EVENTS x 3 deliveries, 2 visits, 2 operator steps.
+const SLOTS = 3 * (MAX_EVENTS - 1 + 3 * MAX_EVENTS + 2 + 2) + 2 + 4;
 const slotArb = fc.record({ priority: fc.nat({ max: 30 }), waitMs: waitArb });
 
 export const worldArb: fc.Arbitrary<World> = fc
