@@ -55,7 +55,8 @@ function scratchCopy(name: string): string {
   const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0');
   for (const file of files) {
     const from = path.join(ROOT, file);
-    if (!file || !fs.existsSync(from)) continue; // deleted in the work tree
+    // Deleted in the work tree; or node_modules, linked below (in a git worktree it is often a symlink git does not ignore).
+    if (!file || file === 'node_modules' || !fs.existsSync(from)) continue;
     fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
     fs.copyFileSync(from, path.join(dir, file));
   }

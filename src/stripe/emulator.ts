@@ -137,6 +137,14 @@ export interface EmulatedTrouble {
   /** This share (0..1) of API calls answers only after `hangMs` (past the client's timeout). */
   hangRate?: number;
   hangMs?: number;
+  /**
+   * This share (0..1) of writes (POSTs) is applied, but its answer is lost: the connection drops
+   * before it (the client sees a connection error). A retry with the same Idempotency-Key gets the
+   * answer it missed, as at Stripe.
+   */
+  lostAnswerRate?: number;
+  /** Which calls the trouble hits, as numbers in [0, 1); default Math.random. A seeded one makes a run repeatable. */
+  random?: () => number;
 }
 
 export interface StripeEmulator {
@@ -226,6 +234,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       return;
     }
     bucket.tokens -= 1;
+    const random = trouble.random ?? Math.random;
     const answer = () => {
       if (failures.remaining > 0) {
         failures.remaining--;
@@ -233,14 +242,19 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
         return;
       }
       const statuses = trouble.statuses ?? [];
-      if (statuses.length > 0 && Math.random() < (trouble.failureRate ?? 0)) {
-        const status = statuses[Math.floor(Math.random() * statuses.length)]!;
+      if (statuses.length > 0 && trouble.failureRate && random() < trouble.failureRate) {
+        const status = statuses[Math.floor(random() * statuses.length)]!;
         stripeError(res, status, errorTypeOf(status), status === 429 ? 'rate_limit' : undefined, 'Emulated failure');
         return;
       }
+      if (req.method === 'POST' && trouble.lostAnswerRate && random() < trouble.lostAnswerRate) {
+        // The handler applies the write (and keeps its answer for the key); the answer never leaves.
+        res.json = () => (req.socket.destroy(), res);
+      }
       next();
     };
-    const hang = Math.random() < (trouble.hangRate ?? 0) ? (trouble.hangMs ?? 0) : 0;
+    // Each kind of trouble draws only for the calls it may hit, so one kind's choices do not depend on the others' calls.
+    const hang = trouble.hangRate && random() < trouble.hangRate ? (trouble.hangMs ?? 0) : 0;
     const delay = (trouble.latencyMs ?? 0) + hang;
     if (delay > 0) setTimeout(answer, delay);
     else answer();

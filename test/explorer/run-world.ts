@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Fulfiller } from '../../src/fulfillment/fulfiller';
+import type { Database } from '../../src/store';
 import { databaseOrderSource } from '../../src/fulfillment/order-source';
 import { startStripeEmulator, type StripeEmulator } from '../../src/stripe/emulator';
 import { registerSearchAttributes } from '../../src/temporal/search-attributes';
@@ -25,6 +26,18 @@ const READS_PER_SECOND = 20;
 const MAX_WAIT_DURING_OUTAGE_MS = 10 * 60_000;
 /** Event types the endpoint is not subscribed to (the README lists those it is): Stripe sends it none of them. */
 const NOT_SUBSCRIBED = ['charge.dispute.updated'];
+/**
+ * A slow mail server answers a message this long after it came (Temporal's time): past the email
+ * activity's 30 s start-to-close. The test server's clock runs at wall speed while an activity is
+ * in flight, so a world whose email is held costs about 30 real seconds.
+ */
+const SLOW_SMTP_MS = 45_000;
+/**
+ * How long a slow database stalls a write, in real time: a local activity's timeout (recordStatus:
+ * 30 s start-to-close) runs on the worker's clock, not the test server's, so only a stall past it
+ * (and past the retry 1 s later) lets the retry and the transitions after it overtake the write.
+ */
+const SLOW_DATABASE_MS = 40_000;
 /** The reconciler's look-back, as its schedule passes it. */
 export const RECONCILE_LOOKBACK_MS = 3 * DAY;
 
@@ -36,6 +49,7 @@ export interface Explorer {
   smtp: TestSmtpServer;
   stack: TestStack;
   faults: Record<Outage, boolean>;
+  database: SlowDatabase;
   /** Temporal's time minus the wall clock: the emulator's clock follows the test server's. */
   clockOffsetMs: number;
   worlds: number;
@@ -43,7 +57,15 @@ export interface Explorer {
 }
 
 export async function startExplorer(): Promise<Explorer> {
-  const faults: Record<Outage, boolean> = { stripe: false, smtp: false, temporal: false, fulfiller: false };
+  const faults: Record<Outage, boolean> = {
+    stripe: false,
+    smtp: false,
+    temporal: false,
+    fulfiller: false,
+    smtp_slow: false,
+    stripe_answers_lost: false,
+    database_slow: false,
+  };
   const clock = { offsetMs: 0 };
   const [env, bundle, emulator, smtp] = await Promise.all([
     createTimeSkippingEnv(),
@@ -65,6 +87,7 @@ export async function startExplorer(): Promise<Explorer> {
     );
     // The merchant's side of every fulfillment, written in the product's own transaction: the truth the oracle counts.
     await stack.services.db.query('CREATE TABLE IF NOT EXISTS explorer_ledger (order_id text NOT NULL, line_item_id text NOT NULL, units int NOT NULL, reason text NOT NULL)');
+    const database = slowDatabase(stack.services.db);
     const replayer = new Replayer(bundle);
     const explorer: Explorer = {
       env,
@@ -73,6 +96,7 @@ export async function startExplorer(): Promise<Explorer> {
       smtp,
       stack,
       faults,
+      database,
       get clockOffsetMs() {
         return clock.offsetMs;
       },
@@ -103,6 +127,34 @@ function ledgerFulfiller(faults: Record<Outage, boolean>): Fulfiller {
       await tx.query('INSERT INTO explorer_ledger VALUES ($1, $2, $3, $4)', [sessionId, lineItem.id, -(quantity ?? 1), reason]);
     },
   };
+}
+
+interface SlowDatabase {
+  /** From now until `calm()`, the next transaction (one) waits SLOW_DATABASE_MS before it reaches the database. */
+  stallNext(): void;
+  calm(): void;
+  /** Transactions held back now: writes on their way. */
+  held(): number;
+}
+
+/**
+ * The app database, slow for one write at a time, as on a slow network: the stall comes before the
+ * statement reaches the database, so it holds no connection (PGlite has one) and a retry of the
+ * same write can overtake it.
+ */
+function slowDatabase(db: Database): SlowDatabase {
+  const transaction = db.transaction.bind(db);
+  let stall = false;
+  let held = 0;
+  db.transaction = async (work) => {
+    if (stall) {
+      stall = false;
+      held++;
+      await new Promise((resolve) => setTimeout(resolve, SLOW_DATABASE_MS)).finally(() => held--);
+    }
+    return transaction(work);
+  };
+  return { stallNext: () => void (stall = true), calm: () => void (stall = false), held: () => held };
 }
 
 /**
@@ -218,7 +270,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
     if (explorer.worlds !== number) throw new WorldTimedOut(`world ${number} was abandoned`);
     if (Date.now() > deadline) throw new WorldTimedOut(`the world took more than ${deadlineMs / 1000} s of real time (at ${doing})`);
   };
-  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false);
+  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false, 0);
   // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
   await env.sleep(RECONCILE_LOOKBACK_MS + DAY);
   const now = async () => {
@@ -338,12 +390,12 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       }
       case 'outage': {
         if (step.on) counts.faults++;
-        setOutage(explorer, step.what, step.on);
+        setOutage(explorer, step.what, step.on, step.window);
         break;
       }
     }
   }
-  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false);
+  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false, 0);
 
   // A reconciler run that completed with every phase tells the product of every order Stripe listed to it.
   for (const run of reconciles) {
@@ -434,10 +486,38 @@ async function placeOrder(explorer: Explorer, stripe: StripeWorld, index: number
   );
 }
 
-function setOutage(explorer: Explorer, what: Outage, on: boolean): void {
-  explorer.faults[what] = on;
-  if (what === 'stripe') explorer.emulator.trouble(on ? { failureRate: 0.5, statuses: [429, 500, 503] } : {});
-  if (what === 'smtp') explorer.smtp.refuseRecipients(on);
+/** `window` seeds which Stripe calls fail, so a world replays alike as far as its calls come in the same order. */
+function setOutage(explorer: Explorer, what: Outage, on: boolean, window: number): void {
+  const { faults, emulator, smtp, env, database } = explorer;
+  faults[what] = on;
+  if (what === 'database_slow') (on ? database.stallNext : database.calm)();
+  if (what === 'stripe' || what === 'stripe_answers_lost') {
+    emulator.trouble({
+      ...(faults.stripe ? { failureRate: 0.5, statuses: [429, 500, 503] } : {}),
+      ...(faults.stripe_answers_lost ? { lostAnswerRate: 0.5 } : {}),
+      random: seeded(Math.imul(window + 1, 0x9e3779b9)),
+    });
+  }
+  if (what === 'smtp') smtp.refuseRecipients(on);
+  if (what === 'smtp_slow') smtp.holdEach(on ? () => untilTemporalTimePasses(env, SLOW_SMTP_MS) : null);
+}
+
+/** Numbers in [0, 1) from `seed` (mulberry32): the same seed, the same sequence. Small seeds start alike: spread them first. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Resolves once `ms` of Temporal's time passed (it passes when skipped: see untilAtRest). */
+async function untilTemporalTimePasses(env: TestWorkflowEnvironment, ms: number): Promise<void> {
+  const until = (await env.currentTimeMs()) + ms;
+  while ((await env.currentTimeMs()) < until) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 async function ledgerOf(explorer: Explorer, orderId: string): Promise<OrderOutcome['ledger']> {
@@ -507,7 +587,10 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
         else running.pop();
       }
     }
-    if (running.length === 0 || Date.now() > deadline) return running;
+    // A message a slow mail server holds, or a write a slow database holds, is an activity still running, whatever Temporal thinks of its attempt.
+    const mailHeld = explorer.smtp.held() > 0;
+    if (mailHeld || explorer.database.held() > 0) working = true;
+    if ((running.length === 0 && !working) || Date.now() > deadline) return running;
     // Twice in a row, a moment apart: an event just delivered may not show in the history yet.
     quiet = !working && nextRetryMs === Infinity ? quiet + 1 : 0;
     if (!timers && quiet >= 2) return running;
@@ -515,7 +598,8 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
       await new Promise((resolve) => setTimeout(resolve, 100));
       continue;
     }
-    if (working && Date.now() - lastSkip > 2_000) {
+    // A slow mail server answers on Temporal's clock: once no activity runs (the test server's clock then skips), skip quickly to its answer.
+    if (working && Date.now() - lastSkip > (mailHeld ? 100 : 2_000)) {
       // The test server's clock stands still unless skipped: let an attempt's timeouts (heartbeat, start-to-close) come as they would.
       await env.sleep(5_000);
       lastSkip = Date.now();

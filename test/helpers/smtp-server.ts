@@ -16,6 +16,10 @@ export interface TestSmtpServer {
   messages: CapturedMail[];
   /** From now on, hold each message this long before accepting it (a slow server). */
   setDelay(ms: number): void;
+  /** From now on (null: no longer), hold each message until `hold()` resolves: a slow server on the caller's clock. */
+  holdEach(hold: (() => Promise<void>) | null): void;
+  /** Messages held now, not yet answered: sends still running. */
+  held(): number;
   /** From now on, refuse (or accept again) every recipient, quoting its address as mail servers do. */
   refuseRecipients(refuse: boolean): void;
   /** Down: refuses connections until `start()` listens again on the same port. */
@@ -27,6 +31,8 @@ export interface TestSmtpServer {
 export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmtpServer> {
   const messages: CapturedMail[] = [];
   let delayMs = dataDelayMs;
+  let hold: (() => Promise<void>) | null = null;
+  let held = 0;
   let refusing = false;
   const create = () => {
     const server = new SMTPServer({
@@ -44,9 +50,15 @@ export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmt
         stream.on('data', (chunk: Buffer) => chunks.push(chunk));
         stream.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
+          // Taken now, so a message keeps the hold it came in under.
+          const holding = hold;
           simpleParser(raw)
             .then(async (parsed) => {
               if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+              if (holding) {
+                held++;
+                await holding().finally(() => held--);
+              }
               messages.push({ receivedAt: Date.now(), envelopeTo: session.envelope.rcptTo.map((rcpt) => rcpt.address), raw, parsed });
               callback();
             })
@@ -66,6 +78,8 @@ export async function startSmtpServer({ dataDelayMs = 0 } = {}): Promise<TestSmt
     url: `smtp://127.0.0.1:${port}`,
     messages,
     setDelay: (ms) => void (delayMs = ms),
+    holdEach: (next) => void (hold = next),
+    held: () => held,
     refuseRecipients: (refuse) => void (refusing = refuse),
     stop: () => new Promise((resolve) => server.close(() => resolve())),
     async start() {
