@@ -87,6 +87,9 @@ const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
 // An operator's cancel after the verdict was recorded records nothing over it.
 const VERDICT_STANDS_PATCH = 'a-verdict-stands';
+// A delayed payment's failure is told only by its event, which a redrive does not carry: the redriven
+// run recalls the failure events the failed run was told, as Stripe confirms them (found by the explorer).
+const REDRIVE_RECALLS_FAILURE_PATCH = 'redrive-recalls-payment-failure';
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -334,6 +337,15 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   // A redriven `failed` order: refunds made since are read before anything is fulfilled, and settled after.
   if (recorded?.status === 'failed' && input.redrive && patched(MONEY_BACK_WITH_FAILURES_PATCH)) inbox.moneyBackPending = true;
+  if (recorded?.status === 'failed' && input.redrive && recorded.eventIds.length > 0 && patched(REDRIVE_RECALLS_FAILURE_PATCH)) {
+    for (const eventId of recorded.eventIds) {
+      if (failureEventIds.includes(eventId)) continue;
+      const claimed = { eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId };
+      if (!(await pausingOnConfiguration((stripe) => stripe.confirmEvent(claimed)))) continue;
+      failureEventIds.push(eventId);
+      eventTypes.add('checkout.session.async_payment_failed');
+    }
+  }
 
   try {
     const ended = await run();
