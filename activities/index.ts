@@ -494,7 +494,8 @@ export function createActivities(deps: ActivityDeps) {
      * on it (a succeeded refund it does not list, a refund it lists as succeeded that Stripe now says
      * failed, a dispute it lists in another status) is delivered
      * to the session's workflow, which reads Stripe and settles it like any event. A payment our
-     * records do not know yet is left for a later run, once its session has been read.
+     * records do not know yet is routed through Stripe to its order, as a webhook's would be
+     * (`route-reconcile:<id>`, once per refund or dispute).
      */
     async reconcileMoneyBack(input: { kind: 'refunds' | 'disputes'; items: ListedMoneyBack[]; reconcileId: string }): Promise<number> {
       let delivered = 0;
@@ -507,8 +508,8 @@ export function createActivities(deps: ActivityDeps) {
           // Not in our records yet: its order may have been started a moment ago by this very run, and
           // fulfill unaware of it. Found at Stripe as a webhook's would be, once per refund or dispute.
           if (input.kind === 'refunds' && item.status !== 'succeeded') continue;
-          await starter.routeMoneyBack(item.paymentIntentId, { id: `reconcile:${item.id}`, type });
-          delivered++;
+          // Counted once: a payment no order of ours took stays unknown, and every later run finds it routed before.
+          if ((await starter.routeMoneyBack(item.paymentIntentId, { id: `reconcile:${item.id}`, type })) === 'routing') delivered++;
           continue;
         }
         const view = (await store.getRecord(sessionId))?.view;

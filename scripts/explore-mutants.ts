@@ -9,6 +9,8 @@
  * explorer's own flaky or unfixed findings are not the mutant's). Prints a markdown table (found
  * or not, after how many worlds and seconds, the shrunk world's size) and exits 0 only when every
  * mutant was found.
+ * `--world FILE` replays one world (a regression file or a world's JSON) on each mutant instead of
+ * searching: it shows a world of the generator's space exposes the hole, where a search is too rare to.
  * `--check` only applies each patch and typechecks the copy (no explorer): are the mutants still
  * right for today's code?
  */
@@ -99,6 +101,8 @@ interface RunOptions {
   seed: string;
   shrinkSeconds?: string;
   check: boolean;
+  /** A world (JSON file) to replay instead of a random search: does the generator's space hold a world that exposes it? */
+  world?: string;
 }
 
 /** The explorer in `dir`: one process (no npx or tsx launcher above it), as `npm start` runs the product. */
@@ -111,6 +115,13 @@ async function tryMutant(mutant: Mutant, options: RunOptions): Promise<Outcome> 
     if (options.check) {
       const typechecks = (await run(dir, 'npx', ['tsc', '--noEmit', '-p', '.'])) === 0;
       return { mutant, found: false, error: typechecks ? undefined : 'the mutant does not typecheck' };
+    }
+    if (options.world) {
+      // A directed world, not a search: it exposes the hole if it breaks with the mutant and passes without it.
+      const replay = ['--world', path.resolve(options.world)];
+      if ((await explore(dir, replay)) !== 1) return { mutant, found: false, error: 'the world given passes on the mutant' };
+      if ((await run(dir, 'git', ['apply', '-R', mutant.patch])) !== 0 || (await explore(dir, replay)) !== 0) return { mutant, found: false, error: 'the world given breaks the unmutated product too' };
+      return { mutant, found: true };
     }
     const json = path.join(dir, 'report.json');
     const args = ['--count', options.count, '--seconds', options.seconds, '--seed', options.seed, '--json', json];
@@ -139,7 +150,7 @@ function table(outcomes: Outcome[]): string {
   const rows = outcomes.map(({ mutant, found, error, report }) => {
     const example = found ? report?.counterexample : undefined;
     const size = example ? `${example.size.orders} orders, ${example.size.steps} steps, ${example.size.deliveries} deliveries` : '';
-    const verdict = found ? 'yes' : error ? `no: ${error}` : report ? `no (${report.worlds} worlds, ${(report.elapsedMs / 1000).toFixed(0)} s)` : 'typechecks';
+    const verdict = found && !report ? 'by the world given' : found ? 'yes' : error ? `no: ${error}` : report ? `no (${report.worlds} worlds, ${(report.elapsedMs / 1000).toFixed(0)} s)` : 'typechecks';
     const worlds = example ? String(example.worldsUntilFound) : '';
     const seconds = example ? example.secondsUntilFound.toFixed(1) : '';
     return `| ${mutant.name} | ${cell(mutant.hole)} | ${verdict} | ${worlds} | ${seconds} | ${size} |`;
@@ -157,6 +168,7 @@ async function main(): Promise<number> {
       only: { type: 'string' },
       markdown: { type: 'string' },
       check: { type: 'boolean', default: false },
+      world: { type: 'string' },
     },
   });
   const chosen = mutants(values.only ? values.only.split(',') : []);
@@ -178,7 +190,9 @@ async function main(): Promise<number> {
 
   const command = values.check
     ? 'npm run explore:mutants -- --check'
-    : `npm run explore:mutants -- --count ${values.count} --seconds ${values.seconds} --seed ${values.seed}${values['shrink-seconds'] ? ` --shrink-seconds ${values['shrink-seconds']}` : ''}`;
+    : values.world
+      ? `npm run explore:mutants -- --world ${values.world}`
+      : `npm run explore:mutants -- --count ${values.count} --seconds ${values.seconds} --seed ${values.seed}${values['shrink-seconds'] ? ` --shrink-seconds ${values['shrink-seconds']}` : ''}`;
   const markdown = `${table(outcomes)}\n\n\`${command}\`${values.only ? ` (--only ${values.only})` : ''}, ${new Date().toISOString().slice(0, 10)}\n`;
   console.log(`\n${markdown}`);
   if (values.markdown) fs.writeFileSync(values.markdown, markdown);

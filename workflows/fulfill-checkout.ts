@@ -90,6 +90,8 @@ const VERDICT_STANDS_PATCH = 'a-verdict-stands';
 // A delayed payment's failure is told only by its event, which a redrive does not carry: the redriven
 // run recalls the failure events the failed run was told, as Stripe confirms them (found by the explorer).
 const REDRIVE_RECALLS_FAILURE_PATCH = 'redrive-recalls-payment-failure';
+/** Stripe's own event IDs (a reconciler's delivery is named `reconcile:...`): only these can be confirmed. */
+const isStripeEventId = (id: string) => id.startsWith('evt_');
 
 /**
  * One execution per Checkout Session (workflow ID = session ID): retrieves the session, waits for
@@ -316,6 +318,22 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     });
   }
 
+  /**
+   * A redriven run carries no events, and a delayed payment's failure is told only by its event:
+   * the first recorded event Stripe confirms as this session's failure is taken as told, and kept
+   * in this run's record so a later redrive recalls it too.
+   */
+  async function recallPaymentFailure(recordedEventIds: readonly string[]): Promise<void> {
+    for (const eventId of recordedEventIds.filter(isStripeEventId)) {
+      const claimed = { eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId };
+      if (!(await pausingOnConfiguration((stripe) => stripe.confirmEvent(claimed)))) continue;
+      failureEventIds.push(eventId);
+      eventTypes.add('checkout.session.async_payment_failed');
+      if (!view.eventIds.includes(eventId)) view.eventIds.push(eventId);
+      return;
+    }
+  }
+
   // Stops a late duplicate (after this session's execution aged out of retention) from fulfilling twice.
   const recorded = await loadRecord(sessionId);
   // Redelivered refund or dispute events an earlier run already acted on change nothing.
@@ -337,17 +355,10 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
 
   // A redriven `failed` order: refunds made since are read before anything is fulfilled, and settled after.
   if (recorded?.status === 'failed' && input.redrive && patched(MONEY_BACK_WITH_FAILURES_PATCH)) inbox.moneyBackPending = true;
-  if (recorded?.status === 'failed' && input.redrive && recorded.eventIds.length > 0 && patched(REDRIVE_RECALLS_FAILURE_PATCH)) {
-    for (const eventId of recorded.eventIds) {
-      if (failureEventIds.includes(eventId)) continue;
-      const claimed = { eventId, type: 'checkout.session.async_payment_failed', objectId: sessionId };
-      if (!(await pausingOnConfiguration((stripe) => stripe.confirmEvent(claimed)))) continue;
-      failureEventIds.push(eventId);
-      eventTypes.add('checkout.session.async_payment_failed');
-    }
-  }
-
   try {
+    // Inside the try: a cancel or a failure while recalling records `failed` again, as any other step's.
+    const recalls = recorded?.status === 'failed' && input.redrive && recorded.eventIds.some(isStripeEventId);
+    if (recalls && patched(REDRIVE_RECALLS_FAILURE_PATCH)) await recallPaymentFailure(recorded.eventIds);
     const ended = await run();
     await settleMoneyBack();
     return ended;

@@ -191,7 +191,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
           ? await starter.deliverMoneyBack(sessionId, moneyBackEvent)
           : await starter.routeMoneyBack(paymentIntentId, moneyBackEvent);
         logger.info('Webhook accepted', { eventId: event.id, type: event.type, sessionId, paymentIntentId, delivery });
-        return reply(200, { received: true, sessionId, paymentIntentId, delivery }, delivery === 'routing' ? 'accepted' : delivery);
+        return reply(200, { received: true, sessionId, paymentIntentId, delivery }, delivery === 'routing' || delivery === 'routed_before' ? 'accepted' : delivery);
       } catch (err) {
         return notAccepted(err);
       }

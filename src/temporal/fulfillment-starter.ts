@@ -79,20 +79,23 @@ export class FulfillmentStarter {
    * A refund or dispute whose PaymentIntent our records do not know yet: a short workflow finds
    * its order at Stripe and delivers it there (one per event: a redelivery is a no-op).
    */
-  async routeMoneyBack(paymentIntentId: string, event: CheckoutEvent): Promise<'routing'> {
-    await this.withDeadline(() =>
-      this.client.workflow.start(routeMoneyBack, {
-        taskQueue: this.options.taskQueue,
-        workflowId: `route-${event.id}`,
-        args: [{ paymentIntentId, event }],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        staticSummary: `Find the order of ${paymentIntentId} for ${event.type}`,
-      }),
-    ).catch((err: unknown) => {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err; // routed before: done
-    });
-    return 'routing';
+  async routeMoneyBack(paymentIntentId: string, event: CheckoutEvent): Promise<'routing' | 'routed_before'> {
+    try {
+      await this.withDeadline(() =>
+        this.client.workflow.start(routeMoneyBack, {
+          taskQueue: this.options.taskQueue,
+          workflowId: `route-${event.id}`,
+          args: [{ paymentIntentId, event }],
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          staticSummary: `Find the order of ${paymentIntentId} for ${event.type}`,
+        }),
+      );
+      return 'routing';
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return 'routed_before'; // a redelivery: routed (or routing) already
+      throw err;
+    }
   }
 
   /** The landing page, the reconciler and redrive: starts the order's workflow unless one is already running. */

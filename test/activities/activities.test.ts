@@ -439,3 +439,36 @@ describe('the stuck sweep', () => {
     expect(looked).toEqual(expect.arrayContaining([...running, stuck]));
   });
 });
+
+describe('the reconciler’s money back', () => {
+  test('when a refund’s payment is not in our records yet, then it is routed through Stripe to its order, and counted only the first time', async () => {
+    const routed: { paymentIntentId: string; eventId: string }[] = [];
+    const activities = activitiesWith({
+      starter: {
+        isRunning: async () => false,
+        ensureStarted: async () => 'accepted' as const,
+        deliver: async () => 'accepted' as const,
+        deliverMoneyBack: async () => {
+          throw new Error('no record: nothing to deliver to');
+        },
+        routeMoneyBack: async (paymentIntentId, event) => (routed.push({ paymentIntentId, eventId: event.id }), routed.length === 1 ? 'routing' : 'routed_before'),
+      },
+    });
+    const paymentIntentId = `pi_unknown_${newSessionId().slice(8)}`;
+    const items = [
+      { id: 're_first', paymentIntentId, status: 'succeeded' },
+      { id: 're_pending', paymentIntentId, status: 'pending' }, // waits until it settles
+      { id: 're_failed', paymentIntentId, status: 'failed' }, // nothing was acted on: nothing to undo
+    ];
+
+    const first = await run(activities.reconcileMoneyBack, { kind: 'refunds', items, reconcileId: 'reconcile-1' });
+    const second = await run(activities.reconcileMoneyBack, { kind: 'refunds', items, reconcileId: 'reconcile-2' });
+
+    // Before the fix a payment unknown to our records was skipped: an order the same run had just started was fulfilled unaware of its refund.
+    expect(routed).toEqual([
+      { paymentIntentId, eventId: 'reconcile:re_first' },
+      { paymentIntentId, eventId: 'reconcile:re_first' },
+    ]);
+    expect([first, second]).toEqual([1, 0]);
+  });
+});
