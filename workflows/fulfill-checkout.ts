@@ -87,6 +87,8 @@ const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
 // An operator's cancel after the verdict was recorded records nothing over it.
 const VERDICT_STANDS_PATCH = 'a-verdict-stands';
+// ... only once it is recorded: a cancel that cut off the verdict's write records `failed` (a hostile review found it).
+const VERDICT_RECORDED_PATCH = 'a-verdict-stands-once-recorded';
 // A delayed payment's failure is told only by its event, which a redrive does not carry: the redriven
 // run recalls the failure events the failed run was told, as Stripe confirms them (found by the explorer).
 const REDRIVE_RECALLS_FAILURE_PATCH = 'redrive-recalls-payment-failure';
@@ -378,7 +380,11 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
       throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
     }
     // A verdict already recorded (fulfilled, refunded...) stands: a cancel while money is settled changes nothing.
-    const decided = isSettledStatus(view.status) && patched(VERDICT_STANDS_PATCH);
+    // Recorded, not only decided: a verdict whose write the cancel cut off (during the payment-failed email) is no verdict yet.
+    const decided =
+      isSettledStatus(view.status) &&
+      patched(VERDICT_STANDS_PATCH) &&
+      ((transition.written.status !== null && isSettledStatus(transition.written.status)) || !patched(VERDICT_RECORDED_PATCH));
     if (isCancellation(err) && !decided) {
       await CancellationScope.nonCancellable(async () => {
         view.reason = 'canceled by an operator';

@@ -116,7 +116,10 @@ export function failureOf(err: unknown): ApplicationFailure | undefined {
  */
 export function createRecorder(view: FulfillmentView, recordStatus: Activities['recordStatus']) {
   let transitions = 0;
-  return async function transition(status: FulfillmentStatus): Promise<void> {
+  /** The last status the record took: a write canceled with its run never landed, whatever the view says. */
+  const written: { status: FulfillmentStatus | null } = { status: null };
+  return Object.assign(transition, { written });
+  async function transition(status: FulfillmentStatus): Promise<void> {
     view.status = status;
     const updates: SearchAttributeUpdatePair[] = [{ key: searchAttributes.fulfillmentStatus, value: status }];
     if (view.paymentStatus) updates.push({ key: searchAttributes.paymentStatus, value: view.paymentStatus });
@@ -125,7 +128,8 @@ export function createRecorder(view: FulfillmentView, recordStatus: Activities['
     upsertSearchAttributes(updates);
     setCurrentDetails(describe(view));
     await recordStatus({ view, runStartedAt: workflowInfo().runStartTime.getTime(), seq: ++transitions });
-  };
+    written.status = status;
+  }
 }
 
 /**

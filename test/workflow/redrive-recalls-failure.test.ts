@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { fulfillmentQuery, receivedView, STRIPE_CONFIGURATION_ERROR, type FulfillCheckoutInput, type FulfillmentView } from '../../workflows/definitions';
+import { checkoutEventSignal, fulfillmentQuery, receivedView, STRIPE_CONFIGURATION_ERROR, type FulfillCheckoutInput, type FulfillmentView } from '../../workflows/definitions';
 import { fulfillCheckout } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
 import { timeSkippingWorkflowTests } from '../helpers/test-workers';
@@ -66,5 +66,29 @@ test('when Stripe refuses the key while a redrive recalls the failure and an ope
     await redriven.result().catch(() => undefined);
     // Before, the recall ran outside the run's try: the cancel left `paused`, which the stuck sweep starts again.
     expect(calls.views.at(-1)!.status).toBe('failed');
+  });
+});
+
+test('when an operator cancels while the payment-failed email is sent, then the record says failed with the failure event, so a redrive recalls it', async () => {
+  const unpaid = session({ paymentStatus: 'unpaid' });
+  const { activities, calls } = fakeActivities({ current: () => unpaid });
+  let sending = true;
+  let emailStarted = false;
+  const email = activities.emailPaymentFailed;
+  activities.emailPaymentFailed = async (summary) => {
+    emailStarted = true;
+    while (sending) await new Promise((resolve) => setTimeout(resolve, 50));
+    return email(summary);
+  };
+  await withWorker(activities, async () => {
+    const run = await start({ sessionId: unpaid.id });
+    await until(async () => (await run.query(fulfillmentQuery)).status === 'awaiting_payment');
+    await run.signal(checkoutEventSignal, { id: 'evt_payment_failed', type: 'checkout.session.async_payment_failed' });
+    await until(() => emailStarted);
+    await run.cancel();
+    await run.result().catch(() => undefined);
+    sending = false;
+    // Before, the verdict's write was cut off by the cancel and nothing was recorded: the record stayed awaiting_payment.
+    expect(calls.views.at(-1)).toMatchObject({ status: 'failed', eventIds: expect.arrayContaining(['evt_payment_failed']) });
   });
 });
