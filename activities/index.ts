@@ -502,20 +502,19 @@ export function createActivities(deps: ActivityDeps) {
       for (const item of input.items) {
         // A pending refund waits until it settles; a failed or canceled one matters only if we acted on it as succeeded.
         if (!item.paymentIntentId || (input.kind === 'refunds' && item.status === 'pending')) continue;
-        const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
         const sessionId = await store.orderOfPayment(item.paymentIntentId);
-        if (!sessionId) {
-          // Not in our records yet: its order may have been started a moment ago by this very run, and
-          // fulfill unaware of it. Found at Stripe as a webhook's would be, once per refund or dispute.
-          if (input.kind === 'refunds' && item.status !== 'succeeded') continue;
-          // Counted once: a payment no order of ours took stays unknown, and every later run finds it routed before.
-          if ((await starter.routeMoneyBack(item.paymentIntentId, { id: `reconcile:${item.id}`, type })) === 'routing') delivered++;
-          continue;
-        }
-        const view = (await store.getRecord(sessionId))?.view;
+        const view = sessionId ? (await store.getRecord(sessionId))?.view : undefined;
         const known = input.kind === 'refunds' ? view?.refunds?.find((refund) => refund.id === item.id) : view?.disputes?.find((dispute) => dispute.id === item.id);
         const actedOn = item.status === 'succeeded' || input.kind === 'disputes' ? known?.status === item.status : !known || known.status !== 'succeeded';
         if (actedOn) continue;
+        const type = input.kind === 'refunds' ? 'refund.updated' : 'charge.dispute.created';
+        if (!sessionId) {
+          // Not in our records yet: its order may have been started a moment ago by this very run, and
+          // fulfill unaware of it. Found at Stripe as a webhook's would be, once per refund or dispute;
+          // counted once: a payment no order of ours took stays unknown, and later runs find it routed before.
+          if ((await starter.routeMoneyBack(item.paymentIntentId, { id: `reconcile:${item.id}`, type })) === 'routing') delivered++;
+          continue;
+        }
         await starter.deliverMoneyBack(sessionId, { id: `reconcile:${input.reconcileId}:${item.id}`, type });
         Context.current().log.warn('Reconciler delivered a refund or dispute whose event never reached us', { sessionId, id: item.id });
         delivered++;

@@ -270,7 +270,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
     if (explorer.worlds !== number) throw new WorldTimedOut(`world ${number} was abandoned`);
     if (Date.now() > deadline) throw new WorldTimedOut(`the world took more than ${deadlineMs / 1000} s of real time (at ${doing})`);
   };
-  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false, 0);
+  endOutages(explorer);
   // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
   await env.sleep(RECONCILE_LOOKBACK_MS + DAY);
   const now = async () => {
@@ -395,7 +395,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       }
     }
   }
-  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false, 0);
+  endOutages(explorer);
 
   // A reconciler run that completed with every phase tells the product of every order Stripe listed to it.
   for (const run of reconciles) {
@@ -484,6 +484,11 @@ async function placeOrder(explorer: Explorer, stripe: StripeWorld, index: number
     },
     items.map((item) => ({ id: item.id, quantity: 1, amount: 1500 })),
   );
+}
+
+/** Every fault off: at a world's start (one abandoned at its deadline may have left some on) and once its steps are played. */
+function endOutages(explorer: Explorer): void {
+  for (const what of Object.keys(explorer.faults) as Outage[]) setOutage(explorer, what, false, 0);
 }
 
 /** `window` seeds which Stripe calls fail, so a world replays alike as far as its calls come in the same order. */
