@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findPostgresBinDir } from '../store/postgres-binaries';
@@ -50,6 +51,7 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   const proc = startProcess(path.join(bin, 'postgres'), args, { ...user, onLine: options.onLine });
   try {
     await waitForPort(port, proc.child);
+    await waitUntilAccepting(bin, port, proc);
   } catch (err) {
     await proc.stop();
     throw new Error(`PostgreSQL did not start: ${(err as Error).message}\n${proc.output()}`);
@@ -60,6 +62,24 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
     process: proc,
     stop: () => proc.stop('SIGINT'), // fast shutdown: active transactions roll back, nothing committed is lost
   };
+}
+
+/**
+ * The port opens before recovery ends: until then every connection is refused with "the database
+ * system is starting up". pg_isready tells the two apart (0 accepting, 1 rejecting, 2 no answer).
+ */
+async function waitUntilAccepting(bin: string, port: number, proc: ManagedProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`exited with code ${proc.child.exitCode} while starting up`);
+    try {
+      await promisify(execFile)(path.join(bin, 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port), '-t', '2']);
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`not accepting connections on 127.0.0.1:${port} within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** initdb reads the superuser's password from a file only its user can read; removed right after. */
