@@ -25,6 +25,7 @@ import {
   refundedBeforeFulfilling,
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
+  VERDICT_RECORDED_PATCH,
 } from './order-steps';
 import {
   isSettledStatus,
@@ -87,8 +88,7 @@ const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
 // An operator's cancel after the verdict was recorded records nothing over it.
 const VERDICT_STANDS_PATCH = 'a-verdict-stands';
-// ... only once it is recorded: a cancel that cut off the verdict's write records `failed` (a hostile review found it).
-const VERDICT_RECORDED_PATCH = 'a-verdict-stands-once-recorded';
+// ... only once it is recorded (VERDICT_RECORDED_PATCH): a cancel that cut off the verdict's write records `failed` (a hostile review found it).
 // A delayed payment's failure is told only by its event, which a redrive does not carry: the redriven
 // run recalls the failure events the failed run was told, as Stripe confirms them (found by the explorer).
 const REDRIVE_RECALLS_FAILURE_PATCH = 'redrive-recalls-payment-failure';

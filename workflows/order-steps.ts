@@ -81,6 +81,9 @@ export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): v
 // event may still be on its way (routed through Stripe) when the payment's own event starts the order.
 export const READ_REFUNDS_BEFORE_FULFILLING_PATCH = 'read-refunds-before-fulfilling';
 export const LOST_DISPUTE_BEFORE_FULFILLING_PATCH = 'lost-dispute-before-fulfilling';
+export const AN_APPEAL_IS_A_LOSS_PATCH = 'an-appeal-is-a-loss';
+/** A verdict stands against an operator's cancel only once its write landed (both order kinds). */
+export const VERDICT_RECORDED_PATCH = 'a-verdict-stands-once-recorded';
 
 /**
  * Whether Stripe says the payment is refunded in full, so nothing is to be fulfilled (the refund is
@@ -217,7 +220,9 @@ export async function settleMoneyBack(steps: MoneyBackSteps): Promise<void> {
   }
   for (const dispute of disputes) {
     let record = disputeRecords.find((known) => known.id === dispute.id);
-    const outcome = disputeOutcome(dispute, record);
+    // Runs recorded before the patch kept an open (or won) record's outcome under an appeal.
+    const keptBefore = record && record.outcome !== 'lost' && dispute.status.startsWith('appeal_') && !patched(AN_APPEAL_IS_A_LOSS_PATCH) ? record.outcome : null;
+    const outcome = keptBefore ?? disputeOutcome(dispute);
     if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
     Object.assign(record, dispute, { outcome });
     if (outcome === 'lost' && record.reversed === null) {

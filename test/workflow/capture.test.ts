@@ -135,6 +135,32 @@ describe('manual capture', () => {
   }, 120_000);
 });
 
+describe('an operator’s cancel against a verdict', () => {
+  test('when an operator cancels while the payment_failed verdict is being written, then the record says failed, not the status before it', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('canceled', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
+    const { activities, calls } = fakeActivities(stripe);
+    let writing = false;
+    const record = activities.recordStatus;
+    activities.recordStatus = async (input) => {
+      if (input.view.status !== 'payment_failed') return record(input);
+      // This write never lands: it waits until its attempt is canceled.
+      writing = true;
+      await Context.current().cancelled;
+    };
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.canceled');
+      await waitFor(() => writing);
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
+    });
+
+    expect(calls.statuses).not.toContain('payment_failed');
+    // Before, the view's payment_failed counted as recorded: nothing was written and the record stayed received.
+    expect(calls.views.at(-1)).toMatchObject({ status: 'failed', reason: 'canceled by an operator' });
+  });
+});
+
 describe('releases that must not keep money or block the next payment', () => {
   test('when Stripe refuses the release because the capture landed meanwhile, then the order is fulfilled, never "nothing was taken"', async () => {
     const { paymentIntentId, stripe } = orderPaidBy('requires_capture', { captureBefore: await serverNowSeconds(7 * 86_400) });
