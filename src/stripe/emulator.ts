@@ -151,6 +151,8 @@ export interface StripeEmulator {
   url: string;
   sessions: Map<string, EmulatedSession>;
   refunds: Map<string, EmulatedRefund>;
+  /** Every status each refund has had, in order (a refund that succeeded and was then returned shows both). */
+  refundStatuses: Map<string, EmulatedRefund['status'][]>;
   disputes: Map<string, EmulatedDispute>;
   paymentIntents: Map<string, EmulatedPaymentIntent>;
   /** Events Stripe sent, by ID, as `GET /v1/events/:id` returns them. */
@@ -185,6 +187,11 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   const stripeNow = () => Math.floor(clock() / 1000);
   const sessions = new Map<string, EmulatedSession>();
   const refunds = new Map<string, EmulatedRefund>();
+  const refundStatuses = new Map<string, EmulatedRefund['status'][]>();
+  const keepRefund = (refund: EmulatedRefund) => {
+    refunds.set(refund.id, refund);
+    refundStatuses.set(refund.id, [...(refundStatuses.get(refund.id) ?? []), refund.status]);
+  };
   const disputes = new Map<string, EmulatedDispute>();
   const paymentIntents = new Map<string, EmulatedPaymentIntent>();
   const events = new Map<string, Record<string, unknown>>();
@@ -336,7 +343,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
         metadata: body.metadata ?? {},
         created: stripeNow(),
       };
-      refunds.set(refund.id, refund);
+      keepRefund(refund);
       answer = { status: 200, body: toStripeRefund(refund) };
     }
     if (key) idempotent.set(`refund:${key}`, answer);
@@ -431,13 +438,14 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     sessions,
     refunds,
+    refundStatuses,
     disputes,
     paymentIntents,
     events,
     requests,
     requestTimes,
     put,
-    putRefund: (refund) => void refunds.set(refund.id, { created: stripeNow(), ...refund }),
+    putRefund: (refund) => keepRefund({ created: stripeNow(), ...refund }),
     putDispute: (dispute) => void disputes.set(dispute.id, { created: stripeNow(), ...dispute }),
     putPaymentIntent: (intent) => void paymentIntents.set(intent.id, { created: stripeNow(), ...intent }),
     // Stripe's events always carry these two; a payload made by hand (signed-events.ts) may not.

@@ -220,7 +220,7 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
     if (receipts > 1) fail('emails_once', `${receipts} receipts`);
     const refundEmails = [...Object.entries(o.emails.refunds), ...Object.entries(o.second?.emails.refunds ?? {})];
     const everSucceeded = (refundId: string) =>
-      story.some((c) => [...c.facts.refunds, ...(c.facts.secondPayment?.refunds ?? [])].some((r) => r.id === refundId && r.status === 'succeeded'));
+      story.some((c) => [...c.facts.refunds, ...(c.facts.secondPayment?.refunds ?? [])].some((r) => r.id === refundId && (r.status === 'succeeded' || r.everSucceeded)));
     for (const [refundId, count] of refundEmails) {
       if (count > 1) fail('emails_once', `${count} emails for refund ${refundId}`);
       if (!everSucceeded(refundId)) fail('emails_once', `an email for refund ${refundId}, which never succeeded`);

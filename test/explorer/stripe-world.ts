@@ -28,7 +28,8 @@ export interface StripeFacts {
   secondPayment: { id: string; status: EmulatedPaymentIntent['status']; refunds: Refund[] } | null;
 }
 
-type Refund = { id: string; amount: number; status: EmulatedRefund['status']; lineItemId: string | null };
+/** `everSucceeded`: at some moment, even between two of the world's changes (a refund the product made, then returned). */
+type Refund = { id: string; amount: number; status: EmulatedRefund['status']; lineItemId: string | null; everSucceeded: boolean };
 
 export interface WorldOrder {
   index: number;
@@ -48,6 +49,12 @@ const REFUND_PARTIAL = 500;
 export class StripeWorld {
   private readonly asyncFailed = new Set<string>();
   private readonly appealed = new Set<string>();
+  /**
+   * Refunds the world made (the merchant's, Stripe's prevention): only these are ever returned. A
+   * returned refund of the product's own (a duplicate payment given back) leaves the money with the
+   * merchant and an operator to act; the oracle has no state of its story to judge that from.
+   */
+  private readonly worldRefunds = new Set<string>();
   private serial = 0;
 
   constructor(private readonly emulator: StripeEmulator) {}
@@ -98,7 +105,7 @@ export class StripeWorld {
         return refundable && !named && left >= item.amount ? this.refund(order, item.amount, 'succeeded', item.id) : null;
       }
       case 'refund_settles': {
-        const refunds = [...this.emulator.refunds.values()].filter((r) => r.paymentIntentId === order.paymentIntentId);
+        const refunds = [...this.emulator.refunds.values()].filter((r) => r.paymentIntentId === order.paymentIntentId && this.worldRefunds.has(r.id));
         const pending = refunds.find((r) => r.status === 'pending');
         const returned = succeeds ? undefined : refunds.filter((r) => r.status === 'succeeded').at(-1);
         const refund = pending ?? returned;
@@ -176,7 +183,7 @@ export class StripeWorld {
     const refundsOf = (paymentIntentId: string | null): Refund[] =>
       [...this.emulator.refunds.values()]
         .filter((r) => paymentIntentId !== null && r.paymentIntentId === paymentIntentId)
-        .map((r) => ({ id: r.id, amount: r.amount, status: r.status, lineItemId: r.metadata?.line_items ?? null }));
+        .map((r) => ({ id: r.id, amount: r.amount, status: r.status, lineItemId: r.metadata?.line_items ?? null, everSucceeded: this.emulator.refundStatuses.get(r.id)?.includes('succeeded') ?? false }));
     const dispute = this.emulator.disputes.get(`dp_${order.id.slice(3)}`);
     const second = order.secondPaymentIntentId ? this.emulator.paymentIntents.get(order.secondPaymentIntentId) : undefined;
     return {
@@ -238,6 +245,7 @@ export class StripeWorld {
       metadata: lineItemId ? { line_items: lineItemId } : {},
     };
     this.emulator.putRefund(refund);
+    this.worldRefunds.add(refund.id);
     return this.event('charge.refunded', { id: `ch_${order.paymentIntentId!.slice(3)}`, object: 'charge', payment_intent: order.paymentIntentId });
   }
 
