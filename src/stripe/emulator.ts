@@ -143,6 +143,11 @@ export interface EmulatedTrouble {
    * answer it missed, as at Stripe.
    */
   lostAnswerRate?: number;
+  /**
+   * Every read (GET) is answered this long after it arrived, with the objects as they were on
+   * arrival: a change made meanwhile is not in it (a slow network between Stripe and us).
+   */
+  staleReadMs?: number;
   /** Which calls the trouble hits, as numbers in [0, 1); default Math.random. A seeded one makes a run repeatable. */
   random?: () => number;
 }
@@ -257,6 +262,15 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       if (req.method === 'POST' && trouble.lostAnswerRate && random() < trouble.lostAnswerRate) {
         // The handler applies the write (and keeps its answer for the key); the answer never leaves.
         res.json = () => (req.socket.destroy(), res);
+      }
+      if (req.method === 'GET' && trouble.staleReadMs) {
+        const send = res.json.bind(res);
+        const staleMs = trouble.staleReadMs;
+        res.json = (body: unknown) => {
+          const asOnArrival: unknown = JSON.parse(JSON.stringify(body));
+          setTimeout(() => send(asOnArrival), staleMs);
+          return res;
+        };
       }
       next();
     };

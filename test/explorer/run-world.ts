@@ -38,6 +38,12 @@ const SLOW_SMTP_MS = 45_000;
  * (and past the retry 1 s later) lets the retry and the transitions after it overtake the write.
  */
 const SLOW_DATABASE_MS = 40_000;
+/**
+ * A slow Stripe answers reads this long after they came (real time), with the state on arrival:
+ * the steps that follow (a change at Stripe, its event delivered) land while the read is on its
+ * way, the window where an event can be taken as answered by a read that predates it.
+ */
+const STALE_READ_MS = 2_000;
 /** The reconciler's look-back, as its schedule passes it. */
 export const RECONCILE_LOOKBACK_MS = 3 * DAY;
 
@@ -64,6 +70,7 @@ export async function startExplorer(): Promise<Explorer> {
     fulfiller: false,
     smtp_slow: false,
     stripe_answers_lost: false,
+    stripe_slow: false,
     database_slow: false,
   };
   const clock = { offsetMs: 0 };
@@ -496,10 +503,11 @@ function setOutage(explorer: Explorer, what: Outage, on: boolean, window: number
   const { faults, emulator, smtp, env, database } = explorer;
   faults[what] = on;
   if (what === 'database_slow') (on ? database.stallNext : database.calm)();
-  if (what === 'stripe' || what === 'stripe_answers_lost') {
+  if (what === 'stripe' || what === 'stripe_answers_lost' || what === 'stripe_slow') {
     emulator.trouble({
       ...(faults.stripe ? { failureRate: 0.5, statuses: [429, 500, 503] } : {}),
       ...(faults.stripe_answers_lost ? { lostAnswerRate: 0.5 } : {}),
+      ...(faults.stripe_slow ? { staleReadMs: STALE_READ_MS } : {}),
       random: seeded(Math.imul(window + 1, 0x9e3779b9)),
     });
   }

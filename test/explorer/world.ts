@@ -81,6 +81,7 @@ export type Outage =
   | 'fulfiller' // the merchant's warehouse is down (retryable)
   | 'smtp_slow' // the mail server answers each message only after the email activity's timeout
   | 'stripe_answers_lost' // Stripe applies half the writes but their answer is lost (the connection drops)
+  | 'stripe_slow' // Stripe answers every read two seconds late, as things stood when it arrived
   | 'database_slow'; // the next write reaches the app database only after a stall past its activity's timeout (real seconds)
 
 export type Step =
@@ -160,7 +161,7 @@ const worldPlanArb = fc.record({
   // A slow mail server or database costs about 30 real seconds where it bites (see run-world.ts): an eighth as often as each other fault.
   outages: fc.array(
     fc.oneof(
-      { weight: 40, arbitrary: fc.constantFrom<Outage>('stripe', 'smtp', 'temporal', 'fulfiller', 'stripe_answers_lost') },
+      { weight: 40, arbitrary: fc.constantFrom<Outage>('stripe', 'smtp', 'temporal', 'fulfiller', 'stripe_answers_lost', 'stripe_slow') },
       { weight: 2, arbitrary: fc.constantFrom<Outage>('smtp_slow', 'database_slow') },
     ),
     { maxLength: 2 },
