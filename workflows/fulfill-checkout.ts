@@ -25,7 +25,7 @@ import {
   refundedBeforeFulfilling,
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
-  VERDICT_RECORDED_PATCH,
+  finishCutOffVerdict,
 } from './order-steps';
 import {
   isSettledStatus,
@@ -88,7 +88,6 @@ const CONFIRM_FAILURE_PATCH = 'confirm-payment-failed';
 export const MONEY_BACK_WITH_FAILURES_PATCH = 'money-back-with-failures';
 // An operator's cancel after the verdict was recorded records nothing over it.
 const VERDICT_STANDS_PATCH = 'a-verdict-stands';
-// ... only once it is recorded (VERDICT_RECORDED_PATCH): a cancel that cut off the verdict's write records `failed` (a hostile review found it).
 // A delayed payment's failure is told only by its event, which a redrive does not carry: the redriven
 // run recalls the failure events the failed run was told, as Stripe confirms them (found by the explorer).
 const REDRIVE_RECALLS_FAILURE_PATCH = 'redrive-recalls-payment-failure';
@@ -379,12 +378,10 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
       // `npm run redrive` runs the session again, once the cause is fixed.
       throw ApplicationFailure.nonRetryable(view.reason, failure.type ?? 'SessionFailed');
     }
-    // A verdict already recorded (fulfilled, refunded...) stands: a cancel while money is settled changes nothing.
-    // Recorded, not only decided: a verdict whose write the cancel cut off (during the payment-failed email) is no verdict yet.
-    const decided =
-      isSettledStatus(view.status) &&
-      patched(VERDICT_STANDS_PATCH) &&
-      ((transition.written.status !== null && isSettledStatus(transition.written.status)) || !patched(VERDICT_RECORDED_PATCH));
+    // A verdict (fulfilled, refunded...) stands: a cancel while money is settled changes nothing,
+    // and a verdict whose write the cancel cut off is written (finishCutOffVerdict).
+    const decided = isSettledStatus(view.status) && patched(VERDICT_STANDS_PATCH);
+    if (isCancellation(err) && decided) await finishCutOffVerdict(view, transition);
     if (isCancellation(err) && !decided) {
       await CancellationScope.nonCancellable(async () => {
         view.reason = 'canceled by an operator';

@@ -37,7 +37,7 @@ import {
   refundedBeforeFulfilling,
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
-  VERDICT_RECORDED_PATCH,
+  finishCutOffVerdict,
 } from './order-steps';
 import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH, MONEY_BACK_WITH_FAILURES_PATCH } from './fulfill-checkout';
 
@@ -413,10 +413,9 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   }
 
   async function recordCanceledByOperator(): Promise<void> {
-    // A verdict already recorded (fulfilled, refunded...) stands: a cancel while money is settled changes nothing.
-    // Recorded, not only decided: a verdict whose write the cancel cut off is no verdict yet.
-    const recorded = transition.written.status !== null && isSettledStatus(transition.written.status);
-    if (isSettledStatus(view.status) && patched(CAPTURE_CHECKS_PATCH) && (recorded || !patched(VERDICT_RECORDED_PATCH))) return;
+    // A verdict (fulfilled, refunded...) stands: a cancel while money is settled changes nothing,
+    // and a verdict whose write the cancel cut off is written (finishCutOffVerdict).
+    if (isSettledStatus(view.status) && patched(CAPTURE_CHECKS_PATCH)) return finishCutOffVerdict(view, transition);
     await CancellationScope.nonCancellable(async () => {
       view.reason = 'canceled by an operator';
       await transition('failed');

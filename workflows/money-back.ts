@@ -37,11 +37,13 @@ export function refundCoverage(refund: RefundSummary, succeededBefore: readonly 
  * dispute prevention refunded the payment instead: that refund settles the order); and open
  * (`warning_needs_response`, `warning_under_review`, `needs_response`, `under_review`). A status
  * Stripe adds later counts as open: nothing is reversed on it, and an operator sees it.
- * Only a lost dispute can be appealed, so an appeal is a loss whatever our record said before
- * (the loss's own event may never have reached us).
+ * Only a lost dispute can be appealed, so an appeal is a loss even where our record says open (the
+ * loss's own event may never have reached us); `before`, our record: a dispute already won or
+ * prevented is final at Stripe, so a read that says appeal is stale and changes nothing.
  */
-export function disputeOutcome(dispute: DisputeSummary): DisputeRecord['outcome'] {
-  if (dispute.status === 'lost' || dispute.status.startsWith('appeal_')) return 'lost';
+export function disputeOutcome(dispute: DisputeSummary, before?: Pick<DisputeRecord, 'outcome'>): DisputeRecord['outcome'] {
+  if (dispute.status === 'lost') return 'lost';
+  if (dispute.status.startsWith('appeal_')) return before?.outcome === 'won' || before?.outcome === 'prevented' ? before.outcome : 'lost';
   if (dispute.status === 'won' || dispute.status === 'warning_closed') return 'won';
   if (dispute.status === 'prevented') return 'prevented';
   return 'open';

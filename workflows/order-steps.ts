@@ -3,7 +3,7 @@
  * transition, an email that must not undo an outcome, and settling refunds and disputes.
  * Deterministic code: activities are passed in.
  */
-import { ActivityFailure, ApplicationFailure, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, log, patched, setCurrentDetails, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { createActivities } from '../activities';
 import { formatAmount } from '../src/shared/money';
@@ -82,8 +82,8 @@ export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): v
 export const READ_REFUNDS_BEFORE_FULFILLING_PATCH = 'read-refunds-before-fulfilling';
 export const LOST_DISPUTE_BEFORE_FULFILLING_PATCH = 'lost-dispute-before-fulfilling';
 export const AN_APPEAL_IS_A_LOSS_PATCH = 'an-appeal-is-a-loss';
-/** A verdict stands against an operator's cancel only once its write landed (both order kinds). */
-export const VERDICT_RECORDED_PATCH = 'a-verdict-stands-once-recorded';
+/** A verdict whose write an operator's cancel cut off is written, not left unwritten (both order kinds). */
+export const CUT_OFF_VERDICT_PATCH = 'a-cut-off-verdict-is-written';
 
 /**
  * Whether Stripe says the payment is refunded in full, so nothing is to be fulfilled (the refund is
@@ -133,6 +133,18 @@ export function createRecorder(view: FulfillmentView, recordStatus: Activities['
     await recordStatus({ view, runStartedAt: workflowInfo().runStartTime.getTime(), seq: ++transitions });
     written.status = status;
   }
+}
+
+/**
+ * An operator's cancel after a verdict (fulfilled, refunded, payment_failed...) changes nothing:
+ * the view only takes a verdict once its effects are done (goods, emails, reversals). But the
+ * cancel may cut off the verdict's own write, or hide that it landed: it is written again, outside
+ * the cancel, so the record never stays at the status before (or says `failed`). Writing it twice
+ * is harmless: the later write wins by its sequence.
+ */
+export async function finishCutOffVerdict(view: FulfillmentView, transition: ReturnType<typeof createRecorder>): Promise<void> {
+  if (transition.written.status === view.status || !patched(CUT_OFF_VERDICT_PATCH)) return;
+  await CancellationScope.nonCancellable(() => transition(view.status));
 }
 
 /**
@@ -220,9 +232,9 @@ export async function settleMoneyBack(steps: MoneyBackSteps): Promise<void> {
   }
   for (const dispute of disputes) {
     let record = disputeRecords.find((known) => known.id === dispute.id);
-    // Runs recorded before the patch kept an open (or won) record's outcome under an appeal.
-    const keptBefore = record && record.outcome !== 'lost' && dispute.status.startsWith('appeal_') && !patched(AN_APPEAL_IS_A_LOSS_PATCH) ? record.outcome : null;
-    const outcome = keptBefore ?? disputeOutcome(dispute);
+    // Runs recorded before the patch kept an open record's outcome under an appeal.
+    const keptOpen = record?.outcome === 'open' && dispute.status.startsWith('appeal_') && !patched(AN_APPEAL_IS_A_LOSS_PATCH);
+    const outcome = keptOpen ? 'open' : disputeOutcome(dispute, record);
     if (!record) disputeRecords.push((record = { ...dispute, outcome, reversed: null }));
     Object.assign(record, dispute, { outcome });
     if (outcome === 'lost' && record.reversed === null) {

@@ -136,28 +136,54 @@ describe('manual capture', () => {
 });
 
 describe('an operator’s cancel against a verdict', () => {
-  test('when an operator cancels while the payment_failed verdict is being written, then the record says failed, not the status before it', async () => {
+  test('when an operator cancels while the payment_failed verdict is being written, then the verdict is written all the same, never left at the status before', async () => {
     const { paymentIntentId, stripe } = orderPaidBy('canceled', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
     const { activities, calls } = fakeActivities(stripe);
-    let writing = false;
+    let cutOff = false;
     const record = activities.recordStatus;
     activities.recordStatus = async (input) => {
-      if (input.view.status !== 'payment_failed') return record(input);
-      // This write never lands: it waits until its attempt is canceled.
-      writing = true;
+      if (input.view.status !== 'payment_failed' || cutOff) return record(input);
+      // The first write of the verdict never lands: it waits until its attempt is canceled.
+      cutOff = true;
       await Context.current().cancelled;
     };
 
     await withWorker(activities, async () => {
       const handle = await startOrder(paymentIntentId, 'payment_intent.canceled');
-      await waitFor(() => writing);
+      await waitFor(() => cutOff);
       await handle.cancel();
       await handle.result().catch(() => undefined);
     });
 
-    expect(calls.statuses).not.toContain('payment_failed');
     // Before, the view's payment_failed counted as recorded: nothing was written and the record stayed received.
-    expect(calls.views.at(-1)).toMatchObject({ status: 'failed', reason: 'canceled by an operator' });
+    expect(calls.views.at(-1)).toMatchObject({ status: 'payment_failed' });
+    expect(calls.statuses).not.toContain('failed');
+  });
+
+  test('when an operator cancels after the goods and receipt went out, while fulfilled is being written, then the record says fulfilled, not failed', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
+    const { activities, calls } = fakeActivities(stripe);
+    let cutOff = false;
+    const record = activities.recordStatus;
+    activities.recordStatus = async (input) => {
+      if (input.view.status !== 'fulfilled' || cutOff) return record(input);
+      // The write lands, but its answer never reaches the workflow before the cancel.
+      cutOff = true;
+      await record(input);
+      await Context.current().cancelled;
+    };
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.succeeded');
+      await waitFor(() => cutOff);
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
+    });
+
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.emailReceipt).toHaveLength(1);
+    expect(calls.views.at(-1)).toMatchObject({ status: 'fulfilled' });
+    expect(calls.statuses).not.toContain('failed');
   });
 });
 

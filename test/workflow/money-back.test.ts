@@ -200,6 +200,15 @@ describe('every dispute status Stripe documents', () => {
   ] as const)('when Stripe says %s, then the outcome is %s', (status, outcome) => {
     expect(disputeOutcome({ id: 'dp_1', amount: 1, currency: 'usd', status, reason: 'general' })).toBe(outcome);
   });
+
+  test.each([
+    ['open', 'lost'], // the loss's own event never came: an appeal says it was lost
+    ['lost', 'lost'],
+    ['won', 'won'], // final at Stripe: a read that says appeal is stale
+    ['prevented', 'prevented'],
+  ] as const)('when our record says %s and Stripe says the dispute is under appeal, then the outcome is %s', (before, outcome) => {
+    expect(disputeOutcome({ id: 'dp_1', amount: 1, currency: 'usd', status: 'appeal_under_review', reason: 'general' }, { outcome: before })).toBe(outcome);
+  });
 });
 
 describe('what a partial refund says it covers', () => {

@@ -69,7 +69,7 @@ test('when Stripe refuses the key while a redrive recalls the failure and an ope
   });
 });
 
-test('when an operator cancels while the payment-failed email is sent, then the record says failed with the failure event, so a redrive recalls it', async () => {
+test('when an operator cancels while the payment-failed email is sent, then the verdict is still written: payment_failed, with the failure event', async () => {
   const unpaid = session({ paymentStatus: 'unpaid' });
   const { activities, calls } = fakeActivities({ current: () => unpaid });
   let sending = true;
@@ -88,7 +88,8 @@ test('when an operator cancels while the payment-failed email is sent, then the 
     await run.cancel();
     await run.result().catch(() => undefined);
     sending = false;
-    // Before, the verdict's write was cut off by the cancel and nothing was recorded: the record stayed awaiting_payment.
-    expect(calls.views.at(-1)).toMatchObject({ status: 'failed', eventIds: expect.arrayContaining(['evt_payment_failed']) });
+    // The cancel cut off the verdict's write; before, nothing was recorded and the record stayed awaiting_payment.
+    // The verdict stands and is written, with the failure's event.
+    expect(calls.views.at(-1)).toMatchObject({ status: 'payment_failed', eventIds: expect.arrayContaining(['evt_payment_failed']) });
   });
 });
