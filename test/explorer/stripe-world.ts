@@ -147,7 +147,8 @@ export class StripeWorld {
       }
       case 'paid_again': {
         if (!PAYABLE_AGAIN.includes(order.kind) || order.secondPaymentIntentId) return null;
-        const first = this.emulator.paymentIntents.get(order.id)!;
+        // A PaymentIntent of its own, made now (a second tab): not the first one's creation time, which the reconciler's lookback reads.
+        const { created: _firstCreated, ...first } = this.emulator.paymentIntents.get(order.id)!;
         const second: EmulatedPaymentIntent = { ...first, id: `${first.id}b`, status: 'succeeded', lastPaymentError: undefined };
         this.emulator.putPaymentIntent(second);
         order.secondPaymentIntentId = second.id;
