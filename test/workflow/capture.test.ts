@@ -136,50 +136,38 @@ describe('manual capture', () => {
 });
 
 describe('an operator’s cancel against a verdict', () => {
-  test('when an operator cancels while the payment_failed verdict is being written, then the verdict is written all the same, never left at the status before', async () => {
-    const { paymentIntentId, stripe } = orderPaidBy('canceled', { captureMethod: 'automatic', lastPaymentError: 'card_declined' });
-    const { activities, calls } = fakeActivities(stripe);
+  /**
+   * Runs the order until the first write of `verdict`, which the operator's cancel then cuts off:
+   * it never lands (`lands: false`), or lands and its answer never reaches the workflow.
+   */
+  async function cancelDuringTheWriteOf(verdict: string, lands: boolean, intent: ReturnType<typeof orderPaidBy>, event: CheckoutEvent['type']) {
+    const { activities, calls } = fakeActivities(intent.stripe);
     let cutOff = false;
     const record = activities.recordStatus;
     activities.recordStatus = async (input) => {
-      if (input.view.status !== 'payment_failed' || cutOff) return record(input);
-      // The first write of the verdict never lands: it waits until its attempt is canceled.
+      if (input.view.status !== verdict || cutOff) return record(input);
       cutOff = true;
+      if (lands) await record(input);
       await Context.current().cancelled;
     };
-
     await withWorker(activities, async () => {
-      const handle = await startOrder(paymentIntentId, 'payment_intent.canceled');
+      const handle = await startOrder(intent.paymentIntentId, event);
       await waitFor(() => cutOff);
       await handle.cancel();
       await handle.result().catch(() => undefined);
     });
+    return calls;
+  }
 
+  test('when an operator cancels while the payment_failed verdict is being written, then the verdict is written all the same, never left at the status before', async () => {
+    const calls = await cancelDuringTheWriteOf('payment_failed', false, orderPaidBy('canceled', { captureMethod: 'automatic', lastPaymentError: 'card_declined' }), 'payment_intent.canceled');
     // Before, the view's payment_failed counted as recorded: nothing was written and the record stayed received.
     expect(calls.views.at(-1)).toMatchObject({ status: 'payment_failed' });
     expect(calls.statuses).not.toContain('failed');
   });
 
   test('when an operator cancels after the goods and receipt went out, while fulfilled is being written, then the record says fulfilled, not failed', async () => {
-    const { paymentIntentId, stripe } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
-    const { activities, calls } = fakeActivities(stripe);
-    let cutOff = false;
-    const record = activities.recordStatus;
-    activities.recordStatus = async (input) => {
-      if (input.view.status !== 'fulfilled' || cutOff) return record(input);
-      // The write lands, but its answer never reaches the workflow before the cancel.
-      cutOff = true;
-      await record(input);
-      await Context.current().cancelled;
-    };
-
-    await withWorker(activities, async () => {
-      const handle = await startOrder(paymentIntentId, 'payment_intent.succeeded');
-      await waitFor(() => cutOff);
-      await handle.cancel();
-      await handle.result().catch(() => undefined);
-    });
-
+    const calls = await cancelDuringTheWriteOf('fulfilled', true, orderPaidBy('succeeded', { captureMethod: 'automatic' }), 'payment_intent.succeeded');
     expect(calls.fulfillLineItems).toHaveLength(1);
     expect(calls.emailReceipt).toHaveLength(1);
     expect(calls.views.at(-1)).toMatchObject({ status: 'fulfilled' });
