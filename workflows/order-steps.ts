@@ -59,6 +59,8 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
       // Recorded as acted on only once settled: a run that ends first leaves it for Stripe's redelivery.
       inbox.moneyBackPending = true;
       inbox.moneyBackEventIds.push(event.id);
+      // A refund or dispute exists only for a taken payment: a run waiting for the payment reads Stripe again now.
+      if (patched(MONEY_BACK_WAKES_PATCH)) inbox.unhandled = true;
       return;
     }
     view.eventIds.push(event.id);
@@ -82,6 +84,8 @@ export function adoptRecord(view: FulfillmentView, recorded: FulfillmentView): v
 export const READ_REFUNDS_BEFORE_FULFILLING_PATCH = 'read-refunds-before-fulfilling';
 export const LOST_DISPUTE_BEFORE_FULFILLING_PATCH = 'lost-dispute-before-fulfilling';
 export const AN_APPEAL_IS_A_LOSS_PATCH = 'an-appeal-is-a-loss';
+/** A refund or dispute event wakes a run waiting for its payment (found by the explorer's long run). */
+export const MONEY_BACK_WAKES_PATCH = 'money-back-wakes-a-waiting-run';
 /** A verdict whose write an operator's cancel cut off is written, not left unwritten (both order kinds). */
 export const CUT_OFF_VERDICT_PATCH = 'a-cut-off-verdict-is-written';
 

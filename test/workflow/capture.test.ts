@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import { checkoutEventSignal, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
+import { checkoutEventSignal, fulfillmentQuery, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
 import { fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
 import { timeSkippingWorkflowTests } from '../helpers/test-workers';
@@ -277,6 +277,24 @@ describe('the order checked against what was paid', () => {
     });
 
     expect(calls.views.at(-1)?.reason).toMatch(new RegExp(`AmountMismatch: order ${order.orderId} totals \\$45\\.00 but the payment received \\$1\\.00`));
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when a refund event arrives while the order waits for its payment (the success event lost), then Stripe is read again at once: refunded, nothing fulfilled', async () => {
+    const { paymentIntentId, stripe } = orderPaidBy('processing', { captureMethod: 'automatic' });
+    const { activities, calls } = fakeActivities(stripe);
+
+    await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'payment_intent.processing');
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      stripe.intent = { ...stripe.intent, status: 'succeeded', amountReceived: 4500 };
+      stripe.money = { refunds: [{ id: `re_${randomId()}`, amount: 4500, currency: 'eur', status: 'succeeded', lineItems: null }], disputes: [] };
+      await handle.signal(checkoutEventSignal, { id: `evt_${randomId()}`, type: 'charge.refunded' });
+      // Queried, not awaited: awaiting the result would let the server skip to the next re-check.
+      // Before, the run slept until its daily re-check: the refund's event woke nothing.
+      await waitFor(async () => (await handle.query(fulfillmentQuery)).status === 'refunded');
+    });
+
     expect(calls.fulfillLineItems).toHaveLength(0);
   });
 
