@@ -57,6 +57,9 @@ export const FINAL_STATUSES: readonly FulfillmentStatus[] = [
   'canceled',
 ];
 
+/** Statuses in which a run waits for Stripe (a landing-page visit wakes it to read Stripe again). */
+export const WAITING_STATUSES: readonly FulfillmentStatus[] = ['awaiting_checkout', 'awaiting_payment'];
+
 export function isFinalStatus(status: FulfillmentStatus): boolean {
   return FINAL_STATUSES.includes(status);
 }
@@ -226,9 +229,11 @@ export function receivedView(sessionId: string): FulfillmentView {
 }
 
 /**
- * What wakes a running fulfillment: the Stripe webhook events that matter to it, and
- * `reconciler.recheck`, which is not Stripe's: the reconciler saw the session paid while the
- * workflow was still waiting (its webhook never came), so it should read the session now.
+ * What wakes a running fulfillment: the Stripe webhook events that matter to it, and two that
+ * are not Stripe's: `reconciler.recheck` (the reconciler saw the session paid while the workflow
+ * was still waiting: its webhook never came) and `customer.landed` (the customer is on the landing
+ * page of an order still waiting: Stripe may know more than we were told). Both say "read Stripe
+ * now"; a landing is kept nowhere (a visit is no event to deduplicate, and many may come).
  */
 export type CheckoutEventType =
   | 'checkout.session.completed'
@@ -236,6 +241,7 @@ export type CheckoutEventType =
   | 'checkout.session.async_payment_failed'
   | 'checkout.session.expired'
   | 'reconciler.recheck'
+  | 'customer.landed'
   | MoneyBackEventType
   | PaymentIntentEventType;
 

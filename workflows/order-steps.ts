@@ -54,6 +54,11 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
     },
   };
   setHandler(checkoutEventSignal, (event) => {
+    // A new type (no recorded history has it): a wake only, recorded nowhere.
+    if (event.type === 'customer.landed') {
+      inbox.unhandled = true;
+      return;
+    }
     if (view.eventIds.includes(event.id) || inbox.moneyBackEventIds.includes(event.id)) return; // a redelivery: already acted on
     if (isMoneyBackEvent(event.type)) {
       // Recorded as acted on only once settled: a run that ends first leaves it for Stripe's redelivery.

@@ -5,7 +5,7 @@ import express, { type ErrorRequestHandler, type Request, type Response } from '
 import { rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
-import { isFinalStatus, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
+import { isFinalStatus, WAITING_STATUSES, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
 import { ORDER_METADATA_KEY } from '../stripe/payment-intents';
 import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
 import { orderKindOf, PAYMENT_INTENT_ID_PATTERN, SESSION_ID_PATTERN } from '../orders/kinds';
@@ -265,7 +265,11 @@ export function createIngressApp(deps: IngressDeps): express.Express {
             .send(renderErrorPage('Order not found', 'We could not find a checkout with this reference.'));
         }
       }
-      if (!record || !isFinalStatus(record.view.status)) {
+      if (record && WAITING_STATUSES.includes(record.view.status)) {
+        // Waiting for Stripe: the customer's visit may mean Stripe knows more than we were told (Stripe's guide fulfills from here too).
+        await starter.deliver(sessionId, { id: `landing:${Date.now()}`, type: 'customer.landed' });
+        record = await waitForOutcome(store, sessionId, landingWaitMs);
+      } else if (!record || !isFinalStatus(record.view.status)) {
         await starter.ensureStarted(sessionId);
         record = await waitForOutcome(store, sessionId, landingWaitMs);
       }
