@@ -382,7 +382,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     // and a verdict whose write the cancel cut off is written (finishCutOffVerdict).
     const decided = isSettledStatus(view.status) && patched(VERDICT_STANDS_PATCH);
     if (isCancellation(err) && decided) await finishCutOffVerdict(view, transition);
-    if (isCancellation(err) && !decided) {
+    else if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
         view.reason = 'canceled by an operator';
         await transition('failed');

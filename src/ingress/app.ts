@@ -265,12 +265,10 @@ export function createIngressApp(deps: IngressDeps): express.Express {
             .send(renderErrorPage('Order not found', 'We could not find a checkout with this reference.'));
         }
       }
-      if (record && WAITING_STATUSES.includes(record.view.status)) {
+      if (!record || !isFinalStatus(record.view.status)) {
         // Waiting for Stripe: the customer's visit may mean Stripe knows more than we were told (Stripe's guide fulfills from here too).
-        await starter.deliver(sessionId, { id: `landing:${Date.now()}`, type: 'customer.landed' });
-        record = await waitForOutcome(store, sessionId, landingWaitMs);
-      } else if (!record || !isFinalStatus(record.view.status)) {
-        await starter.ensureStarted(sessionId);
+        if (record && WAITING_STATUSES.includes(record.view.status)) await starter.deliver(sessionId, { id: `landing:${Date.now()}`, type: 'customer.landed' });
+        else await starter.ensureStarted(sessionId);
         record = await waitForOutcome(store, sessionId, landingWaitMs);
       }
       const view = record?.view ?? receivedView(sessionId);

@@ -144,8 +144,9 @@ export interface EmulatedTrouble {
    */
   lostAnswerRate?: number;
   /**
-   * Every read (GET) is answered this long after it arrived, with the objects as they were on
-   * arrival: a change made meanwhile is not in it (a slow network between Stripe and us).
+   * Every read (GET) is answered this long after its handler read the objects (after any
+   * `latencyMs`), with them as they were then: a change made meanwhile is not in it (a slow
+   * network between Stripe and us).
    */
   staleReadMs?: number;
   /** Which calls the trouble hits, as numbers in [0, 1); default Math.random. A seeded one makes a run repeatable. */
