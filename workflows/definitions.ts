@@ -233,8 +233,12 @@ export function receivedView(sessionId: string): FulfillmentView {
  * are not Stripe's: `reconciler.recheck` (the reconciler saw the session paid while the workflow
  * was still waiting: its webhook never came) and `customer.landed` (the customer is on the landing
  * page of an order still waiting: Stripe may know more than we were told). Both say "read Stripe
- * now"; a landing is kept nowhere (a visit is no event to deduplicate, and many may come).
+ * now"; a landing is kept nowhere (a visit is no event to deduplicate, and many may come), and
+ * wakes a run only if it last read Stripe at least LANDING_WAKE_INTERVAL_MS before.
  */
+/** A landing-page visit reflects Stripe's state as of at most this long before it (a reload storm costs one read per order per interval). */
+export const LANDING_WAKE_INTERVAL_MS = 30_000;
+
 export type CheckoutEventType =
   | 'checkout.session.completed'
   | 'checkout.session.async_payment_succeeded'

@@ -193,6 +193,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
       clearsBeforeReading = true;
       inbox.unhandled = false;
     }
+    inbox.lastReadAt = Date.now();
     return retrieve();
   }
 

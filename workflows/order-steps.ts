@@ -11,6 +11,7 @@ import {
   checkoutEventSignal,
   fulfillmentQuery,
   isMoneyBackEvent,
+  LANDING_WAKE_INTERVAL_MS,
   searchAttributes,
   type CheckoutEvent,
   type CheckoutEventType,
@@ -44,6 +45,8 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
     eventTypes: new Set<CheckoutEventType>(carriedTypes),
     /** Set by every new event, cleared when a decision has taken it into account. */
     unhandled: false,
+    /** When this run last asked Stripe for the order (workflow time): a landing-page visit soon after needs no read of its own. */
+    lastReadAt: Number.NEGATIVE_INFINITY,
     /** A refund or dispute event not yet acted on: settled once fulfillment is done, never before. */
     moneyBackPending: false,
     /** Refund and dispute events received: each counts as acted on (in `view.eventIds`) only once a pass settled it. */
@@ -54,12 +57,19 @@ export function createInbox(view: FulfillmentView, carriedTypes: readonly Checko
     },
   };
   setHandler(checkoutEventSignal, (event) => {
-    // A new type (no recorded history has it): a wake only, recorded nowhere.
+    // A new type (no recorded history has it): a wake only, recorded nowhere. However often the page
+    // is loaded, at most one read per LANDING_WAKE_INTERVAL_MS: a read that recent answers the visit.
     if (event.type === 'customer.landed') {
-      inbox.unhandled = true;
+      if (Date.now() - inbox.lastReadAt >= LANDING_WAKE_INTERVAL_MS) inbox.unhandled = true;
       return;
     }
-    if (view.eventIds.includes(event.id) || inbox.moneyBackEventIds.includes(event.id)) return; // a redelivery: already acted on
+    if (view.eventIds.includes(event.id)) {
+      // A redelivery: acted on already, yet Stripe asks that every delivery read the order again, as
+      // the landing page does (a payment may have been taken since, its own event lost).
+      if (patched(A_REDELIVERY_WAKES_PATCH)) inbox.unhandled = true;
+      return;
+    }
+    if (inbox.moneyBackEventIds.includes(event.id)) return; // a redelivered refund or dispute event: already pending
     if (isMoneyBackEvent(event.type)) {
       // Recorded as acted on only once settled: a run that ends first leaves it for Stripe's redelivery.
       inbox.moneyBackPending = true;
@@ -91,6 +101,8 @@ export const LOST_DISPUTE_BEFORE_FULFILLING_PATCH = 'lost-dispute-before-fulfill
 export const AN_APPEAL_IS_A_LOSS_PATCH = 'an-appeal-is-a-loss';
 /** A refund or dispute event wakes a run waiting for its payment (found by the explorer's long run). */
 export const MONEY_BACK_WAKES_PATCH = 'money-back-wakes-a-waiting-run';
+/** A redelivered payment or Checkout event wakes a run waiting for Stripe (found by the explorer's long run). */
+export const A_REDELIVERY_WAKES_PATCH = 'a-redelivery-wakes-a-waiting-run';
 /** A verdict whose write an operator's cancel cut off is written, not left unwritten (both order kinds). */
 export const CUT_OFF_VERDICT_PATCH = 'a-cut-off-verdict-is-written';
 

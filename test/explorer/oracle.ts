@@ -1,4 +1,4 @@
-import type { FulfillmentStatus } from '../../workflows/definitions';
+import { LANDING_WAKE_INTERVAL_MS, type FulfillmentStatus } from '../../workflows/definitions';
 import type { AppliedChange, Contact, OrderOutcome, WorldOutcome } from './run-world';
 import { RECONCILE_LOOKBACK_MS } from './run-world';
 import type { StripeFacts } from './stripe-world';
@@ -103,10 +103,12 @@ function told(o: OrderOutcome): Record<Family, number> {
   const createdAt = o.changes[0]!.atMs;
   for (const contact of o.contacts) {
     const families = familiesTold(o, contact, createdAt);
+    // A visit reflects Stripe's state as of at most LANDING_WAKE_INTERVAL_MS before it (the README's promise: a reload storm costs one read per interval).
+    const upTo = contact.what === 'visit' ? Math.min(contact.changesBefore, o.changes.filter((c) => c.atMs <= contact.atMs - LANDING_WAKE_INTERVAL_MS).length - 1) : contact.changesBefore;
     for (const family of families) {
       // A failed delayed payment leaves no trace on the session: only its own event tells it (Stripe's design).
       const visible = (change: AppliedChange) => !(o.kind === 'delayed_failure' && change.what === 'settle') || change.event === contact.event;
-      const index = lastOf(o.changes, family, contact.changesBefore, visible);
+      const index = lastOf(o.changes, family, upTo, visible);
       last[family] = Math.max(last[family], index);
     }
   }

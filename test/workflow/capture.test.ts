@@ -5,6 +5,7 @@ import type { Activities } from '../../activities';
 import { checkoutEventSignal, fulfillmentQuery, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
 import { fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
+import { keepHistory } from '../helpers/histories';
 import { timeSkippingWorkflowTests } from '../helpers/test-workers';
 import { lineItem, session } from '../fixtures/sessions';
 
@@ -293,6 +294,7 @@ describe('the order checked against what was paid', () => {
       // Queried, not awaited: awaiting the result would let the server skip to the next re-check.
       // Before, the run slept until its daily re-check: the refund's event woke nothing.
       await waitFor(async () => (await handle.query(fulfillmentQuery)).status === 'refunded');
+      await keepHistory('payment-intent-refund-while-waiting', suite.env.client, paymentIntentId);
     });
 
     expect(calls.fulfillLineItems).toHaveLength(0);

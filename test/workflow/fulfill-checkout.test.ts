@@ -7,6 +7,7 @@ import { registerSearchAttributes } from '../../src/temporal/search-attributes';
 import {
   checkoutEventSignal,
   fulfillmentQuery,
+  LANDING_WAKE_INTERVAL_MS,
   receivedView,
   type CheckoutEvent,
   type DisputeSummary,
@@ -83,6 +84,8 @@ const RECORDED_BRANCHES: Record<string, string> = {
   'when the PaymentIntent’s metadata names no order, then nothing is done and nothing recorded': 'payment-intent-no-order',
   'when the order’s total differs from the payment, then nothing is fulfilled and it fails with why': 'payment-intent-amount-mismatch',
   'when a fulfilled order paid by PaymentIntent is refunded in full, then everything is reversed once and it records refunded': 'payment-intent-refund-of-a-settled-order',
+  'when an event is redelivered to a run waiting for the payment (the success event lost), then Stripe is read again at once and the order fulfilled': 'redelivered-while-waiting',
+  'when the customer reloads the landing page of a waiting order, then Stripe is read at most once per interval, and a visit after it at once': 'landed-while-waiting',
 };
 let lastStarted: string | undefined;
 
@@ -652,6 +655,51 @@ describe('fulfillCheckout', () => {
     expect(result.eventIds).toEqual(['evt_1']);
     expect(calls.fulfillLineItems).toHaveLength(1);
     expect(calls.emailReceipt).toHaveLength(1);
+  });
+
+  test('when an event is redelivered to a run waiting for the payment (the success event lost), then Stripe is read again at once and the order fulfilled', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+
+    const result = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: unpaid.id }, completed('evt_c'));
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      stripe.session = { ...unpaid, paymentStatus: 'paid' };
+      await handle.signal(checkoutEventSignal, completed('evt_c'));
+      // Queried, not awaited: awaiting the result would let the server skip to the daily re-check.
+      return eventually(() => handle.query(fulfillmentQuery), (view) => view.status === 'fulfilled', { timeoutMs: 20_000, intervalMs: 50 });
+    });
+
+    expect(result.eventIds).toEqual(['evt_c']);
+    expect(calls.retrieveSession).toBe(2);
+    expect(calls.fulfillLineItems).toHaveLength(1);
+  });
+
+  test('when the customer reloads the landing page of a waiting order, then Stripe is read at most once per interval, and a visit after it at once', async () => {
+    const unpaid = session({ paymentStatus: 'unpaid' });
+    const stripe = stripeWith(unpaid);
+    const { activities, calls } = fakeActivities(stripe);
+    const landed = (i: number): CheckoutEvent => ({ id: `landing:${i}`, type: 'customer.landed' });
+
+    const { early, result } = await withWorker(activities, async () => {
+      const handle = await start({ sessionId: unpaid.id }, completed('evt_c'));
+      await waitFor(() => calls.statuses.includes('awaiting_payment'));
+      stripe.session = { ...unpaid, paymentStatus: 'paid' };
+      // Within the interval of the run's read: answered by that read, no read of their own.
+      for (let i = 0; i < 5; i++) await handle.signal(checkoutEventSignal, landed(i));
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // time enough for a wrongly woken read to show
+      const early = { status: (await handle.query(fulfillmentQuery)).status, reads: calls.retrieveSession };
+      await env.sleep(LANDING_WAKE_INTERVAL_MS + 1_000);
+      await handle.signal(checkoutEventSignal, landed(5));
+      const result = await eventually(() => handle.query(fulfillmentQuery), (view) => view.status === 'fulfilled', { timeoutMs: 20_000, intervalMs: 50 });
+      return { early, result };
+    });
+
+    expect(early).toEqual({ status: 'awaiting_payment', reads: 1 });
+    expect(calls.retrieveSession).toBe(2);
+    expect(result.eventIds).toEqual(['evt_c']); // a visit is recorded nowhere
+    expect(calls.fulfillLineItems).toHaveLength(1);
   });
 
   test('when retrieve-session fails twice with a transient error, then it is retried and the session fulfilled', async () => {
