@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import { checkWorld, INVARIANTS, type Invariant, type Violation } from './oracle';
 import { runWorld, withTimeout, WORLD_DEADLINE_MS, WorldTimedOut, type Explorer, type WorldOutcome } from './run-world';
@@ -102,6 +103,7 @@ async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed
     if (shrinkingSince !== null && Date.now() - shrinkingSince > batch.shrinkMs) return;
     const outcome = await boundedRun(explorer, world);
     const found = outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
+    keepDump(found.length > 0);
     // The table counts the worlds explored, not the replays fast-check runs while shrinking.
     if (shrinkingSince === null) {
       report.worlds++;
@@ -225,4 +227,11 @@ export function formatReport(report: ExploreReport): string {
     lines.push(`replay the search: npm run explore -- --seed ${example.seed} --path ${example.path}`);
   }
   return lines.join('\n');
+}
+
+/** Debugging (EXPLORE_DUMP=dir): the histories of a world that broke an invariant are kept, numbered, beside the world. */
+function keepDump(violated: boolean): void {
+  const dir = process.env.EXPLORE_DUMP;
+  if (!dir || !violated || !fs.existsSync(path.join(dir, 'latest'))) return;
+  fs.renameSync(path.join(dir, 'latest'), path.join(dir, `violation-${Date.now()}`));
 }

@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { InterceptingCall, Metadata, status as grpcStatus, type Interceptor } from '@grpc/grpc-js';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Fulfiller } from '../../src/fulfillment/fulfiller';
@@ -423,6 +426,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   // What the records say once the product has acted on everything it was told, before any timer of its own fired.
   await untilAtRest(explorer, [...ids, ...routes], restBy(), { timers: false });
   const promptly = await Promise.all(orders.map(async (order) => (await stack.services.store.getRecord(order.id))?.view.status ?? null));
+  if (process.env.EXPLORE_DUMP) await dumpHistories(explorer, path.join(process.env.EXPLORE_DUMP, 'latest'), ids, world);
   const stillRunning = await untilAtRest(explorer, [...ids, ...routes], restBy());
   profile?.('until at rest', restStarted);
   const { store } = stack.services;
@@ -589,9 +593,11 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
       // A workflow task due or in flight (local activities run inside one) is work; the test server does not always say so in describe.
       const lastEvent = Number(events.at(-1)?.eventType);
       const taskDue = Boolean(described.pendingWorkflowTask) || lastEvent === WORKFLOW_TASK_SCHEDULED || lastEvent === WORKFLOW_TASK_STARTED;
-      if (taskDue || pending.length > retries.length) working = true;
+      // Describe can lag the history (seen: an activity scheduled in the history, none pending in describe): the history counts too.
+      const scheduled = openActivities(events);
+      if (taskDue || pending.length > retries.length || scheduled > pending.length) working = true;
       for (const at of retries) nextRetryMs = Math.min(nextRetryMs, at - now);
-      if (pending.length === 0 && !taskDue) {
+      if (pending.length === 0 && scheduled === 0 && !taskDue) {
         const status = (await stack.services.store.getRecord(id))?.view.status;
         if (!status || !isFinalStatus(status)) waiting = true;
         // Settled, only listening: at rest; unless the workflow task that was open as history was read
@@ -647,6 +653,18 @@ function nextAttemptAt(activity: PendingActivity, events: HistoryEvent[]): numbe
   const backoff = durationMs(policy.initialInterval) * (policy.backoffCoefficient || 2) ** (activity.attempt - 2);
   const cap = durationMs(policy.maximumInterval);
   return ended + (cap > 0 ? Math.min(backoff, cap) : backoff);
+}
+
+/** Activities the history scheduled and has not closed (completed, failed, timed out or canceled). */
+function openActivities(events: HistoryEvent[]): number {
+  const open = new Set<string>();
+  for (const event of events) {
+    if (event.activityTaskScheduledEventAttributes) open.add(String(event.eventId));
+    const closed =
+      event.activityTaskCompletedEventAttributes ?? event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes ?? event.activityTaskCanceledEventAttributes;
+    if (closed) open.delete(String(closed.scheduledEventId));
+  }
+  return open.size;
 }
 
 type PendingActivity = NonNullable<NonNullable<Awaited<ReturnType<typeof describe>>>['pendingActivities']>[number];
@@ -752,4 +770,18 @@ export class Replayer {
 export function withTimeout<T>(promise: Promise<T>, ms: number, error = new Error('timed out')): Promise<T> {
   let timer: NodeJS.Timeout;
   return Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Debugging (EXPLORE_DUMP=dir): every run's history of the world's orders as they stood at rest, before the product's own timers. */
+async function dumpHistories(explorer: Explorer, dir: string, ids: string[], world: World): Promise<void> {
+  const { History } = temporal.api.history.v1;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'world.json'), JSON.stringify(world));
+  for (const id of ids) {
+    const described = await describe(explorer.env, id);
+    fs.writeFileSync(path.join(dir, `${id}.describe.json`), JSON.stringify({ at: await explorer.env.currentTimeMs(), pendingActivities: described?.pendingActivities, pendingWorkflowTask: described?.pendingWorkflowTask, status: described?.workflowExecutionInfo?.status }, null, 1));
+    const history = await explorer.env.client.workflow.getHandle(id).fetchHistory();
+    fs.writeFileSync(path.join(dir, `${id}.json`), JSON.stringify(History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String }), null, 1));
+  }
 }
