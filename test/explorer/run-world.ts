@@ -780,6 +780,7 @@ async function dumpHistories(explorer: Explorer, dir: string, ids: string[], wor
   fs.writeFileSync(path.join(dir, 'world.json'), JSON.stringify(world));
   for (const id of ids) {
     const described = await describe(explorer.env, id);
+    if (!described) continue; // never started
     fs.writeFileSync(path.join(dir, `${id}.describe.json`), JSON.stringify({ at: await explorer.env.currentTimeMs(), pendingActivities: described?.pendingActivities, pendingWorkflowTask: described?.pendingWorkflowTask, status: described?.workflowExecutionInfo?.status }, null, 1));
     const history = await explorer.env.client.workflow.getHandle(id).fetchHistory();
     fs.writeFileSync(path.join(dir, `${id}.json`), JSON.stringify(History.toObject(History.fromObject(history), { longs: String, enums: String, bytes: String }), null, 1));
