@@ -38,6 +38,9 @@ import {
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
   finishCutOffVerdict,
+  lostBeforeFulfilling,
+  wonBack,
+  WON_BACK_RUNS_AGAIN_PATCH,
 } from './order-steps';
 import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH, MONEY_BACK_WITH_FAILURES_PATCH } from './fulfill-checkout';
 
@@ -125,9 +128,15 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   const failedIsFinal = recorded?.status === 'failed' && !input.redrive && patched(FAILED_IS_FINAL_PATCH);
   if (recorded && (isSettledStatus(recorded.status) || failedIsFinal)) {
     if (failedIsFinal && !inbox.moneyBackPending) log.warn('Order failed earlier; only an operator redrive runs it again', { paymentIntentId: id, reason: recorded.reason });
+    const lostUnfulfilled = lostBeforeFulfilling(recorded);
     adoptRecord(view, recorded);
     await settle();
-    return view;
+    // A dispute lost before anything shipped, then won on appeal: the money is the merchant's again.
+    // The order runs again: fulfilled, or, when another payment has paid it meanwhile, this one refunded.
+    if (!(lostUnfulfilled && wonBack(view) && patched(WON_BACK_RUNS_AGAIN_PATCH))) return view;
+    log.info('A dispute lost before fulfillment was won on appeal; the order runs again', { paymentIntentId: id });
+    view.reason = null;
+    inbox.moneyBackPending = true; // read again before fulfilling, and settled after
   }
 
   let intent: PaymentIntentSummary;

@@ -128,6 +128,26 @@ export async function refundedBeforeFulfilling(
   return true;
 }
 
+/** A dispute won on appeal after it was lost before anything was fulfilled runs the order again (found by the explorer's long run). */
+export const WON_BACK_RUNS_AGAIN_PATCH = 'a-dispute-won-back-runs-the-order-again';
+/** The words `refundedBeforeFulfilling` records when a lost dispute alone stopped the order. */
+const LOST_BEFORE_FULFILLING = 'a dispute was lost before it was fulfilled';
+
+/**
+ * Whether a record settled `dispute_lost` only because a dispute was lost before anything was
+ * fulfilled. Read before settling: if the dispute is then won on appeal, the money is the
+ * merchant's again and nothing shipped (see `wonBack`).
+ */
+export function lostBeforeFulfilling(recorded: FulfillmentView): boolean {
+  return recorded.status === 'dispute_lost' && recorded.fulfilled.length === 0 && (recorded.reason ?? '').includes(LOST_BEFORE_FULFILLING);
+}
+
+/** After settling: every dispute of the payment won (or prevented), none lost or open, and the order left `failed`. */
+export function wonBack(view: FulfillmentView): boolean {
+  const disputes = view.disputes ?? [];
+  return view.status === 'failed' && disputes.length > 0 && disputes.every((dispute) => dispute.outcome === 'won' || dispute.outcome === 'prevented');
+}
+
 /** The application failure an activity ended with, after Temporal's retries. */
 export function failureOf(err: unknown): ApplicationFailure | undefined {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;

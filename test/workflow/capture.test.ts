@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../activities';
-import { checkoutEventSignal, fulfillmentQuery, type CheckoutEvent, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
+import { checkoutEventSignal, fulfillmentQuery, receivedView, type CheckoutEvent, type FulfillmentView, type MoneyBack, type OrderSummary, type PaymentIntentSummary } from '../../workflows/definitions';
 import { fulfillPaymentIntent } from '../../workflows';
 import { fakeActivities } from '../helpers/fake-activities';
 import { keepHistory } from '../helpers/histories';
@@ -317,5 +317,64 @@ describe('the order checked against what was paid', () => {
     expect(result.status).toBe('refunded');
     expect(result.reason).toMatch(/DuplicatePayment: order .* is already paid by pi_the_first_payment/);
     expect(calls.emailRefund).toHaveLength(1);
+  });
+});
+
+describe('a dispute lost before the order was fulfilled, then won on appeal', () => {
+  /** The record such an order leaves: `dispute_lost`, nothing fulfilled, nothing reversed; Stripe now says won. */
+  function wonBackOrder() {
+    const { paymentIntentId, stripe, order } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
+    const dispute = { id: `dp_${randomId()}`, amount: 4500, currency: 'usd', status: 'lost', reason: 'fraudulent' };
+    const record: FulfillmentView = {
+      ...receivedView(paymentIntentId),
+      status: 'dispute_lost',
+      paymentStatus: 'paid',
+      mode: 'payment',
+      currency: 'usd',
+      amountTotal: 4500,
+      paymentIntentId,
+      reason: 'a dispute was lost before it was fulfilled; nothing was fulfilled',
+      disputes: [{ ...dispute, outcome: 'lost', reversed: [] }],
+      eventIds: [`evt_${randomId()}`],
+    };
+    stripe.money = { refunds: [], disputes: [{ ...dispute, status: 'won' }] };
+    return { paymentIntentId, stripe, order, record };
+  }
+
+  test('when another payment has paid the order meanwhile, then this payment is refunded and nothing is fulfilled', async () => {
+    const { paymentIntentId, stripe, order, record } = wonBackOrder();
+    stripe.claims = [[order.orderId, 'pi_the_second_payment']];
+    const { activities, calls } = fakeActivities(stripe, record);
+    const refund = activities.refundPaymentIntent;
+    activities.refundPaymentIntent = async (id) => {
+      stripe.money = { ...stripe.money, refunds: [{ id: `re_${id}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null }] };
+      return refund(id);
+    };
+
+    const result = await withWorker(activities, async () => {
+      const handle = await startOrder(paymentIntentId, 'charge.dispute.closed');
+      const ended = await handle.result().catch(() => handle.query(fulfillmentQuery));
+      await keepHistory('payment-intent-won-back-paid-again', suite.env.client, paymentIntentId);
+      return ended;
+    });
+
+    // Before: the record went `failed` and both payments stayed with the merchant (the explorer's long run).
+    expect(calls.refunds).toEqual([paymentIntentId]);
+    expect(result.status).toBe('refunded');
+    expect(result.reason).toMatch(/DuplicatePayment: order .* is already paid by pi_the_second_payment/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when no other payment has paid the order, then it is fulfilled once, with one receipt', async () => {
+    const { paymentIntentId, stripe, record } = wonBackOrder();
+    const { activities, calls } = fakeActivities(stripe, record);
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, 'charge.dispute.closed')).result());
+
+    expect(result.status).toBe('fulfilled');
+    expect(result.reason).toBeNull();
+    expect(calls.fulfillLineItems).toHaveLength(1);
+    expect(calls.emailReceipt).toHaveLength(1);
+    expect(calls.refunds).toEqual([]);
   });
 });
