@@ -19,6 +19,7 @@ import {
 } from '../workflows/definitions';
 import type { FulfillmentStarter } from '../src/temporal/fulfillment-starter';
 import type { Mailer } from '../src/email/mailer';
+import { singleRecipient } from '../src/email/recipient';
 import { renderOrderCanceled, renderPaymentFailed, renderReceipt, renderRefund, type RenderedEmail } from '../src/email/render';
 import type { Fulfiller } from '../src/fulfillment/fulfiller';
 import type { OrderSource } from '../src/fulfillment/order-source';
@@ -85,9 +86,12 @@ export function createActivities(deps: ActivityDeps) {
    */
   async function sendOnce(kind: EmailKind, session: Pick<SessionSummary, 'id'>, render: (contact: CustomerContact) => RenderedEmail): Promise<{ sent: boolean }> {
     const contact = await contactOf(session);
-    const to = contact.email;
+    // A list or anything but one plain address is treated as no email: never a second recipient.
+    const to = singleRecipient(contact.email);
     if (!to) {
-      Context.current().log.warn('No customer email on the session; nothing sent', { sessionId: session.id, kind });
+      // The address itself is customer data: never logged.
+      const message = contact.email ? 'Invalid recipient: the customer email is not one valid address; nothing sent' : 'No customer email on the session; nothing sent';
+      Context.current().log.warn(message, { sessionId: session.id, kind });
       return { sent: false };
     }
     const claim = await store.claimEmail(session.id, kind, EMAIL_LEASE_SECONDS);

@@ -1,18 +1,12 @@
 import type { FulfilledItem, RefundSummary, SessionSummary } from '../../workflows/definitions';
 import type { CustomerContact } from '../stripe/sessions';
+import { escapeHtml } from '../shared/html';
 import { formatAmount } from '../shared/money';
 
 export interface RenderedEmail {
   subject: string;
   text: string;
   html: string;
-}
-
-const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-
-/** Everything that came from a customer or a merchant's catalogue goes through this before it reaches HTML. */
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (char) => HTML_ESCAPES[char]!);
 }
 
 /** A line item's quantity as customers read it; metered prices have none (billed by usage). */
@@ -71,7 +65,7 @@ export function renderReceipt(session: SessionSummary, contact: CustomerContact,
 ${rows
   .map(
     (row) =>
-      `<tr><td>${escapeHtml(row.description)}</td><td align="right">${row.quantity}</td><td align="right">${escapeHtml(row.total)}</td></tr>`,
+      `<tr><td>${escapeHtml(row.description)}</td><td align="right">${escapeHtml(row.quantity)}</td><td align="right">${escapeHtml(row.total)}</td></tr>`,
   )
   .join('\n')}
 </tbody>

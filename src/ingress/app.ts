@@ -11,7 +11,9 @@ import { ackOutcome, metricsHandler, type Metrics } from '../metrics';
 import { orderKindOf, PAYMENT_INTENT_ID_PATTERN, SESSION_ID_PATTERN } from '../orders/kinds';
 import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-store';
 import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
+import { noStore } from './no-store';
 import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
+import { verifyEvent } from './verify-event';
 
 export interface IngressLogger {
   debug(message: string, meta?: Record<string, unknown>): void;
@@ -110,12 +112,13 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   app.post('/webhook', observeAck, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     // Stripe always sends JSON; anything else is not Stripe (415, nothing read further).
     if (!req.is('application/json')) return void res.status(415).json({ error: 'Content-Type must be application/json' });
-    const signature = req.header('stripe-signature');
-    if (!signature) return void res.status(400).json({ error: 'missing Stripe-Signature header' });
-    if (!Buffer.isBuffer(req.body) || req.body.length === 0) return void res.status(400).json({ error: 'empty body' });
-
-    const verified = verifyEvent(stripe, req.body, signature, deps.webhookSecrets);
-    if ('error' in verified) {
+    const verified = verifyEvent(stripe.webhooks, {
+      body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+      header: req.header('stripe-signature'),
+      secrets: deps.webhookSecrets,
+      now: Date.now(),
+    });
+    if ('refused' in verified) {
       logger.warn('Webhook rejected', { reason: verified.error });
       return void res.status(400).json({ error: verified.error });
     }
@@ -236,6 +239,9 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     }
   });
 
+  // Set before the rate limiter, so its 429 is not cached either; every method, every sub-path.
+  app.use(['/after-checkout', '/api/fulfillments'], noStore);
+
   // --- Landing page: the success / return URL, ?session_id={CHECKOUT_SESSION_ID}. ---
   // Link scanners and previews send HEAD: it answers without starting anything (Express would
   // otherwise run the GET handler for it).
@@ -338,29 +344,6 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   };
   app.use(onError);
   return app;
-}
-
-/** The verified event, or a short reason it was refused. Any configured secret may have signed it (rotation). */
-function verifyEvent(stripe: Stripe, body: Buffer, signature: string, secrets: string[]): { event: Stripe.Event } | { error: string } {
-  let reason = 'signature does not match';
-  for (const secret of secrets) {
-    try {
-      return { event: stripe.webhooks.constructEvent(body, signature, secret) };
-    } catch (err) {
-      if (err instanceof SyntaxError) return { error: 'body is not valid JSON' };
-      // stripe-node refuses these once the signature checks out: a thin event (an event destination's).
-      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError) && /thin event/i.test((err as Error).message)) {
-        return {
-          error:
-            'a thin event (object "v2.core.event", from an event destination) is not served yet: send snapshot events to this endpoint (a webhook endpoint, or an event destination with snapshot payloads)',
-        };
-      }
-      if (!(err instanceof Stripe.errors.StripeSignatureVerificationError)) throw err;
-      if (/tolerance/i.test(err.message)) reason = 'stale signature: timestamp outside the tolerance';
-      else if (/Unable to extract/i.test(err.message)) return { error: 'malformed Stripe-Signature header' };
-    }
-  }
-  return { error: reason };
 }
 
 /** What the handler relies on, checked after the signature: a signed `null` or a bare object is refused, not crashed on. */

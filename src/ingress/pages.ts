@@ -1,5 +1,6 @@
 import type { FulfillmentView } from '../../workflows/definitions';
-import { escapeHtml, formatQuantity } from '../email/render';
+import { formatQuantity } from '../email/render';
+import { escapeHtml, scriptLiteral } from '../shared/html';
 import { formatAmount } from '../shared/money';
 
 /** Statuses the landing page keeps polling on: the outcome is still being decided. */
@@ -35,7 +36,7 @@ function itemsTable(view: FulfillmentView): string {
   const rows = view.lineItems
     .map(
       (item) =>
-        `<tr><td>${escapeHtml(item.description)}</td><td class="num">${formatQuantity(item.quantity)}</td><td class="num">${
+        `<tr><td>${escapeHtml(item.description)}</td><td class="num">${escapeHtml(formatQuantity(item.quantity))}</td><td class="num">${
           view.currency ? escapeHtml(formatAmount(item.amountTotal, view.currency)) : ''
         }</td></tr>`,
     )
@@ -67,7 +68,7 @@ ${reference(view)}`,
         );
       }
       const delivered = view.fulfilled
-        .map((item) => `<li>${item.quantity === null ? '' : `${item.quantity} × `}${escapeHtml(item.description)}</li>`)
+        .map((item) => `<li>${item.quantity === null ? '' : `${escapeHtml(item.quantity)} × `}${escapeHtml(item.description)}</li>`)
         .join('\n');
       return page(
         'Thank you: your order is complete',
@@ -148,8 +149,8 @@ ${reference(view)}`,
         // Polls the status API a bounded number of times, then stops with the pending message.
         `<script nonce="${escapeHtml(options.nonce)}">
 (function () {
-  var url = ${JSON.stringify(options.statusUrl)};
-  var pending = ${JSON.stringify([...PENDING_STATUSES])};
+  var url = ${scriptLiteral(options.statusUrl)};
+  var pending = ${scriptLiteral([...PENDING_STATUSES])};
   var polls = 0;
   function poll() {
     polls += 1;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from '../../src/email/mailer';
 import { databaseOrderSource } from '../../src/fulfillment/order-source';
@@ -409,6 +410,20 @@ describe('email-receipt', () => {
     const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
     expect(await run(emailReceipt, { session: anonymous, fulfilled: [] })).toEqual({ sent: false });
     expect(await store.emailSent(anonymous.id, 'receipt')).toBe(false);
+  });
+
+  test('when the customer email is a list of addresses, then it is handled like no email: nothing sent, nothing recorded, and the log names no address', async () => {
+    const listed = await customerSession({}, { email: 'victim@example.com, attacker@evil.example', name: 'Jenny Rosen' });
+    const { emailReceipt } = activitiesWith({ mailer: createSmtpMailer(smtp.url, 'shop@shop.test') });
+    const logged: LogEntry[] = [];
+    const environment = new MockActivityEnvironment({}, { logger: new DefaultLogger('DEBUG', (entry) => void logged.push(entry)) });
+
+    expect(await environment.run(emailReceipt, { session: listed, fulfilled: [] })).toEqual({ sent: false });
+
+    expect(await store.emailSent(listed.id, 'receipt')).toBe(false);
+    expect(smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${listed.id}@shop.test>`)).toHaveLength(0);
+    expect(logged).toContainEqual(expect.objectContaining({ level: 'WARN', message: expect.stringMatching(/^Invalid recipient/), meta: expect.objectContaining({ sessionId: listed.id }) }));
+    expect(JSON.stringify(logged.map(({ message, meta }) => ({ message, meta })))).not.toMatch(/victim|attacker/);
   });
 });
 

@@ -92,6 +92,7 @@ const CATALOGUE: BadInput[] = [
     check: status(400, /does not match/),
   },
   { where: 'webhook', input: 'a stale timestamp (a replay an hour later)', answer: '400 stale signature', send: (s) => webhook(completed(s), { timestamp: Math.floor(Date.now() / 1000) - 3600 }), check: status(400, /stale/) },
+  { where: 'webhook', input: 'a timestamp ten years ahead (a signature that would never go stale)', answer: '400 signature timestamp in the future', send: (s) => webhook(completed(s), { timestamp: Math.floor(Date.now() / 1000) + 10 * 365 * 24 * 3600 }), check: status(400, /signature timestamp in the future/) },
   { where: 'webhook', input: 'a signed body that is not JSON', answer: '400 body is not valid JSON', send: () => webhook('{"id": "evt_1", '), check: status(400, /not valid JSON/) },
   { where: 'webhook', input: 'a signed body of `null`', answer: '400 malformed event', send: () => webhook('null'), check: status(400, /malformed event/) },
   { where: 'webhook', input: 'a signed JSON array', answer: '400 malformed event', send: () => webhook('[{"id":"evt_1"}]'), check: status(400, /malformed event/) },
@@ -207,6 +208,22 @@ const CATALOGUE: BadInput[] = [
     check: (a) => {
       expect(a.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
       expect(a.text).not.toContain('<script>');
+    },
+  },
+  {
+    where: 'pages and emails',
+    input: 'a customer email that is a list (`victim@example.com, attacker@evil.example`)',
+    answer: 'fulfilled; no receipt sent, as for a session without an email',
+    fulfills: true,
+    send: async (s) => {
+      surroundings.emulator.put({ ...s, customerEmail: 'victim@example.com, attacker@evil.example' });
+      await webhook(completed(s));
+      const record = await eventually(() => stack.services.store.getRecord(s.id), (r) => r?.view.status === 'fulfilled');
+      const mails = surroundings.smtp.messages.filter((m) => m.parsed.messageId === `<receipt.${s.id}@shop.test>`);
+      return { status: 200, text: JSON.stringify({ receiptSent: record?.view.receiptSent, mails: mails.length }), headers: new Headers() };
+    },
+    check: (a) => {
+      expect(JSON.parse(a.text)).toEqual({ receiptSent: false, mails: 0 });
     },
   },
   // --- Last, since it leaves this client's rate-limit bucket empty for a minute ---
