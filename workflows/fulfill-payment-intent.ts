@@ -38,8 +38,9 @@ import {
   settlePendingMoneyBack,
   UNTIL_IT_WORKS,
   finishCutOffVerdict,
-  lostBeforeFulfilling,
-  wonBack,
+  CANCELED_BY_OPERATOR,
+  moneyKeptAgain,
+  stoppedByMoneyBack,
   WON_BACK_RUNS_AGAIN_PATCH,
 } from './order-steps';
 import { EVENTS_BEFORE_READING_PATCH, FAILED_IS_FINAL_PATCH, MONEY_BACK_WITH_FAILURES_PATCH } from './fulfill-checkout';
@@ -128,13 +129,24 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
   const failedIsFinal = recorded?.status === 'failed' && !input.redrive && patched(FAILED_IS_FINAL_PATCH);
   if (recorded && (isSettledStatus(recorded.status) || failedIsFinal)) {
     if (failedIsFinal && !inbox.moneyBackPending) log.warn('Order failed earlier; only an operator redrive runs it again', { paymentIntentId: id, reason: recorded.reason });
-    const lostUnfulfilled = lostBeforeFulfilling(recorded);
+    const stoppedEarly = stoppedByMoneyBack(recorded);
     adoptRecord(view, recorded);
-    await settle();
-    // A dispute lost before anything shipped, then won on appeal: the money is the merchant's again.
-    // The order runs again: fulfilled, or, when another payment has paid it meanwhile, this one refunded.
-    if (!(lostUnfulfilled && wonBack(view) && patched(WON_BACK_RUNS_AGAIN_PATCH))) return view;
-    log.info('A dispute lost before fulfillment was won on appeal; the order runs again', { paymentIntentId: id });
+    try {
+      await settle();
+    } catch (err) {
+      // An operator's cancel of such an order is recorded, so money kept again later does not run it.
+      if (isCancellation(err) && stoppedEarly && patched(WON_BACK_RUNS_AGAIN_PATCH)) {
+        await CancellationScope.nonCancellable(async () => {
+          view.reason = view.reason ? `${view.reason}; ${CANCELED_BY_OPERATOR}` : CANCELED_BY_OPERATOR;
+          await transition(view.status);
+        });
+      }
+      throw err;
+    }
+    // Money back before anything shipped, then the merchant's again (a dispute won on appeal, a refund
+    // that failed): the order runs again: fulfilled, or, when another payment has paid it meanwhile, this one refunded.
+    if (!(stoppedEarly && moneyKeptAgain(view) && patched(WON_BACK_RUNS_AGAIN_PATCH))) return view;
+    log.info('Money that came back before fulfillment is the merchant\'s again; the order runs again', { paymentIntentId: id });
     view.reason = null;
     inbox.moneyBackPending = true; // read again before fulfilling, and settled after
   }
@@ -426,7 +438,7 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
     // and a verdict whose write the cancel cut off is written (finishCutOffVerdict).
     if (isSettledStatus(view.status) && patched(CAPTURE_CHECKS_PATCH)) return finishCutOffVerdict(view, transition);
     await CancellationScope.nonCancellable(async () => {
-      view.reason = 'canceled by an operator';
+      view.reason = CANCELED_BY_OPERATOR;
       await transition('failed');
     });
   }

@@ -128,24 +128,34 @@ export async function refundedBeforeFulfilling(
   return true;
 }
 
-/** A dispute won on appeal after it was lost before anything was fulfilled runs the order again (found by the explorer's long run). */
+/**
+ * Money that came back before anything was fulfilled and then stopped being back (a dispute won on
+ * appeal, a refund that failed after it had succeeded) runs the order again (found by the explorer's long run).
+ */
 export const WON_BACK_RUNS_AGAIN_PATCH = 'a-dispute-won-back-runs-the-order-again';
-/** The words `refundedBeforeFulfilling` records when a lost dispute alone stopped the order. */
-const LOST_BEFORE_FULFILLING = 'a dispute was lost before it was fulfilled';
+/** The words `refundedBeforeFulfilling` records when money back alone stopped the order (kept in step with it). */
+const STOPPED_BY_MONEY_BACK = ['a dispute was lost before it was fulfilled', 'refunded in full before it was fulfilled'];
+export const CANCELED_BY_OPERATOR = 'canceled by an operator';
 
 /**
- * Whether a record settled `dispute_lost` only because a dispute was lost before anything was
- * fulfilled. Read before settling: if the dispute is then won on appeal, the money is the
- * merchant's again and nothing shipped (see `wonBack`).
+ * Whether a record ended only because its money came back before anything was fulfilled (a dispute
+ * lost, or a refund in full), and no operator canceled it. Read before settling: if the money is then
+ * the merchant's again, nothing shipped for it (see `moneyKeptAgain`).
  */
-export function lostBeforeFulfilling(recorded: FulfillmentView): boolean {
-  return recorded.status === 'dispute_lost' && recorded.fulfilled.length === 0 && (recorded.reason ?? '').includes(LOST_BEFORE_FULFILLING);
+export function stoppedByMoneyBack(recorded: FulfillmentView): boolean {
+  const reason = recorded.reason ?? '';
+  const ended = recorded.status === 'dispute_lost' || recorded.status === 'refunded' || recorded.status === 'failed';
+  return ended && recorded.fulfilled.length === 0 && STOPPED_BY_MONEY_BACK.some((words) => reason.includes(words)) && !reason.includes(CANCELED_BY_OPERATOR);
 }
 
-/** After settling: every dispute of the payment won (or prevented), none lost or open, and the order left `failed`. */
-export function wonBack(view: FulfillmentView): boolean {
-  const disputes = view.disputes ?? [];
-  return view.status === 'failed' && disputes.length > 0 && disputes.every((dispute) => dispute.outcome === 'won' || dispute.outcome === 'prevented');
+/**
+ * After settling: the payment is the merchant's again (every dispute won, none lost or open; no refund
+ * succeeded) and the order was left `failed`. A refund that still stands is left to an operator:
+ * running the order again would ship what it refunded.
+ */
+export function moneyKeptAgain(view: FulfillmentView): boolean {
+  const disputesWon = (view.disputes ?? []).every((dispute) => dispute.outcome === 'won' || dispute.outcome === 'prevented');
+  return view.status === 'failed' && disputesWon && (view.refunds ?? []).every((refund) => refund.status !== 'succeeded');
 }
 
 /** The application failure an activity ended with, after Temporal's retries. */

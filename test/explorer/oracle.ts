@@ -189,10 +189,10 @@ export function checkWorld(outcome: WorldOutcome): Violation[] {
     // 1.
     const toldOwed = knew.payment >= 0 && o.changes.slice(0, knew.payment + 1).some((c) => owed(c.facts));
     // Two PaymentIntents of one order: judged as the merchant's order, both payments together (1, 2 and the receipt).
-    // A first payment whose money came back (a lost dispute) and was then kept again (won on appeal) is
-    // a second payment only once the product is told its last money-back change.
-    const toldLastMoneyBack = knew.money_back === lastOf(o.changes, 'money_back', o.changes.length - 1);
-    if (o.second) checkPaidTwice(o, o.second, toldOwed && (!everReversedInFull || toldLastMoneyBack), outcome.smtpOutage, fail);
+    // A first payment whose money came back (a lost dispute, a refund in full) and was then kept again (won
+    // on appeal, the refund failed) is a second payment only once the product is told of that change or a later one.
+    const keptAgainAt = o.changes.reduce((at, c, i) => (reversedInFull(c.facts) ? i + 1 : at), 0);
+    if (o.second) checkPaidTwice(o, o.second, toldOwed && (!everReversedInFull || knew.money_back >= keptAgainAt), outcome.smtpOutage, fail);
     else {
       for (const item of items) if (item.fulfilled > item.quantity) fail('paid_fulfilled_once', `${item.id}: ${item.fulfilled} units fulfilled of ${item.quantity}`);
       if (owed(o.facts) && toldOwed && !canceledForGood) {

@@ -320,7 +320,7 @@ describe('the order checked against what was paid', () => {
   });
 });
 
-describe('a dispute lost before the order was fulfilled, then won on appeal', () => {
+describe('money back before the order was fulfilled (a dispute lost, a refund in full), then the merchant’s again', () => {
   /** The record such an order leaves: `dispute_lost`, nothing fulfilled, nothing reversed; Stripe now says won. */
   function wonBackOrder() {
     const { paymentIntentId, stripe, order } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
@@ -362,6 +362,38 @@ describe('a dispute lost before the order was fulfilled, then won on appeal', ()
     expect(calls.refunds).toEqual([paymentIntentId]);
     expect(result.status).toBe('refunded');
     expect(result.reason).toMatch(/DuplicatePayment: order .* is already paid by pi_the_second_payment/);
+    expect(calls.fulfillLineItems).toHaveLength(0);
+  });
+
+  test('when a refund in full before fulfilling fails after it had succeeded and another payment has paid the order, then this payment is refunded again as a duplicate', async () => {
+    const { paymentIntentId, stripe, order } = orderPaidBy('succeeded', { captureMethod: 'automatic' });
+    const first = { id: `re_${randomId()}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null };
+    const record: FulfillmentView = {
+      ...receivedView(paymentIntentId),
+      status: 'refunded',
+      paymentStatus: 'paid',
+      mode: 'payment',
+      currency: 'usd',
+      amountTotal: 4500,
+      paymentIntentId,
+      reason: 'refunded in full before it was fulfilled; nothing was fulfilled',
+      refunds: [{ ...first, reversed: [], note: null, emailed: true }],
+      eventIds: [`evt_${randomId()}`],
+    };
+    stripe.money = { refunds: [{ ...first, status: 'failed' }], disputes: [] };
+    stripe.claims = [[order.orderId, 'pi_the_second_payment']];
+    const { activities, calls } = fakeActivities(stripe, record);
+    const refund = activities.refundPaymentIntent;
+    activities.refundPaymentIntent = async (id) => {
+      stripe.money = { ...stripe.money, refunds: [...stripe.money.refunds, { id: `re_${id}`, amount: 4500, currency: 'usd', status: 'succeeded', lineItems: null }] };
+      return refund(id);
+    };
+
+    const result = await withWorker(activities, async () => (await startOrder(paymentIntentId, 'refund.updated')).result());
+
+    // Before: the record went `failed` and both payments stayed with the merchant.
+    expect(calls.refunds).toEqual([paymentIntentId]);
+    expect(result.status).toBe('refunded');
     expect(calls.fulfillLineItems).toHaveLength(0);
   });
 
