@@ -96,7 +96,9 @@ async function runWorkers(values: ReturnType<typeof parseArgs<{ options: typeof 
     const args = ['--count', String(share), '--seed', String(seed), '--worker', `${i}/${workers}`, '--json', json, '--resume', progress, '--quiet'];
     if (values.seconds) args.push('--seconds', values.seconds);
     if (values['shrink-seconds']) args.push('--shrink-seconds', values['shrink-seconds']);
-    const child = spawn(process.execPath, [...process.execArgv, __filename, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // EXPLORE_DUMP: each explorer keeps its own histories (one directory shared would be cleared under the other).
+    const dump = process.env.EXPLORE_DUMP ? { EXPLORE_DUMP: path.join(process.env.EXPLORE_DUMP, `explorer-${i + 1}`) } : {};
+    const child = spawn(process.execPath, [...process.execArgv, __filename, ...args], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, ...dump } });
     const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? 2)));
     return { child, json, progress, exited };
   });

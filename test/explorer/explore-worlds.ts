@@ -101,7 +101,14 @@ async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed
   const property = fc.asyncProperty(worldArb, async (world) => {
     // Past the shrink budget, every further candidate "passes" unrun: fast-check then reports the smallest failure so far.
     if (shrinkingSince !== null && Date.now() - shrinkingSince > batch.shrinkMs) return;
-    const outcome = await boundedRun(explorer, world);
+    let outcome: Awaited<ReturnType<typeof boundedRun>>;
+    try {
+      outcome = await boundedRun(explorer, world);
+    } catch (err) {
+      // The harness broke: fast-check shrinks that too, within the same budget (not one replay after another, unbounded).
+      shrinkingSince ??= Date.now();
+      throw err;
+    }
     const found = outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
     keepDump(found.length > 0);
     // The table counts the worlds explored, not the replays fast-check runs while shrinking.
