@@ -12,7 +12,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError, loadConfig, loadSetting, portInUse } from '../src/config';
+import { ConfigError, loadConfig, loadSetting, portInUse, StartupError } from '../src/config';
 import { TEMPORAL_MAX_PORT } from '../src/cluster/temporal-server';
 import { startCluster, withoutPassword, type ClusterPorts } from '../src/cluster/topology';
 import { stopOnSignals } from '../src/shutdown';
@@ -68,11 +68,13 @@ async function main(): Promise<void> {
     throw new ConfigError([`ports already in use by another process: ${taken.join(', ')}; choose others with the CLUSTER_*_PORT(S) variables`]);
   }
 
-  const dataDir = path.resolve(loadSetting(env, 'DATA_DIR'), 'cluster');
+  const privateDir = path.resolve(loadSetting(env, 'DATA_DIR'));
+  const dataDir = path.join(privateDir, 'cluster');
   const started = Date.now();
   console.log(`Starting the production topology in ${dataDir} ...`);
   const cluster = await startCluster({
     dataDir,
+    privateDir,
     ports,
     workers: c.CLUSTER_WORKERS,
     appEnv: env,
@@ -100,6 +102,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
+  console.error(err instanceof ConfigError || err instanceof StartupError ? err.message : err);
   process.exit(1);
 });

@@ -166,6 +166,8 @@ export interface CodecServerConfig {
   keys: EncryptionKey[];
   /** Whether `/encode` encrypts (PAYLOAD_ENCRYPTION), as the workers do. */
   encrypt: boolean;
+  /** Express's `trust proxy` (`TRUST_PROXY`): an HTTPS proxy it trusts makes the sign-in cookie Secure. */
+  trustProxy: TrustProxy;
 }
 
 /** Which processes this one runs: both (`npm start`), or one of them when scaled out. */
@@ -257,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
           : [`http://127.0.0.1:${e.TEMPORAL_UI_PORT}`, `http://localhost:${e.TEMPORAL_UI_PORT}`],
       keys: e.PAYLOAD_ENCRYPTION_KEYS,
       encrypt: encryptionMode(env) === 'on',
+      trustProxy: e.TRUST_PROXY!,
     },
   };
 }
@@ -291,9 +294,10 @@ const codecSchema = schema.pick({
   CODEC_CORS_ORIGINS: true,
   PAYLOAD_ENCRYPTION: true,
   PAYLOAD_ENCRYPTION_KEYS: true,
+  TRUST_PROXY: true,
 });
 
-/** The codec server's own process (`npm run codec-server`): the keys, a token and the UI's origins, nothing else. */
+/** The codec server's own process (`npm run codec-server`): the keys, a token, the UI's origins and the proxies it trusts, nothing else. */
 export function loadCodecServerConfig(env: NodeJS.ProcessEnv = process.env): CodecServerConfig {
   const parsed = codecSchema.safeParse(env);
   const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${String(issue.path[0])}: ${issue.message}`);
@@ -310,6 +314,7 @@ export function loadCodecServerConfig(env: NodeJS.ProcessEnv = process.env): Cod
     corsOrigins: e.CODEC_CORS_ORIGINS,
     keys: e.PAYLOAD_ENCRYPTION_KEYS,
     encrypt: env.PAYLOAD_ENCRYPTION !== 'off',
+    trustProxy: e.TRUST_PROXY!,
   };
 }
 
@@ -379,7 +384,7 @@ function isDurationWithin(value: string, minMs: number, maxMs: number): boolean 
 }
 
 /** `TRUST_PROXY` as Express takes it, or undefined when it is not one of its forms. */
-function parseTrustProxy(value: string): TrustProxy | undefined {
+export function parseTrustProxy(value: string): TrustProxy | undefined {
   const trimmed = value.trim();
   if (trimmed === 'true') return true;
   if (trimmed === 'false') return false;

@@ -11,6 +11,7 @@ import { serveMetrics } from './metrics-server';
 import { openServices, type Services } from './services';
 import { resolveTemporal, type TemporalTarget } from './temporal/connection';
 import { keptSecret } from './secret-file';
+import { keepPrivate } from './shared/private-dir';
 import { startCodecServer } from './temporal/codec-server';
 import { dataConverterFor } from './temporal/encryption';
 import { ensureReconcilerSchedule } from './temporal/reconciler-schedule';
@@ -59,6 +60,8 @@ export interface Stack {
  */
 export async function startStack(config: Config, options: StackOptions): Promise<Stack> {
   const logger = options.logger ?? createLogger();
+  // Before anything writes there: PGlite, the outbox, the embedded Temporal's SQLite, the codec token.
+  keepPrivate(config.dataDir);
   // First, so the embedded UI can be pointed at it.
   const codecServer = options.codecServer ? await startOwnCodecServer(config, logger) : undefined;
   const temporal = options.temporal ?? (await resolveTemporal(config, codecServer?.url));

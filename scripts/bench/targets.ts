@@ -57,7 +57,6 @@ function appEnv(emulator: StripeEmulator, smtp: TestSmtpServer): NodeJS.ProcessE
 
 export async function startTarget(topology: Topology, emulator: StripeEmulator, smtp: TestSmtpServer): Promise<Target> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `bench-${topology}-`));
-  fs.chmodSync(dir, 0o755); // the cluster's PostgreSQL runs as its own user
   return topology === 'embedded' ? startEmbedded(dir, emulator, smtp) : startClustered(dir, emulator, smtp);
 }
 

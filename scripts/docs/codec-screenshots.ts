@@ -31,7 +31,6 @@ function chromium(): string {
 async function main(): Promise<void> {
   const executablePath = chromium();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'docs-cluster-'));
-  fs.chmodSync(dir, 0o755); // PostgreSQL runs as its own user
   const emulator = await startStripeEmulator();
   const sessionId = 'cs_test_a1docsScreenshotCodecServer';
   emulator.put({

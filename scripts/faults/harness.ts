@@ -57,7 +57,6 @@ function appSettings(emulator: StripeEmulator, smtp: TestSmtpServer): NodeJS.Pro
 
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faults-'));
-  fs.chmodSync(dir, 0o755); // PostgreSQL runs as its own user
   return dir;
 }
 

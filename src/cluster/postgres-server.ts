@@ -2,6 +2,8 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
+import { StartupError } from '../config';
+import { writePrivateFile } from '../shared/private-dir';
 import { findPostgresBinDir } from '../store/postgres-binaries';
 import { startProcess, waitForPort, type ManagedProcess } from './processes';
 
@@ -22,6 +24,13 @@ export interface PostgresServerOptions {
   /** Set at initdb: every connection then authenticates (scram-sha-256). Without it, local connections are trusted. */
   password?: string;
   onLine?: (line: string) => void;
+  /**
+   * The private data directory this server lives in (DATA_DIR). As root, PostgreSQL runs as the
+   * `postgres` user, which must pass through every directory above its own: those from this one
+   * down let it through by group, for search only (0710, group postgres). Any other in its way
+   * stops the start with one line saying what to do.
+   */
+  privateDir?: string;
 }
 
 /**
@@ -36,12 +45,18 @@ export async function startPostgresServer(options: PostgresServerOptions): Promi
   const user: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUser() : {};
   const { dataDir, port } = options;
   const socketDir = path.dirname(dataDir);
-  fs.mkdirSync(socketDir, { recursive: true });
-  if (user.uid !== undefined && user.gid !== undefined) fs.chownSync(socketDir, user.uid, user.gid);
+  fs.mkdirSync(socketDir, { recursive: true, mode: 0o700 });
+  if (user.uid !== undefined && user.gid !== undefined) {
+    fs.chownSync(socketDir, user.uid, user.gid);
+    letThrough(socketDir, { uid: user.uid, gid: user.gid }, options.privateDir);
+  }
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     const auth = options.password ? ['-A', 'scram-sha-256', '--pwfile', writePasswordFile(socketDir, options.password, user)] : ['-A', 'trust'];
     try {
       execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', ...auth, '--no-sync'], { stdio: 'pipe', ...user });
+    } catch (err) {
+      const reason = String((err as { stderr?: Buffer }).stderr ?? '').trim() || (err as Error).message;
+      throw new StartupError(`initdb failed in ${dataDir}: ${reason.split('\n').join('; ')}`);
     } finally {
       fs.rmSync(path.join(socketDir, 'initdb-password'), { force: true });
     }
@@ -85,9 +100,41 @@ async function waitUntilAccepting(bin: string, port: number, proc: ManagedProces
 /** initdb reads the superuser's password from a file only its user can read; removed right after. */
 function writePasswordFile(dir: string, password: string, user: { uid?: number; gid?: number }): string {
   const file = path.join(dir, 'initdb-password');
-  fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${password}\n`);
   if (user.uid !== undefined && user.gid !== undefined) fs.chownSync(file, user.uid, user.gid);
   return file;
+}
+
+/**
+ * Lets the postgres user through every directory above `dir` (its own). One inside `privateDir`
+ * that we own gets the search bit for the postgres group only: that user can then reach its own
+ * directory by name, but not list or read anything of ours. Any other directory in its way is
+ * the operator's to open, or to avoid.
+ */
+function letThrough(dir: string, user: { uid: number; gid: number }, privateDir?: string): void {
+  const inside = privateDir ? fs.realpathSync(privateDir) : undefined;
+  let parent = fs.realpathSync(dir);
+  while (parent !== path.dirname(parent)) {
+    parent = path.dirname(parent);
+    const stat = fs.statSync(parent);
+    if (canSearch(stat, user)) continue;
+    const ours = inside !== undefined && (parent === inside || parent.startsWith(inside + path.sep)) && stat.uid === process.getuid?.();
+    if (!ours) {
+      throw new StartupError(
+        `PostgreSQL runs as the postgres user when started as root, and that user cannot pass through ${parent} (mode ${(stat.mode & 0o777).toString(8)}): ` +
+          `choose a DATA_DIR it can reach (such as one made by mktemp -d), let it through (chmod o+x ${parent}), or run as a user other than root`,
+      );
+    }
+    fs.chownSync(parent, stat.uid, user.gid);
+    fs.chmodSync(parent, (stat.mode & 0o700) | 0o010);
+  }
+}
+
+/** As the kernel decides for a process with only the user's own group (Node drops supplementary groups when it sets a uid). */
+function canSearch(stat: fs.Stats, user: { uid: number; gid: number }): boolean {
+  if (stat.uid === user.uid) return (stat.mode & 0o100) !== 0;
+  if (stat.gid === user.gid) return (stat.mode & 0o010) !== 0;
+  return (stat.mode & 0o001) !== 0;
 }
 
 function postgresUser(): { uid: number; gid: number } {

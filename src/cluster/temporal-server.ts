@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import Long from 'long';
+import { writePrivateFile } from '../shared/private-dir';
 import type { ClusterTools } from '../temporal/tools';
 import { startProcess, waitForPort, type ManagedProcess } from './processes';
 
@@ -52,7 +53,7 @@ export async function setupTemporalSchemas(options: Pick<TemporalServerOptions, 
 export function writeTemporalConfig(options: TemporalServerOptions): string {
   const { dir, port, postgres } = options;
   const configDir = path.join(dir, 'config');
-  fs.mkdirSync(configDir, { recursive: true });
+  fs.mkdirSync(configDir, { recursive: true, mode: 0o700 });
   const datastore = (database: string, maxConns: number) => `
       sql:
         pluginName: "postgres12"
@@ -113,8 +114,9 @@ dynamicConfigClient:
   filepath: "${path.join(configDir, 'dynamicconfig.yaml')}"
   pollInterval: "10s"
 `;
-  fs.writeFileSync(path.join(configDir, 'cluster.yaml'), config);
-  fs.writeFileSync(
+  // 0600: it holds the database password.
+  writePrivateFile(path.join(configDir, 'cluster.yaml'), config);
+  writePrivateFile(
     path.join(configDir, 'dynamicconfig.yaml'),
     `# Written by npm run cluster.
 limit.maxIDLength:

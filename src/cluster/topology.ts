@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { keptSecret } from '../secret-file';
+import { keepPrivate } from '../shared/private-dir';
 import { requireClusterTools } from '../temporal/tools';
 import { startHaproxy } from './haproxy';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
@@ -65,6 +66,11 @@ export async function freeClusterPorts(): Promise<ClusterPorts> {
 export interface ClusterOptions {
   /** Everything persistent: PostgreSQL's data (Temporal's two databases and the app's), configs, the outbox. */
   dataDir: string;
+  /**
+   * The private directory `dataDir` is in (`npm run cluster`: DATA_DIR; default `dataDir`): made
+   * 0700 at start, with files 0600, and the one PostgreSQL's user is let through (postgres-server.ts).
+   */
+  privateDir?: string;
   ports: ClusterPorts;
   workers?: number;
   /** The product's own settings for the worker and ingress processes (Stripe keys, SMTP, ...). */
@@ -112,6 +118,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const tools = requireClusterTools();
   const { dataDir, ports } = options;
   const log = options.log ?? (() => undefined);
+  const privateDir = options.privateDir ?? dataDir;
+  keepPrivate(privateDir);
   fs.mkdirSync(dataDir, { recursive: true });
   const started: { name: string; stop: () => Promise<void> }[] = [];
   const stopAll = async () => {
@@ -125,6 +133,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       dataDir: path.join(dataDir, 'postgres', 'data'),
       port: ports.postgres,
       password,
+      privateDir,
       onLine: (line) => log('postgres', line),
     });
     started.push({ name: 'postgres', stop: postgres.stop });
@@ -187,7 +196,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       DATABASE_URL: postgres.url(APP_DATABASE),
       DATA_DIR: path.join(dataDir, 'app'),
       HOST: '127.0.0.1',
-      TRUST_PROXY: 'loopback', // HAProxy, on loopback, sets X-Forwarded-For
+      // HAProxy, on loopback, replaces X-Forwarded-For with the client's address. Not a hop count:
+      // a direct connection is from loopback either way, and this trusts no one else's header.
+      TRUST_PROXY: 'loopback',
     };
     const apps: AppProcess[] = [];
     const launch = ({ role, name, port, metricsPort }: Omit<AppProcess, 'process'>): AppProcess => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
 import SMTPTransport from 'nodemailer/lib/smtp-transport';
+import { writePrivateFile } from '../shared/private-dir';
 import type { RenderedEmail } from './render';
 
 export interface OutgoingEmail extends RenderedEmail {
@@ -46,12 +47,11 @@ export function createOutboxMailer(outboxDir: string, from: string): Mailer {
     description: `outbox ${outboxDir}`,
     async send(email) {
       const info = await transport.sendMail({ from, ...email });
-      fs.mkdirSync(outboxDir, { recursive: true });
+      fs.mkdirSync(outboxDir, { recursive: true, mode: 0o700 });
       // Named after the Message-ID: a resend replaces the file instead of adding a second one.
+      // 0600: it holds the customer's address.
       const name = email.messageId.replace(/[<>]/g, '').replace(/[^A-Za-z0-9._-]/g, '_');
-      const file = path.join(outboxDir, `${name}.eml`);
-      fs.writeFileSync(`${file}.tmp`, info.message as Buffer);
-      fs.renameSync(`${file}.tmp`, file);
+      writePrivateFile(path.join(outboxDir, `${name}.eml`), info.message as Buffer);
     },
     close: () => transport.close(),
   };

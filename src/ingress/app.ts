@@ -42,6 +42,14 @@ export interface IngressDeps {
   /** Requests per minute per client on the landing page and status API. Default 120. */
   rateLimitPerMinute?: number;
   /**
+   * Webhook requests per minute per client refused with a 4xx (a bad signature, a malformed event,
+   * the wrong mode). Default 600. Stripe's events, answered 2xx or 503, are never counted, so its
+   * bursts and its redeliveries after an outage pass.
+   */
+  webhookRefusalsPerMinute?: number;
+  /** How long /readyz answers from its last check, so a flood of calls cannot hammer Temporal and the database. Default 1 s. */
+  readinessCacheMs?: number;
+  /**
    * How long one webhook's handling may take in all (Temporal calls and database reads) before it
    * is answered 503 so Stripe retries. Default 10 s: Stripe gives up on a request after about 20 s.
    */
@@ -97,6 +105,19 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     message: { error: 'too many requests; slow down' },
   });
 
+  // Counts only what a bot without the webhook secret gets: 4xx refusals. Stripe's signed events, 2xx
+  // or 503 while Temporal is away, are not counted, however many. Before the body is read, so a
+  // request over the limit costs no parsing.
+  const webhookLimiter = rateLimit({
+    windowMs: 60_000,
+    limit: deps.webhookRefusalsPerMinute ?? 600,
+    skipSuccessfulRequests: true,
+    requestWasSuccessful: (_req, res) => res.statusCode < 400 || res.statusCode >= 500,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    message: { error: 'too many refused webhooks; slow down' },
+  });
+
   // Every answer to Stripe, however it ends (including the body-size refusal of the error handler).
   const observeAck: express.RequestHandler = (_req, res, next) => {
     const started = process.hrtime.bigint();
@@ -109,7 +130,7 @@ export function createIngressApp(deps: IngressDeps): express.Express {
   };
 
   // --- Stripe webhook: raw body, verified, acknowledged only once Temporal has accepted. ---
-  app.post('/webhook', observeAck, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
+  app.post('/webhook', observeAck, webhookLimiter, express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT }), async (req: Request, res: Response) => {
     // Stripe always sends JSON; anything else is not Stripe (415, nothing read further).
     if (!req.is('application/json')) return void res.status(415).json({ error: 'Content-Type must be application/json' });
     const verified = verifyEvent(stripe.webhooks, {
@@ -316,7 +337,8 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     res.json({ ok: true });
   });
   // Anonymous callers learn only which dependency is down; the detail (hosts, ports, errors) goes to the log.
-  app.get('/readyz', async (_req, res) => {
+  // Calls within a check, or within readinessCacheMs of it, share its result.
+  const checkReadiness = sharedFor(deps.readinessCacheMs ?? 1000, async () => {
     const checks = await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {
         try {
@@ -328,8 +350,11 @@ export function createIngressApp(deps: IngressDeps): express.Express {
         }
       }),
     );
-    const ready = checks.every(([, state]) => state === 'ok');
-    res.status(ready ? 200 : 503).json({ ready, checks: Object.fromEntries(checks) });
+    return { ready: checks.every(([, state]) => state === 'ok'), checks: Object.fromEntries(checks) };
+  });
+  app.get('/readyz', async (_req, res) => {
+    const readiness = await checkReadiness();
+    res.status(readiness.ready ? 200 : 503).json(readiness);
   });
 
   app.use((_req, res) => {
@@ -360,6 +385,24 @@ function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promi
     timer = setTimeout(() => reject(new Error(message)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * `run`, shared: a call while a run is under way, or within `ms` after it settled, gets that run's
+ * result instead of starting another. `run` must not reject.
+ */
+function sharedFor<T>(ms: number, run: () => Promise<T>): () => Promise<T> {
+  let last: { result: Promise<T>; settledAt?: number } | undefined;
+  return () => {
+    if (last && (last.settledAt === undefined || Date.now() - last.settledAt < ms)) return last.result;
+    const current: { result: Promise<T>; settledAt?: number } = { result: run() };
+    const settled = () => {
+      current.settledAt = Date.now();
+    };
+    current.result.then(settled, settled);
+    last = current;
+    return current.result;
+  };
 }
 
 /** A reference field of a Stripe object: an ID, or the object itself when expanded. */
@@ -423,9 +466,43 @@ export interface RunningIngress {
   close(): Promise<void>;
 }
 
-/** Listens on `host:port` (port 0: any free port). */
-export async function listen(app: express.Express, port: number, host = '127.0.0.1'): Promise<RunningIngress> {
-  const server = http.createServer(app);
+/**
+ * How long a client may take and how many may be connected at once, so slow clients cannot hold
+ * the server. Node's defaults are 60 s for the headers, 300 s for a request, and no cap.
+ */
+export interface ServerBounds {
+  /** Until the request's headers have arrived, however slowly they trickle in: then 408 and closed. */
+  headersTimeoutMs: number;
+  /** Until the whole request, body included, has arrived (the handler's own time is not counted). */
+  requestTimeoutMs: number;
+  /** An idle kept-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections past this many are closed as they arrive. */
+  maxConnections: number;
+}
+
+/** Generous for real clients: Stripe and browsers send their headers at once, and the largest body (a 1 MB webhook) in seconds. */
+export const SERVER_BOUNDS: ServerBounds = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 };
+
+/** An HTTP server for `app`, within `bounds`. */
+export function boundedServer(app: express.Express, bounds: ServerBounds = SERVER_BOUNDS): http.Server {
+  const server = http.createServer(
+    {
+      headersTimeout: bounds.headersTimeoutMs,
+      requestTimeout: bounds.requestTimeoutMs,
+      // Node looks for expired requests on this interval (default 30 s, which would stretch a 10 s bound to 40 s).
+      connectionsCheckingInterval: Math.min(1000, bounds.headersTimeoutMs),
+    },
+    app,
+  );
+  server.keepAliveTimeout = bounds.keepAliveTimeoutMs;
+  server.maxConnections = bounds.maxConnections;
+  return server;
+}
+
+/** Listens on `host:port` (port 0: any free port), within `bounds`. */
+export async function listen(app: express.Express, port: number, host = '127.0.0.1', bounds: ServerBounds = SERVER_BOUNDS): Promise<RunningIngress> {
+  const server = boundedServer(app, bounds);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);

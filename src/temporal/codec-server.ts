@@ -1,9 +1,9 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { CodecServerConfig } from '../config';
-import { listen, type IngressLogger, type RunningIngress } from '../ingress/app';
+import { listen, type IngressLogger, type RunningIngress, type TrustProxy } from '../ingress/app';
 import { AesGcmCodec, PayloadDecryptionError } from './encryption';
 
 /**
@@ -14,6 +14,8 @@ import { AesGcmCodec, PayloadDecryptionError } from './encryption';
  * - Authentication: `Authorization: Bearer <CODEC_AUTH_TOKEN>` (the CLI's `--codec-auth`), or the
  *   session cookie `/login` sets after the operator pastes the token, which the UI sends when its
  *   codec settings include cross-origin credentials. Nothing is decoded without one.
+ * - Sessions live in this process's memory: "Sign out" ends one, "Sign out every session"
+ *   (`POST /logout-all`) ends them all, and so does a restart, without changing the token.
  * - CORS: only the Temporal UI's origins may call it from a browser, with credentials.
  */
 export interface CodecServerOptions {
@@ -23,11 +25,15 @@ export interface CodecServerOptions {
   logger: IngressLogger;
   /** Signed-in sessions last this long. Default 12 hours. */
   sessionMs?: number;
+  /** Express's `trust proxy`: whose X-Forwarded-Proto says the operator came over HTTPS (the cookie is then Secure). Default loopback. */
+  trustProxy?: TrustProxy;
 }
 
 const SESSION_COOKIE = 'codec_session';
 const BODY_LIMIT = '16mb'; // the UI decodes a whole history page at once
 const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Namespace';
+// The pages are plain forms with inline styles; no other site may frame them (clickjacking the sign-in).
+const CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 export function createCodecServerApp(options: CodecServerOptions): express.Express {
   const { codec, token, logger } = options;
@@ -35,12 +41,25 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
   const sessionMs = options.sessionMs ?? 12 * 3_600_000;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', options.trustProxy ?? 'loopback');
 
   app.use((_req, res, next) => {
-    res.set({ 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
+    res.set({
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'no-referrer',
+      'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+      'X-Frame-Options': 'DENY',
+    });
     next();
   });
+
+  // Session ID -> expiry (ms). In memory: one process serves the sessions it made, and a restart ends them all.
+  const sessions = new Map<string, number>();
+  const signedIn = (req: Request): boolean => {
+    const id = readCookie(req, SESSION_COOKIE);
+    return id !== undefined && (sessions.get(id) ?? 0) > Date.now();
+  };
 
   // CORS for the API only: /login is a page and a plain form post, which browsers send without CORS.
   const crossOrigin = (req: Request, res: Response, next: NextFunction) => {
@@ -73,25 +92,24 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
       res.status(401).type('html').send(loginPage('That is not the codec server’s token.'));
       return;
     }
-    const expires = Date.now() + sessionMs;
-    res.cookie(SESSION_COOKIE, `${expires}.${sessionMac(token, expires)}`, {
-      httpOnly: true,
-      sameSite: 'strict',
-      secure: req.secure,
-      maxAge: sessionMs,
-      path: '/',
-    });
+    for (const [id, expires] of sessions) if (expires <= Date.now()) sessions.delete(id);
+    const id = randomBytes(32).toString('base64url');
+    sessions.set(id, Date.now() + sessionMs);
+    // req.secure: HTTPS here, or X-Forwarded-Proto from a trusted proxy (trust proxy).
+    res.cookie(SESSION_COOKIE, id, { httpOnly: true, sameSite: 'strict', secure: req.secure, maxAge: sessionMs, path: '/' });
     logger.info('Codec server: operator signed in', { ip: req.ip });
     res.type('html').send(signedInPage(sessionMs));
   });
-  app.post('/logout', (_req, res) => {
+  app.post('/logout', (req, res) => {
+    const id = readCookie(req, SESSION_COOKIE);
+    if (id !== undefined) sessions.delete(id);
     res.clearCookie(SESSION_COOKIE, { path: '/' });
     res.type('html').send(loginPage('Signed out.'));
   });
 
   const authenticated = (req: Request, res: Response, next: NextFunction) => {
     const bearer = /^Bearer (.+)$/i.exec(req.get('Authorization') ?? '')?.[1];
-    if ((bearer !== undefined && sameSecret(bearer, token)) || validSession(readCookie(req, SESSION_COOKIE), token)) return next();
+    if ((bearer !== undefined && sameSecret(bearer, token)) || signedIn(req)) return next();
     logger.warn('Codec server: refused an unauthenticated call', { path: req.path, ip: req.ip });
     res
       .status(401)
@@ -99,6 +117,15 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
       .json({ error: 'a bearer token (CODEC_AUTH_TOKEN) or a signed-in session (/login) is required' });
   };
   const json = express.json({ limit: BODY_LIMIT, type: 'application/json' });
+
+  // A cookie that may have leaked: any signed-in operator, or the token's holder, ends every session.
+  app.post('/logout-all', authenticated, (req, res) => {
+    const count = sessions.size;
+    sessions.clear();
+    logger.warn('Codec server: every session signed out', { sessions: count, ip: req.ip });
+    res.clearCookie(SESSION_COOKIE, { path: '/' });
+    res.type('html').send(loginPage('Every session is signed out.'));
+  });
 
   for (const direction of ['decode', 'encode'] as const) {
     app.post(`/${direction}`, authenticated, json, async (req: Request, res: Response) => {
@@ -136,6 +163,7 @@ export function startCodecServer(config: CodecServerConfig & { token: string }, 
     codec: new AesGcmCodec(config.keys, config.encrypt),
     token: config.token,
     corsOrigins: config.corsOrigins,
+    trustProxy: config.trustProxy,
     logger,
   });
   return listen(app, config.port ?? 0, config.host);
@@ -181,18 +209,6 @@ function sameSecret(offered: string, expected: string): boolean {
   return timingSafeEqual(digest(offered), digest(expected));
 }
 
-/** A session is its expiry and a MAC of it under the token: no server state, valid on every replica, void when the token changes. */
-function sessionMac(token: string, expires: number): string {
-  return createHmac('sha256', token).update(`codec-session.${expires}`).digest('base64url');
-}
-
-function validSession(cookie: string | undefined, token: string): boolean {
-  const match = /^(\d+)\.([\w-]+)$/.exec(cookie ?? '');
-  if (!match) return false;
-  const expires = Number(match[1]);
-  return expires > Date.now() && sameSecret(match[2]!, sessionMac(token, expires));
-}
-
 function readCookie(req: Request, name: string): string | undefined {
   for (const part of (req.get('Cookie') ?? '').split(';')) {
     const [key, ...value] = part.trim().split('=');
@@ -217,5 +233,7 @@ function loginPage(notice?: string): string {
 function signedInPage(sessionMs: number): string {
   return page(`<p>Signed in for ${Math.round(sessionMs / 3_600_000)} hours. In the Temporal UI's codec server settings, make sure the
 endpoint is this server and <em>Include cross-origin credentials</em> is on, then reload a workflow.</p>
-<form method="post" action="logout"><button type="submit">Sign out</button></form>`);
+<form method="post" action="logout"><button type="submit">Sign out</button></form>
+<form method="post" action="logout-all"><p>A cookie may have leaked? End every signed-in session, everywhere (bearer tokens keep working):</p>
+<button type="submit">Sign out every session</button></form>`);
 }

@@ -34,7 +34,6 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-'));
-  fs.chmodSync(dir, 0o755); // PostgreSQL runs as its own user, which must reach its data directory
   [emulator, smtp] = await Promise.all([startStripeEmulator(), startSmtpServer()]);
   options = {
     dataDir: dir,

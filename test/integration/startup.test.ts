@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { StripeEmulator } from '../../src/stripe/emulator';
@@ -36,4 +39,28 @@ test('when the search attributes are not registered, then the worker refuses to 
   const stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle });
   expect(stack.workers.map((worker) => worker.getState())).toEqual(['RUNNING', 'RUNNING']);
   await stack.stop();
+});
+
+test('when the stack starts on a data directory others can read, then the directory and everything in it, PGlite’s files included, are its owner’s alone', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'startup-private-'));
+  fs.mkdirSync(path.join(dataDir, 'outbox'));
+  fs.writeFileSync(path.join(dataDir, 'outbox', 'receipt.eml'), 'To: jenny@example.com'); // left by an older version
+  for (const [entry, mode] of [['.', 0o755], ['outbox', 0o755], ['outbox/receipt.eml', 0o644]] as const) fs.chmodSync(path.join(dataDir, entry), mode);
+  await registerSearchAttributes(env.connection, 'default');
+
+  const stack = await startTestStack(env, { emulatorUrl: emulator.url, smtpUrl: smtp.url, workflowBundle: bundle, dataDir });
+  try {
+    const modes = new Map<string, string>([['.', (fs.statSync(dataDir).mode & 0o777).toString(8)]]);
+    for (const entry of fs.readdirSync(dataDir, { recursive: true }) as string[]) {
+      const stat = fs.lstatSync(path.join(dataDir, entry));
+      modes.set(entry, `${stat.isDirectory() ? 'dir' : 'file'} ${(stat.mode & 0o777).toString(8)}`);
+    }
+    expect(modes.get('.')).toBe('700');
+    expect([...modes.keys()].filter((entry) => entry.startsWith(`pglite${path.sep}pg_wal${path.sep}`)).length).toBeGreaterThan(0);
+    const open = [...modes].filter(([entry, mode]) => entry !== '.' && mode !== 'dir 700' && mode !== 'file 600');
+    expect(open).toEqual([]);
+  } finally {
+    await stack.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 });

@@ -191,4 +191,12 @@ describe('payload encryption settings', () => {
     const config = loadCodecServerConfig({ PAYLOAD_ENCRYPTION_KEYS: KEY, CODEC_AUTH_TOKEN: 't'.repeat(32), CODEC_CORS_ORIGINS: 'http://127.0.0.1:8080' });
     expect(config).toEqual(expect.objectContaining({ port: 8234, encrypt: true, corsOrigins: ['http://127.0.0.1:8080'] }));
   });
+
+  test('when the codec server is behind a proxy, then TRUST_PROXY says whose word on HTTPS it takes (loopback by default)', () => {
+    const own = { PAYLOAD_ENCRYPTION_KEYS: KEY, CODEC_AUTH_TOKEN: 't'.repeat(32), CODEC_CORS_ORIGINS: 'http://127.0.0.1:8080' };
+    expect(loadCodecServerConfig(own).trustProxy).toEqual(['loopback']);
+    expect(loadCodecServerConfig({ ...own, TRUST_PROXY: '10.0.0.0/8' }).trustProxy).toEqual(['10.0.0.0/8']);
+    expect(() => loadCodecServerConfig({ ...own, TRUST_PROXY: 'sometimes' })).toThrow(/TRUST_PROXY: must be/);
+    expect(loadConfig({ ...valid, TRUST_PROXY: 'false' }).codec.trustProxy).toBe(false);
+  });
 });
