@@ -1,20 +1,30 @@
-# The app image: ingress and worker (one process, or split with `node dist/src/main.js worker|ingress`).
-FROM node:20-bookworm-slim AS build
+# The app image: ingress and worker in one process, or split with `node dist/src/main.js
+# worker|ingress|codec`, against the Temporal server at TEMPORAL_ADDRESS (the embedded dev server is
+# not in the image). Node 24, an LTS line (README, "Node versions").
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+# Exactly the lockfile's versions; the dev dependencies (TypeScript) are needed to build.
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY workflows workflows
 COPY activities activities
 COPY scripts scripts
-RUN npm run build && npm prune --omit=dev
+RUN npm run build
 
-FROM node:20-bookworm-slim
+# The runtime's dependencies only: no dev dependency, @temporalio/testing (the embedded dev
+# server's, which the image never starts) among them.
+FROM node:24-bookworm-slim AS runtime-deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4242
 WORKDIR /app
 # The worker bundles workflows/ at start from the TypeScript sources' compiled output.
-COPY --from=build /app/node_modules node_modules
+COPY --from=runtime-deps /app/node_modules node_modules
 COPY --from=build /app/dist dist
 COPY package.json ./
 USER node

@@ -5,6 +5,7 @@
  * only checks the cache. Run by `npm start` and `npm test` before anything else.
  */
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -208,6 +209,37 @@ function provisionClusterTools(): ClusterTools | undefined {
   return { temporalServer, temporalSqlTool, postgresSchemaDir, uiServer };
 }
 
+/**
+ * tools/compose-config: Compose's own loader (compose-go), which `npm test` runs to check
+ * docker-compose.yml's policy without a Docker engine. Built from the work tree's module and
+ * cached under a hash of its sources, so an edit rebuilds it and nothing else does.
+ */
+function provisionComposeConfig(): string | undefined {
+  if (!goAvailable()) {
+    log('compose-config: skipped (no Go >= 1.25); test/unit/compose-policy.test.ts needs it');
+    return undefined;
+  }
+  const source = path.resolve(__dirname, '../tools/compose-config');
+  const hash = crypto.createHash('sha256');
+  for (const file of ['go.mod', 'go.sum', 'main.go']) hash.update(fs.readFileSync(path.join(source, file)));
+  const target = path.join(cache, `compose-config-${hash.digest('hex').slice(0, 12)}`, 'compose-config');
+  if (fs.existsSync(target)) {
+    log(`compose-config: cached at ${target}`);
+    return target;
+  }
+  log('compose-config: building tools/compose-config (compose-go: seconds, once its modules are downloaded)');
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  timed('compose-config: built', () =>
+    execFileSync('go', ['build', '-buildvcs=false', '-o', target, '.'], {
+      cwd: source,
+      env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: INSTALL_TIMEOUT_MS,
+    }),
+  );
+  return target;
+}
+
 /** A Debian package the tests and the cluster need, installed with apt-get when missing and we may. */
 function provisionDebianPackage(pkg: string, present: () => boolean, purpose: string): void {
   if (present()) return;
@@ -245,6 +277,7 @@ async function main(): Promise<void> {
     testServer: await provisionTestServer(),
     stripeMock: provisionStripeMock(),
     cluster: provisionClusterTools(),
+    composeConfig: provisionComposeConfig(),
   };
   fs.writeFileSync(manifestPath(), JSON.stringify(manifest, null, 2) + '\n');
   provisionPostgres();

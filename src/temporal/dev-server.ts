@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
+import { StartupError } from '../config';
 import { resolveTools } from './tools';
 
 export const SQLITE_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
@@ -39,6 +40,7 @@ export interface EmbeddedDevServer {
  */
 export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions): Promise<EmbeddedDevServer> {
   fs.mkdirSync(options.dataDir, { recursive: true });
+  const { TestWorkflowEnvironment } = await loadTestingPackage();
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
       executable: resolveTools().temporalCli,
@@ -62,4 +64,22 @@ export async function startEmbeddedDevServer(options: EmbeddedDevServerOptions):
     uiUrl: `http://127.0.0.1:${options.uiPort}`,
     stop: () => env.teardown(),
   };
+}
+
+/**
+ * `@temporalio/testing`, which starts the dev server, is a dev dependency: `npm ci` installs it
+ * (so `npm start` has it), `npm ci --omit=dev` (the image) does not. Loaded only here, so a
+ * process pointed at a Temporal server (TEMPORAL_ADDRESS) never needs it.
+ */
+async function loadTestingPackage(): Promise<{ TestWorkflowEnvironment: typeof TestWorkflowEnvironment }> {
+  try {
+    return await import('@temporalio/testing');
+  } catch (err) {
+    const { code, message } = err as { code?: string; message?: string };
+    const notInstalled = (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') && message?.includes("'@temporalio/testing'");
+    if (!notInstalled) throw err;
+    throw new StartupError(
+      'the embedded Temporal dev server needs @temporalio/testing, a dev dependency this install omits (npm ci --omit=dev): set TEMPORAL_ADDRESS to a Temporal server, or install with `npm ci`',
+    );
+  }
 }

@@ -28,6 +28,8 @@ export interface ToolManifest {
   stripeMock?: string;
   /** Absent without Go: only `npm run cluster` and its tests need it. */
   cluster?: ClusterTools;
+  /** tools/compose-config, Compose's own loader; absent without Go: only the compose policy test needs it. */
+  composeConfig?: string;
 }
 
 export interface ClusterTools {
@@ -68,7 +70,7 @@ export function resolveTools(): ToolManifest {
   if (!temporalCli || !testServer) {
     throw new Error(`Temporal servers are not provisioned (no ${manifestPath()}): run \`npm run provision\``);
   }
-  return { temporalCli, testServer, stripeMock, cluster: recorded.cluster };
+  return { temporalCli, testServer, stripeMock, cluster: recorded.cluster, composeConfig: recorded.composeConfig };
 }
 
 export function requireClusterTools(): ClusterTools {
@@ -77,6 +79,14 @@ export function requireClusterTools(): ClusterTools {
     throw new Error('The Temporal server is not provisioned: install Go >= 1.25 and run `npm run provision`');
   }
   return cluster;
+}
+
+export function requireComposeConfig(): string {
+  const { composeConfig } = resolveTools();
+  if (!composeConfig || !fs.existsSync(composeConfig)) {
+    throw new Error('compose-config is not provisioned: install Go >= 1.25 and run `npm run provision`');
+  }
+  return composeConfig;
 }
 
 export function requireStripeMock(): string {
