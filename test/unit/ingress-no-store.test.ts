@@ -3,10 +3,8 @@
  * theirs may be cached, refusals included. The real ingress app runs in-process on port 0, with a
  * store and a starter of the test's own (no Temporal, no database).
  */
-import Stripe from 'stripe';
+import { ingressDeps } from '../helpers/ingress-deps';
 import { createIngressApp, listen, type IngressDeps, type RunningIngress } from '../../src/ingress/app';
-import { createMemoryLogger } from '../../src/logger';
-import { createMetrics } from '../../src/metrics';
 import type { FulfillmentRecord, FulfillmentStore } from '../../src/store/fulfillment-store';
 import type { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { receivedView } from '../../workflows/definitions';
@@ -43,20 +41,7 @@ const store = {
 // Stripe knows none of the sessions the store has no record of: the landing page answers 404.
 const starter = { sessionExists: async () => false } as unknown as FulfillmentStarter;
 
-function deps(overrides: Partial<IngressDeps> = {}): IngressDeps {
-  return {
-    starter,
-    store,
-    stripe: new Stripe('sk_test_unused'),
-    webhookSecrets: ['whsec_test_unused'],
-    livemode: false,
-    trustProxy: ['loopback'],
-    logger: createMemoryLogger(),
-    metrics: createMetrics(store),
-    readiness: { temporal: async () => undefined, database: async () => undefined },
-    ...overrides,
-  };
-}
+const deps = (overrides: Partial<IngressDeps> = {}): IngressDeps => ingressDeps({ store, starter }, overrides);
 
 let ingress: RunningIngress;
 let limited: RunningIngress;

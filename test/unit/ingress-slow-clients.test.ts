@@ -6,28 +6,14 @@
 import net from 'node:net';
 import Stripe from 'stripe';
 import { boundedServer, createIngressApp, listen, SERVER_BOUNDS, type IngressDeps, type RunningIngress, type ServerBounds } from '../../src/ingress/app';
-import { createMemoryLogger } from '../../src/logger';
-import { createMetrics } from '../../src/metrics';
 import type { FulfillmentStore } from '../../src/store/fulfillment-store';
 import type { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
+import { ingressDeps } from '../helpers/ingress-deps';
 
 const WEBHOOK_SECRET = 'whsec_test_slow_clients';
 const store = { getRecord: async () => null, waitingSessions: async () => [] } as unknown as FulfillmentStore;
 
-function deps(overrides: Partial<IngressDeps> = {}): IngressDeps {
-  return {
-    starter: {} as FulfillmentStarter,
-    store,
-    stripe: new Stripe('sk_test_unused'),
-    webhookSecrets: [WEBHOOK_SECRET],
-    livemode: false,
-    trustProxy: ['loopback'],
-    logger: createMemoryLogger(),
-    metrics: createMetrics(store),
-    readiness: { temporal: async () => undefined, database: async () => undefined },
-    ...overrides,
-  };
-}
+const deps = (overrides: Partial<IngressDeps> = {}): IngressDeps => ingressDeps({ store, webhookSecret: WEBHOOK_SECRET }, overrides);
 
 const SHORT: ServerBounds = { headersTimeoutMs: 1000, requestTimeoutMs: 2000, keepAliveTimeoutMs: 500, maxConnections: 1024 };
 
