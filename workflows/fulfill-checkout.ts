@@ -17,6 +17,7 @@ import { durationMs } from '../src/shared/duration';
 import { decide } from './decide';
 import {
   adoptRecord,
+  CANCELED_BY_OPERATOR,
   bestEffortEmail as bestEffortEmailFor,
   createInbox,
   createRecorder,
@@ -385,7 +386,7 @@ export async function fulfillCheckout(input: FulfillCheckoutInput): Promise<Fulf
     if (isCancellation(err) && decided) await finishCutOffVerdict(view, transition);
     else if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
-        view.reason = 'canceled by an operator';
+        view.reason = CANCELED_BY_OPERATOR;
         await transition('failed');
       });
     }

@@ -419,12 +419,12 @@ export async function fulfillPaymentIntent(input: FulfillPaymentIntentInput): Pr
       if (authorized) {
         await CancellationScope.nonCancellable(async () => {
           try {
-            await release(authorized, 'canceled by an operator');
+            await release(authorized, CANCELED_BY_OPERATOR);
           } catch (inner) {
             // Captured after all, and the fulfiller then gave up: recorded failed for an operator, never left `fulfilling`.
             const gaveUp = failureOf(inner);
             if (!gaveUp?.nonRetryable) throw inner;
-            view.reason = `canceled by an operator; ${gaveUp.type ?? 'Error'}: ${gaveUp.message}`;
+            view.reason = `${CANCELED_BY_OPERATOR}; ${gaveUp.type ?? 'Error'}: ${gaveUp.message}`;
             await transition('failed');
           }
         });

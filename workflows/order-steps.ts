@@ -106,6 +106,10 @@ export const A_REDELIVERY_WAKES_PATCH = 'a-redelivery-wakes-a-waiting-run';
 /** A verdict whose write an operator's cancel cut off is written, not left unwritten (both order kinds). */
 export const CUT_OFF_VERDICT_PATCH = 'a-cut-off-verdict-is-written';
 
+/** The reasons `refundedBeforeFulfilling` records: money back alone stopped the order (`stoppedByMoneyBack` reads them). */
+const LOST_BEFORE_FULFILLING = 'a dispute was lost before it was fulfilled; nothing was fulfilled';
+const REFUNDED_BEFORE_FULFILLING = 'refunded in full before it was fulfilled; nothing was fulfilled';
+
 /**
  * Whether Stripe says the payment is refunded in full, so nothing is to be fulfilled (the refund is
  * then settled like any other: its pass records `refunded`). Read when a refund event came first,
@@ -123,7 +127,7 @@ export async function refundedBeforeFulfilling(
   // A dispute already lost took the money as surely as a refund (the schedule explorer found one fulfilled).
   const lost = disputes.some((dispute) => disputeOutcome(dispute) === 'lost') && patched(LOST_DISPUTE_BEFORE_FULFILLING_PATCH);
   if (!lost && !refundedInFull(refunds, view.amountTotal)) return false;
-  view.reason = lost ? 'a dispute was lost before it was fulfilled; nothing was fulfilled' : 'refunded in full before it was fulfilled; nothing was fulfilled';
+  view.reason = lost ? LOST_BEFORE_FULFILLING : REFUNDED_BEFORE_FULFILLING;
   inbox.moneyBackPending = true; // settled once the run ends, whether or not its event has arrived yet
   return true;
 }
@@ -133,8 +137,6 @@ export async function refundedBeforeFulfilling(
  * appeal, a refund that failed after it had succeeded) runs the order again (found by the explorer's long run).
  */
 export const WON_BACK_RUNS_AGAIN_PATCH = 'a-dispute-won-back-runs-the-order-again';
-/** The words `refundedBeforeFulfilling` records when money back alone stopped the order (kept in step with it). */
-const STOPPED_BY_MONEY_BACK = ['a dispute was lost before it was fulfilled', 'refunded in full before it was fulfilled'];
 export const CANCELED_BY_OPERATOR = 'canceled by an operator';
 
 /**
@@ -145,7 +147,7 @@ export const CANCELED_BY_OPERATOR = 'canceled by an operator';
 export function stoppedByMoneyBack(recorded: FulfillmentView): boolean {
   const reason = recorded.reason ?? '';
   const ended = recorded.status === 'dispute_lost' || recorded.status === 'refunded' || recorded.status === 'failed';
-  return ended && recorded.fulfilled.length === 0 && STOPPED_BY_MONEY_BACK.some((words) => reason.includes(words)) && !reason.includes(CANCELED_BY_OPERATOR);
+  return ended && recorded.fulfilled.length === 0 && [LOST_BEFORE_FULFILLING, REFUNDED_BEFORE_FULFILLING].some((words) => reason.includes(words)) && !reason.includes(CANCELED_BY_OPERATOR);
 }
 
 /**
