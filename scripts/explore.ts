@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { checkOneWorld, exploreWorlds, formatReport, mergeReports, type ExploreReport } from '../test/explorer/explore-worlds';
 import type { World } from '../test/explorer/world';
-import { startExplorer } from '../test/explorer/run-world';
+import { startExplorer, workerHealth } from '../test/explorer/run-world';
 
 // `npm run explore -- --count N --seconds S --seed X [--path P] [--json FILE] [--resume FILE] [--shrink-seconds S] [--workers W]`,
 // or `-- --world JSON|FILE`. `--resume FILE` keeps a long run's progress after each batch of 100 worlds: the
@@ -65,7 +65,7 @@ async function main(): Promise<number> {
       progressFile: values.resume,
       shrinkSeconds: integer('shrink-seconds', values['shrink-seconds']),
       worker: { index, of },
-      onBatch: (r) => console.error(`${values.worker ? `explorer ${index + 1}/${of}: ` : ''}${r.worlds} worlds, ${Object.values(r.violations).reduce((a, b) => a + b, 0)} violations, ${r.worldsPerMinute.toFixed(1)} worlds/min`),
+      onBatch: (r) => console.error(`${values.worker ? `explorer ${index + 1}/${of}: ` : ''}${r.worlds} worlds, ${Object.values(r.violations).reduce((a, b) => a + b, 0)} violations, ${r.worldsPerMinute.toFixed(1)} worlds/min; ${workerHealth(explorer)}`),
     });
     if (!values.quiet) console.log(formatReport(report));
     // For tools (the mutation runner, --workers): the report as JSON.

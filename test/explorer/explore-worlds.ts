@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { checkWorld, INVARIANTS, type Invariant, type Violation } from './oracle';
-import { runWorld, withTimeout, WORLD_DEADLINE_MS, WorldTimedOut, type Explorer, type WorldOutcome } from './run-world';
+import { runWorld, withTimeout, workerHealth, WORLD_DEADLINE_MS, WorldTimedOut, type Explorer, type WorldOutcome } from './run-world';
 import { sizeOf, worldArb, type World } from './world';
 
 export interface ExploreOptions {
@@ -109,7 +109,7 @@ async function runBatch(explorer: Explorer, report: ExploreReport, batch: { seed
       shrinkingSince ??= Date.now();
       throw err;
     }
-    const found = outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
+    const found = withHealth(explorer, outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome));
     keepDump(found.length > 0);
     // The table counts the worlds explored, not the replays fast-check runs while shrinking.
     if (shrinkingSince === null) {
@@ -166,7 +166,14 @@ function count(report: ExploreReport, outcome: WorldOutcome): void {
 /** Runs one world as it is written (a regression world, or a counterexample saved as JSON): its violations. */
 export async function checkOneWorld(explorer: Explorer, world: World): Promise<Violation[]> {
   const outcome = await boundedRun(explorer, world);
-  return outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome);
+  return withHealth(explorer, outcome instanceof WorldTimedOut ? [timedOut(outcome)] : checkWorld(outcome));
+}
+
+/** A world that did not come to rest carries what the workers were doing at its end. */
+function withHealth(explorer: Explorer, violations: Violation[]): Violation[] {
+  if (!violations.some((v) => v.invariant === 'at_rest')) return violations;
+  const health = workerHealth(explorer);
+  return violations.map((v) => (v.invariant === 'at_rest' ? { ...v, detail: `${v.detail} (${health})` } : v));
 }
 
 /**

@@ -126,6 +126,26 @@ export async function startExplorer(): Promise<Explorer> {
   }
 }
 
+/**
+ * What the product's workers are doing now, in one line: each worker's state and its tasks in
+ * flight, and the errors and warnings the product logged since the last look. A world that does
+ * not come to rest says this beside its violation: a task held by a worker that is stuck, or a
+ * worker that stopped, is the product's or the SDK's, not the world's.
+ */
+export function workerHealth(explorer: Explorer): string {
+  const workers = explorer.stack.workers.map((worker) => {
+    const s = worker.getStatus();
+    return `${s.runState} activations=${s.numInFlightWorkflowActivations} activities=${s.numInFlightNonLocalActivities} local=${s.numInFlightLocalActivities} cached=${s.numCachedWorkflows}`;
+  });
+  const entries = explorer.stack.logger.entries;
+  const fresh = entries.slice(healthSeen.get(explorer) ?? 0).filter((entry) => entry.level === 'error' || entry.level === 'warn');
+  healthSeen.set(explorer, entries.length);
+  const last = fresh.at(-1);
+  const logged = fresh.length === 0 ? 'none' : `${fresh.length}, last: ${last!.level} ${last!.message} ${JSON.stringify(last!.meta ?? {}).slice(0, 300)}`;
+  return `workers [${workers.join(' | ')}], errors and warnings logged since the last look: ${logged}, held: mail ${explorer.smtp.held()} writes ${explorer.database.held()}`;
+}
+const healthSeen = new WeakMap<Explorer, number>();
+
 /** A merchant's fulfiller that writes what it delivers and takes back to a ledger; while `faults.fulfiller`, its warehouse is unreachable (retryable). */
 function ledgerFulfiller(faults: Record<Outage, boolean>): Fulfiller {
   return {
