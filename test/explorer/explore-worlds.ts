@@ -185,9 +185,19 @@ async function boundedRun(explorer: Explorer, world: World): Promise<WorldOutcom
   try {
     return await withTimeout(runWorld(explorer, world), WORLD_DEADLINE_MS + 60_000, hung);
   } catch (err) {
+    if (err === hung) hung.message += `: ${await whereItHung(explorer)}`;
     if (err instanceof WorldTimedOut) return err;
     throw err;
   }
+}
+
+/** Where a hung world waits, and whether the test server still answers and its clock moves. */
+async function whereItHung(explorer: Explorer): Promise<string> {
+  const { label, since } = explorer.doing;
+  const clock = () => withTimeout(explorer.env.currentTimeMs(), 5_000).then(String, (err: Error) => `no answer (${err.message})`);
+  const first = await clock();
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  return `awaiting ${label} for ${Math.round((Date.now() - since) / 1000)} s; the test server's time ${first}, 2 s later ${await clock()}`;
 }
 
 const timedOut = (err: WorldTimedOut): Violation => ({ invariant: 'at_rest', order: -1, id: '', detail: err.message });

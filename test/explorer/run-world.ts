@@ -62,7 +62,15 @@ export interface Explorer {
   /** Temporal's time minus the wall clock: the emulator's clock follows the test server's. */
   clockOffsetMs: number;
   worlds: number;
+  /** What the world in play awaits now, since when (real time): a world that hangs says where. */
+  doing: { label: string; since: number };
   stop(): Promise<void>;
+}
+
+/** Awaits `promise` as `label`: where a hung world was, if it hangs there. */
+function track<T>(explorer: Explorer, label: string, promise: Promise<T>): Promise<T> {
+  explorer.doing = { label, since: Date.now() };
+  return promise;
 }
 
 export async function startExplorer(): Promise<Explorer> {
@@ -114,6 +122,7 @@ export async function startExplorer(): Promise<Explorer> {
         clock.offsetMs = value;
       },
       worlds: 0,
+      doing: { label: 'nothing yet', since: Date.now() },
       async stop() {
         await Promise.all([stack.stop(), replayer.close()]);
         await Promise.all([env.teardown(), emulator.close(), smtp.stop()]);
@@ -302,9 +311,9 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   };
   endOutages(explorer);
   // Each world starts past the reconciler's look-back from the last, so a run lists this world's orders only.
-  await env.sleep(RECONCILE_LOOKBACK_MS + DAY);
+  await track(explorer, 'the sleep between worlds', env.sleep(RECONCILE_LOOKBACK_MS + DAY));
   const now = async () => {
-    const ms = await env.currentTimeMs();
+    const ms = await track(explorer, "Temporal's time", env.currentTimeMs());
     explorer.clockOffsetMs = ms - Date.now();
     return ms;
   };
@@ -312,7 +321,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   const overBudgetBefore = emulator.rateLimited();
   const stripe = new StripeWorld(emulator);
   const url = stack.ingress!.url;
-  const orders = await Promise.all(world.orders.map((kind, index) => placeOrder(explorer, stripe, index, kind, worldId)));
+  const orders = await track(explorer, 'placing the orders', Promise.all(world.orders.map((kind, index) => placeOrder(explorer, stripe, index, kind, worldId))));
   const startedAt = await now();
   const outcomes = orders.map(
     (order): Omit<OrderOutcome, 'facts' | 'status' | 'statusBeforeTimers' | 'ledger' | 'emails' | 'stillRunning' | 'second'> => ({
@@ -336,14 +345,14 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   for (const [index, step] of world.steps.entries()) {
     onTime(`step ${index}: ${JSON.stringify(step)}`);
     const stepStarted = Date.now();
-    await runStep(index, step);
+    await track(explorer, `step ${index} (${step.do})`, runStep(index, step));
     profile?.(JSON.stringify(step), stepStarted);
   }
   async function runStep(index: number, step: World['steps'][number]): Promise<void> {
     if (step.do === 'wait') {
       // An outage lasts a while, not days: each retry while it lasts is real work on this machine.
       const during = Object.values(explorer.faults).some(Boolean);
-      await env.sleep(during ? Math.min(step.ms, MAX_WAIT_DURING_OUTAGE_MS) : step.ms);
+      await track(explorer, `step ${index}: sleeping ${step.ms} ms`, env.sleep(during ? Math.min(step.ms, MAX_WAIT_DURING_OUTAGE_MS) : step.ms));
       return;
     }
     const atMs = await now();
@@ -366,7 +375,7 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
         // The change did not apply (or an open session has no creation event, or the endpoint does not subscribe to it): Stripe sends nothing.
         if (!payload || NOT_SUBSCRIBED.includes((JSON.parse(payload) as { type: string }).type)) break;
         counts.deliveries++;
-        const status = await postWebhook(url, payload, { timeoutMs: 15_000 }).then(
+        const status = await track(explorer, `step ${index}: delivering`, postWebhook(url, payload, { timeoutMs: 15_000 })).then(
           (answer) => answer.status,
           () => 0,
         );
@@ -378,9 +387,13 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       }
       case 'visit': {
         const id = orders[step.order]!.id;
-        const status = await fetch(`${url}/after-checkout?session_id=${id}`, { signal: AbortSignal.timeout(15_000) }).then(
-          async (response) => (await response.text(), response.status),
-          () => 0,
+        const status = await track(
+          explorer,
+          `step ${index}: visiting`,
+          fetch(`${url}/after-checkout?session_id=${id}`, { signal: AbortSignal.timeout(15_000) }).then(
+            async (response) => (await response.text(), response.status),
+            () => 0,
+          ),
         );
         if (status === 429) counts.visitsSkipped++;
         else contact(step.order, index, 'visit', status, atMs);
@@ -389,10 +402,10 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       case 'cancel': {
         counts.operatorActions++;
         const id = orders[step.order]!.id;
-        if (!(await isRunning(env, id))) break;
-        await env.client.workflow.getHandle(id).cancel();
+        if (!(await track(explorer, `step ${index}: is it running`, isRunning(env, id)))) break;
+        await track(explorer, `step ${index}: canceling`, env.client.workflow.getHandle(id).cancel());
         // What was fulfilled once that run closed: nothing may be added until an operator redrives.
-        const closed = await untilClosed(env, id, 5_000);
+        const closed = await track(explorer, `step ${index}: until the canceled run closed`, untilClosed(env, id, 5_000));
         outcomes[step.order]!.canceled = { step: index, fulfilledUnits: closed ? sum(await ledgerOf(explorer, id), 'fulfilled') : null };
         break;
       }
@@ -401,8 +414,8 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
         const id = orders[step.order]!.id;
         // As `npm run redrive` does it: a running execution is left alone.
         const starter = new FulfillmentStarter(env.client, { getRecord: async () => null }, { taskQueue: TASK_QUEUE, paymentDeadline: '7 days', timeoutMs: 10_000, redrive: true });
-        if (await starter.isRunning(id)) break;
-        await starter.ensureStarted(id);
+        if (await track(explorer, `step ${index}: is it running`, starter.isRunning(id))) break;
+        await track(explorer, `step ${index}: redriving`, starter.ensureStarted(id));
         outcomes[step.order]!.redriven.push(index);
         contact(step.order, index, 'redrive', 200, atMs);
         break;
@@ -410,11 +423,11 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       case 'reconcile': {
         counts.reconciles++;
         // Started, not awaited: it may need an outage to end first. It counts for what Stripe said before it started.
-        const handle = await env.client.workflow.start(reconcile, {
+        const handle = await track(explorer, `step ${index}: starting a reconciler run`, env.client.workflow.start(reconcile, {
           taskQueue: TASK_QUEUE,
           workflowId: `reconcile-${worldId}-${index}`,
           args: [{ lookback: `${RECONCILE_LOOKBACK_MS / DAY} days`, stuckAfter: '1 hour' }],
-        });
+        }));
         reconciles.push({ step: index, atMs, handle });
         break;
       }
@@ -430,10 +443,10 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   // A reconciler run that completed with every phase tells the product of every order Stripe listed to it.
   for (const run of reconciles) {
     onTime(`the reconciler run of step ${run.step}`);
-    const report = await withTimeout(run.handle.result(), settleTimeoutMs).catch(() => null);
+    const report = await track(explorer, `the reconciler run of step ${run.step}`, withTimeout(run.handle.result(), settleTimeoutMs)).catch(() => null);
     if (!report || (report as ReconcileReport).failedPhases?.length) continue;
     // It read Stripe at some moment between its start and its close: what Stripe said then is any state in between.
-    const closedAtMs = (await run.handle.describe()).closeTime?.getTime() ?? Infinity;
+    const closedAtMs = (await track(explorer, `describing the reconciler run of step ${run.step}`, run.handle.describe())).closeTime?.getTime() ?? Infinity;
     for (const o of outcomes) {
       contact(o.order, run.step, 'reconcile', 200, run.atMs);
       Object.assign(o.contacts.at(-1)!, { changesBefore: o.changes.filter((c) => c.step < run.step).length - 1, changesUntil: o.changes.filter((c) => c.step < run.step || c.atMs <= closedAtMs).length - 1 });
@@ -445,8 +458,8 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
   const restBy = () => Math.min(settleTimeoutMs, Math.max(0, deadline - Date.now()));
   // What the records say once the product has acted on everything it was told, before any timer of its own fired.
   await untilAtRest(explorer, [...ids, ...routes], restBy(), { timers: false });
-  const promptly = await Promise.all(orders.map(async (order) => (await stack.services.store.getRecord(order.id))?.view.status ?? null));
-  if (process.env.EXPLORE_DUMP) await dumpHistories(explorer, path.join(process.env.EXPLORE_DUMP, 'latest'), ids, world);
+  const promptly = await track(explorer, 'reading the records', Promise.all(orders.map(async (order) => (await stack.services.store.getRecord(order.id))?.view.status ?? null)));
+  if (process.env.EXPLORE_DUMP) await track(explorer, 'dumping the histories', dumpHistories(explorer, path.join(process.env.EXPLORE_DUMP, 'latest'), ids, world));
   const stillRunning = await untilAtRest(explorer, [...ids, ...routes], restBy());
   profile?.('until at rest', restStarted);
   const { store } = stack.services;
@@ -467,15 +480,17 @@ export async function runWorld(explorer: Explorer, world: World, { settleTimeout
       second: await secondOf(order.secondPaymentIntentId),
     });
   }
-  const histories = await historiesOf(env, [...ids, ...routes, ...reconciles.map((run) => run.handle.workflowId)]);
+  explorer.doing = { label: 'reading the outcome', since: Date.now() };
+  const histories = await track(explorer, 'fetching the histories', historiesOf(env, [...ids, ...routes, ...reconciles.map((run) => run.handle.workflowId)]));
   // Housekeeping, once the world is judged: the reconciler re-reads every dispute our records hold
   // open, whatever its age, so a world's open disputes would cost every later world's runs.
-  await stack.services.db.query(`DELETE FROM checkout_sessions WHERE session_id = ANY($1) AND view->'disputes' @> '[{"outcome":"open"}]'`, [ids]);
+  await track(explorer, 'forgetting open disputes', stack.services.db.query(`DELETE FROM checkout_sessions WHERE session_id = ANY($1) AND view->'disputes' @> '[{"outcome":"open"}]'`, [ids]));
+  const replayFailures = await track(explorer, 'replaying the histories', explorer.replayer.failures(histories.histories));
   return {
     orders: results,
     ...counts,
     workflowTaskFailures: histories.taskFailures,
-    replayFailures: await explorer.replayer.failures(histories.histories),
+    replayFailures,
     overBudget: emulator.rateLimited() - overBudgetBefore,
     stillRunning: stillRunning.filter((id) => !ids.includes(id)),
     smtpOutage: world.steps.some((step) => step.do === 'outage' && step.what === 'smtp'),
@@ -601,12 +616,12 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
     let working = false;
     let waiting = false;
     let nextRetryMs = Infinity;
-    const now = await env.currentTimeMs();
+    const now = await track(explorer, "at rest? Temporal's time", env.currentTimeMs());
     for (const id of ids) {
-      const described = await describe(env, id);
+      const described = await track(explorer, `at rest? describing ${id}`, describe(env, id));
       if (described?.workflowExecutionInfo?.status !== RUNNING) continue;
       running.push(id);
-      const events = (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
+      const events = (await track(explorer, `at rest? the history of ${id}`, env.client.workflow.getHandle(id).fetchHistory())).events ?? [];
       const pending = described.pendingActivities ?? [];
       // An activity waiting for a retry not yet due is no work: time is skipped to it. One queued or running is.
       const retries = pending.map((activity) => nextAttemptAt(activity, events)).filter((at): at is number => at !== undefined && at > now);
@@ -640,12 +655,12 @@ async function untilAtRest(explorer: Explorer, ids: string[], timeoutMs: number,
     // A slow mail server answers on Temporal's clock: once no activity runs (the test server's clock then skips), skip quickly to its answer.
     if (working && Date.now() - lastSkip > (mailHeld ? 100 : 2_000)) {
       // The test server's clock stands still unless skipped: let an attempt's timeouts (heartbeat, start-to-close) come as they would.
-      await env.sleep(5_000);
+      await track(explorer, 'at rest? skipping 5 s', env.sleep(5_000));
       lastSkip = Date.now();
     } else if (working) await new Promise((resolve) => setTimeout(resolve, 50));
     // Skipped to the next retry, a minute at a time: the test server does not skip time while a retried task waits for the worker, so a due time read too late would be slept in real time.
-    else if (nextRetryMs < Infinity) await env.sleep(Math.min(Math.max(1, nextRetryMs + 100), 60_000));
-    else if (waiting) await env.sleep(DAY);
+    else if (nextRetryMs < Infinity) await track(explorer, `at rest? skipping to a retry in ${nextRetryMs} ms`, env.sleep(Math.min(Math.max(1, nextRetryMs + 100), 60_000)));
+    else if (waiting) await track(explorer, 'at rest? skipping a day', env.sleep(DAY));
   }
 }
 
