@@ -22,6 +22,9 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=4242
+# openssl: compose's one-shot temporal-tls makes the Temporal frontend's certificates with it
+# (src/cluster/temporal-tls.ts); the slim image has none.
+RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # The worker bundles workflows/ at start from the TypeScript sources' compiled output.
 COPY --from=runtime-deps /app/node_modules node_modules

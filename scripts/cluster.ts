@@ -9,6 +9,9 @@
  * ports from CLUSTER_PROXY_PORT, CLUSTER_INGRESS_PORTS, CLUSTER_TEMPORAL_PORT, CLUSTER_UI_PORT,
  * CLUSTER_CODEC_PORT and CLUSTER_POSTGRES_PORT (defaults beside `npm start`'s, so both can run at
  * once). Payloads are encrypted with PAYLOAD_ENCRYPTION_KEYS, or keys made on first start.
+ * Temporal's frontend requires a client certificate of the cluster's CA, made on first start too;
+ * the operator's is in the CLI configuration file the banner names. The UI only reads unless
+ * TEMPORAL_DISABLE_WRITE_ACTIONS=false.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -35,6 +38,8 @@ const clusterSchema = z.object({
   CLUSTER_CODEC_PORT: z.coerce.number().int().min(1).max(65535).default(8481),
   CLUSTER_POSTGRES_PORT: z.coerce.number().int().min(1).max(65535).default(5440),
   CLUSTER_WORKERS: z.coerce.number().int().min(1).max(8).default(2),
+  // The Temporal UI's own name for it. Write actions stay off unless an operator says `false`.
+  TEMPORAL_DISABLE_WRITE_ACTIONS: z.enum(['true', 'false'], { error: 'must be true (the default: the UI only reads) or false' }).default('true'),
 });
 
 async function main(): Promise<void> {
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
     ports,
     workers: c.CLUSTER_WORKERS,
     appEnv: env,
+    uiWriteActions: c.TEMPORAL_DISABLE_WRITE_ACTIONS === 'false',
     log: (source, line) => console.log(`[${source}] ${line}`),
   });
   console.log(
@@ -87,9 +93,15 @@ async function main(): Promise<void> {
       `  Stripe webhook:  POST ${cluster.proxyUrl}/webhook   (through HAProxy to ${ports.ingress.length} ingress processes)`,
       `  Landing page:    ${cluster.proxyUrl}/after-checkout?session_id={CHECKOUT_SESSION_ID}`,
       `  Status API:      ${cluster.proxyUrl}/api/fulfillments/{CHECKOUT_SESSION_ID}`,
-      `  Temporal UI:     ${cluster.uiUrl}`,
+      `  Temporal UI:     ${cluster.uiUrl}   (${
+        c.TEMPORAL_DISABLE_WRITE_ACTIONS === 'false'
+          ? 'WRITE ACTIONS ON: whoever reaches it can cancel, terminate, signal and reset executions'
+          : 'read only; TEMPORAL_DISABLE_WRITE_ACTIONS=false turns write actions on'
+      })`,
       `  Codec server:    ${cluster.codecUrl}   (sign in at /login with the token in ${cluster.secrets.codecToken}; payload keys in ${env.PAYLOAD_ENCRYPTION_KEYS ? 'PAYLOAD_ENCRYPTION_KEYS' : cluster.secrets.payloadKeys})`,
-      `  Temporal:        ${cluster.temporalAddress} (server on PostgreSQL, namespace default)`,
+      `  Temporal:        ${cluster.temporalAddress} (server on PostgreSQL, namespace default; mutual TLS: clients need a certificate of the cluster's CA)`,
+      `  Temporal CLI:    temporal --config-file ${cluster.cliConfigFile} workflow list   (the operator's certificate; or export TEMPORAL_CONFIG_FILE=${cluster.cliConfigFile})`,
+      `  Certificates:    ${cluster.secrets.temporalTls}   (${cluster.tlsMade.length > 0 ? `made now: ${cluster.tlsMade.join(', ')}` : 'kept from the last start'})`,
       `  PostgreSQL:      ${withoutPassword(cluster.databaseUrl)}   (password in ${path.join(dataDir, 'postgres', 'password')})`,
       `  Processes:       ${cluster.apps.map((app) => `${app.name} (pid ${app.process.child.pid})`).join(', ')}`,
       `  Metrics:         ${cluster.apps.map((app) => `${app.name} http://127.0.0.1:${app.metricsPort ?? app.port}/metrics`).join(', ')}`,

@@ -268,6 +268,13 @@ function provisionHaproxy(): void {
   provisionDebianPackage('haproxy', () => tryRun(HAPROXY, ['-v']) !== undefined, '`npm run cluster`');
 }
 
+/** openssl, which makes the cluster's Temporal certificates (src/cluster/temporal-tls.ts). */
+function provisionOpenssl(): void {
+  const version = tryRun('openssl', ['version'])?.split('\n')[0];
+  if (version) log(`openssl: ${version}`);
+  provisionDebianPackage('openssl', () => tryRun('openssl', ['version']) !== undefined, "`npm run cluster` (the Temporal frontend's certificates)");
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   fs.mkdirSync(cache, { recursive: true });
@@ -282,6 +289,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(manifestPath(), JSON.stringify(manifest, null, 2) + '\n');
   provisionPostgres();
   provisionHaproxy();
+  provisionOpenssl();
   log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s; manifest ${manifestPath()}`);
 }
 

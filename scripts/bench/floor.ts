@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import { bundleWorkflows } from '../../src/temporal/worker';
 import { inParallel, openLoop, waitUntil, type Latencies } from './load';
 
@@ -31,8 +31,8 @@ export interface Throughput {
 }
 
 /** How many minimal workflows the server completes per second, `inFlight` starts at a time. */
-export async function minimalWorkflowThroughput(address: string, client: Client, count: number, inFlight: number): Promise<Throughput> {
-  const connection = await NativeConnection.connect({ address });
+export async function minimalWorkflowThroughput(target: NativeConnectionOptions, client: Client, count: number, inFlight: number): Promise<Throughput> {
+  const connection = await NativeConnection.connect(target);
   const worker = await Worker.create({
     connection,
     taskQueue: FLOOR_QUEUE,

@@ -143,7 +143,7 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
   const progress = (message: string) => console.log(`[${topology}] ${message}`);
   progress('starting the product');
   const target = await startTarget(topology, emulator, smtp);
-  const connection = await Connection.connect({ address: target.temporalAddress });
+  const connection = await Connection.connect(target.temporalConnection);
   const client = new Client({ connection });
   const paid: string[] = [];
   let finished: Map<string, number[]> | undefined;
@@ -210,7 +210,7 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
       if (delivery === 'already_settled') duplicatesAcked.alreadySettled++;
     });
 
-    const minimal = await minimalWorkflowThroughput(target.temporalAddress, client, settings.burst, settings.inFlight);
+    const minimal = await minimalWorkflowThroughput(target.temporalConnection, client, settings.burst, settings.inFlight);
     progress(`minimal workflow: ${minimal.perSecond.toFixed(1)}/s`);
 
     // The customer's view: from the webhook's 2xx to the landing page showing the outcome.

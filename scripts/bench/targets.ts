@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { TLSConfig } from '@temporalio/client';
 import { APP_NODE_ARGS, freeClusterPorts, startCluster } from '../../src/cluster/topology';
 import { startProcess, waitForPort } from '../../src/cluster/processes';
 import { freePort } from '../../src/net/free-port';
@@ -29,6 +30,8 @@ export interface Target {
   /** Where Stripe and customers reach it: the embedded ingress, or the proxy. */
   baseUrl: string;
   temporalAddress: string;
+  /** How the bench's own clients reach Temporal: the cluster's frontend takes mutual TLS only (the operator's certificate). */
+  temporalConnection: { address: string; tls?: TLSConfig };
   /** The processes that run workers (embedded: the all-in-one process). */
   workerPids(): number[];
   /** The embedded Temporal dev server's process, whose memory is not the product's. */
@@ -79,6 +82,7 @@ async function startEmbedded(dir: string, emulator: StripeEmulator, smtp: TestSm
     topology: 'embedded',
     baseUrl: `http://127.0.0.1:${port}`,
     temporalAddress: `127.0.0.1:${temporalPort}`,
+    temporalConnection: { address: `127.0.0.1:${temporalPort}` },
     workerPids: () => [appPid],
     serverPid: childrenOf(appPid)[0],
     async finish() {
@@ -103,6 +107,7 @@ async function startClustered(dir: string, emulator: StripeEmulator, smtp: TestS
     topology: 'cluster',
     baseUrl: cluster.proxyUrl,
     temporalAddress: cluster.temporalAddress,
+    temporalConnection: cluster.temporalConnection,
     workerPids: () => cluster.apps.filter((app) => app.role === 'worker').map((app) => app.process.child.pid!),
     async finish() {
       try {

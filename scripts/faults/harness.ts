@@ -77,7 +77,7 @@ export async function startClusterHarness(): Promise<Harness> {
     });
     db = await openDatabase({ databaseUrl: cluster.databaseUrl });
     await db.query(LEDGER_TABLE);
-    connection = await Connection.connect({ address: cluster.temporalAddress });
+    connection = await Connection.connect(cluster.temporalConnection);
   } catch (err) {
     // Nothing left running (a test runner would wait for it forever).
     await db?.close().catch(() => undefined);

@@ -2,11 +2,12 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { Connection } from '@temporalio/client';
+import { Connection, type ConnectionOptions, type TLSConfig } from '@temporalio/client';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import Long from 'long';
 import { writePrivateFile } from '../shared/private-dir';
 import type { ClusterTools } from '../temporal/tools';
+import { clientTlsConfig, type TemporalTlsFiles } from './temporal-tls';
 import { startProcess, waitForPort, type ManagedProcess } from './processes';
 
 /**
@@ -21,6 +22,11 @@ export interface TemporalServerOptions {
   /** The frontend's gRPC port; history, matching, worker and membership use port+1 to port+13. */
   port: number;
   postgres: { port: number; user: string; password?: string };
+  /**
+   * Mutual TLS (`keptTemporalTls`): the frontend and the services among themselves present these
+   * certificates and require one of the same CA from every client.
+   */
+  tls: TemporalTlsFiles;
   onLine?: (line: string) => void;
 }
 
@@ -51,7 +57,7 @@ export async function setupTemporalSchemas(options: Pick<TemporalServerOptions, 
 }
 
 export function writeTemporalConfig(options: TemporalServerOptions): string {
-  const { dir, port, postgres } = options;
+  const { dir, port, postgres, tls } = options;
   const configDir = path.join(dir, 'config');
   fs.mkdirSync(configDir, { recursive: true, mode: 0o700 });
   const datastore = (database: string, maxConns: number) => `
@@ -88,6 +94,31 @@ global:
   membership:
     maxJoinDuration: 30s
     broadcastAddress: "127.0.0.1"
+  # Mutual TLS: no client reaches the frontend, and no service another, without a certificate of
+  # the cluster's CA. The server's system worker presents the internode certificate to the frontend.
+  tls:
+    internode:
+      server:
+        certFile: "${tls.internode.cert}"
+        keyFile: "${tls.internode.key}"
+        requireClientAuth: true
+        clientCaFiles:
+          - "${tls.ca}"
+      client:
+        serverName: "${tls.serverName}"
+        rootCaFiles:
+          - "${tls.ca}"
+    frontend:
+      server:
+        certFile: "${tls.frontend.cert}"
+        keyFile: "${tls.frontend.key}"
+        requireClientAuth: true
+        clientCaFiles:
+          - "${tls.ca}"
+      client:
+        serverName: "${tls.serverName}"
+        rootCaFiles:
+          - "${tls.ca}"
 
 services:
   frontend:${service(port, port + 10, `\n      httpPort: ${port + 4}`)}
@@ -137,6 +168,8 @@ system.enableActivityEagerExecution:
 
 export interface TemporalServer {
   address: string;
+  /** How this process reaches it: the address, and TLS with the operator's certificate. */
+  connection: { address: string; tls: TLSConfig };
   process: ManagedProcess;
   /** SIGTERM: a clean shutdown. SIGKILL: a crash. */
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -155,7 +188,13 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     await proc.stop();
     throw new Error(`Temporal server did not start: ${(err as Error).message}\n${proc.output().slice(-4000)}`);
   }
-  return { address: `127.0.0.1:${options.port}`, process: proc, stop: (signal = 'SIGTERM') => proc.stop(signal) };
+  const address = `127.0.0.1:${options.port}`;
+  return {
+    address,
+    connection: { address, tls: clientTlsConfig(options.tls, 'operator') },
+    process: proc,
+    stop: (signal = 'SIGTERM') => proc.stop(signal),
+  };
 }
 
 /**
@@ -163,8 +202,8 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
  * Retention: how long Temporal keeps a closed execution's history (the app's database keeps
  * the outcome for good).
  */
-export async function registerNamespace(address: string, namespace: string, retentionDays: number): Promise<'registered' | 'exists'> {
-  return whileStarting(address, async (connection) => {
+export async function registerNamespace(target: ConnectionOptions, namespace: string, retentionDays: number): Promise<'registered' | 'exists'> {
+  return whileStarting(target, async (connection) => {
     try {
       await connection.workflowService.registerNamespace({
         namespace,
@@ -180,17 +219,17 @@ export async function registerNamespace(address: string, namespace: string, rete
 }
 
 /** Waits until the namespace answers (after a restart, its cache and the services take a moment). */
-export async function waitForNamespace(address: string, namespace: string): Promise<void> {
-  await whileStarting(address, (connection) => connection.workflowService.describeNamespace({ namespace }));
+export async function waitForNamespace(target: ConnectionOptions, namespace: string): Promise<void> {
+  await whileStarting(target, (connection) => connection.workflowService.describeNamespace({ namespace }));
 }
 
 /** Runs `call` against a server that may still be starting: connection refusals and unavailability are retried for a minute. */
-async function whileStarting<T>(address: string, call: (connection: Connection) => Promise<T>): Promise<T> {
+async function whileStarting<T>(target: ConnectionOptions, call: (connection: Connection) => Promise<T>): Promise<T> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     let connection: Connection | undefined;
     try {
-      connection = await Connection.connect({ address, connectTimeout: '5 seconds' });
+      connection = await Connection.connect({ ...target, connectTimeout: '5 seconds' });
       return await call(connection);
     } catch (err) {
       if (Date.now() > deadline) throw err;

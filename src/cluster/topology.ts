@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { TLSConfig } from '@temporalio/client';
 import pg from 'pg';
 import { keptSecret } from '../secret-file';
-import { keepPrivate } from '../shared/private-dir';
+import { keepPrivate, writePrivateFile } from '../shared/private-dir';
 import { requireClusterTools } from '../temporal/tools';
 import { startHaproxy } from './haproxy';
 import { startPostgresServer, type PostgresServer } from './postgres-server';
@@ -20,6 +21,7 @@ import {
   waitForNamespace,
   type TemporalServer,
 } from './temporal-server';
+import { clientTlsEnv, keptTemporalTls, operatorProfile, temporalTlsFiles, TLS_CLIENTS } from './temporal-tls';
 import { startUiServer } from './ui-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -75,6 +77,8 @@ export interface ClusterOptions {
   workers?: number;
   /** The product's own settings for the worker and ingress processes (Stripe keys, SMTP, ...). */
   appEnv: NodeJS.ProcessEnv;
+  /** Lets the Temporal UI's users cancel, terminate, signal, reset and start executions (TEMPORAL_DISABLE_WRITE_ACTIONS=false). Off by default. */
+  uiWriteActions?: boolean;
   /** Every line any process prints, with its name. */
   log?: (source: string, line: string) => void;
 }
@@ -94,9 +98,18 @@ export interface Cluster {
   uiUrl: string;
   /** Where operators sign in (`/login`) so the UI shows decrypted payloads. */
   codecUrl: string;
-  /** The files holding the payload keys and the codec server's token, made on first start. */
-  secrets: { payloadKeys: string; codecToken: string };
+  /**
+   * The files holding the payload keys and the codec server's token, and the directory of the
+   * Temporal frontend's CA and certificates (`temporal-tls.ts`), made on first start.
+   */
+  secrets: { payloadKeys: string; codecToken: string; temporalTls: string };
+  /** The certificates this start made (`ca`, `frontend`, ...; empty when every kept one was reused). */
+  tlsMade: string[];
   temporalAddress: string;
+  /** How to reach the frontend from this process: its address, and TLS with the operator's certificate. */
+  temporalConnection: { address: string; tls: TLSConfig };
+  /** The operator's Temporal CLI configuration (`temporal --config-file <file> ...`), rewritten at every start. */
+  cliConfigFile: string;
   databaseUrl: string;
   apps: AppProcess[];
   /** Starts a worker or ingress process again (after a kill), under the same name and port. */
@@ -113,6 +126,9 @@ export interface Cluster {
  * through `npm run temporal:setup`); the codec server (`npm run codec-server`) and the Web UI
  * server decoding through it; worker and ingress processes (`npm run worker`, `npm run ingress`)
  * sharing the app's database, their payloads encrypted; HAProxy in front of the ingress processes. Started in dependency order, stopped in reverse.
+ * Temporal's frontend takes only mutual-TLS clients: the workers and ingress processes, the UI
+ * server and the operator each have a certificate of the cluster's own CA (`temporal-tls.ts`), and
+ * the UI's write actions are off unless `uiWriteActions`.
  */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const tools = requireClusterTools();
@@ -128,6 +144,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
 
   try {
+    // Mutual TLS on Temporal's frontend: the CA and certificates made once and kept beside the data, like the payload key.
+    const tlsDir = path.join(dataDir, 'secrets', 'temporal-tls');
+    const tls = keptTemporalTls(tlsDir);
     const password = clusterPassword(path.join(dataDir, 'postgres'));
     const postgres: PostgresServer = await startPostgresServer({
       dataDir: path.join(dataDir, 'postgres', 'data'),
@@ -145,19 +164,27 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       dir: path.join(dataDir, 'temporal'),
       port: ports.temporal,
       postgres: { port: ports.postgres, user: 'postgres', password },
+      tls,
       onLine: (line: string) => log('temporal', line),
     };
     let temporal: TemporalServer | undefined = await startTemporalServer(temporalOptions);
     started.push({ name: 'temporal', stop: () => temporal?.stop() ?? Promise.resolve() });
-    await registerNamespace(temporal.address, NAMESPACE, RETENTION_DAYS);
-    // The operator's own path to a cluster's search attributes.
+    const temporalConnection = temporal.connection;
+    await registerNamespace(temporalConnection, NAMESPACE, RETENTION_DAYS);
+    // The operator's own path to a cluster's search attributes, with the app's certificate as compose's `setup` has.
     await promisify(execFile)('npm', ['run', '--silent', 'temporal:setup'], {
       cwd: ROOT,
-      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: NAMESPACE },
+      env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: NAMESPACE, ...clientTlsEnv(tls, 'app') },
     });
+    const cliConfigFile = path.join(dataDir, 'temporal-cli.toml');
+    writePrivateFile(cliConfigFile, operatorProfile(tls, temporal.address, NAMESPACE));
 
     // Payloads are encrypted, as in production: keys made once and kept beside the data, unless given.
-    const secrets = { payloadKeys: path.join(dataDir, 'secrets', 'payload-keys'), codecToken: path.join(dataDir, 'secrets', 'codec-token') };
+    const secrets = {
+      payloadKeys: path.join(dataDir, 'secrets', 'payload-keys'),
+      codecToken: path.join(dataDir, 'secrets', 'codec-token'),
+      temporalTls: tlsDir,
+    };
     const payloadKeys = options.appEnv.PAYLOAD_ENCRYPTION_KEYS || keptSecret(secrets.payloadKeys, () => newKeyEntry('cluster-1'));
     const codecToken = keptSecret(secrets.codecToken, () => randomBytes(32).toString('hex'));
     const uiUrl = `http://127.0.0.1:${ports.ui}`;
@@ -183,6 +210,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       dir: path.join(dataDir, 'ui'),
       port: ports.ui,
       temporalAddress: temporal.address,
+      tls,
+      writeActions: options.uiWriteActions ?? false,
       codecEndpoint: codecUrl,
       onLine: (line) => log('ui', line),
     });
@@ -193,6 +222,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       PAYLOAD_ENCRYPTION_KEYS: payloadKeys,
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: NAMESPACE,
+      // The workers' and ingress processes' certificate, read by the SDK's envconfig (src/temporal/connection.ts).
+      ...clientTlsEnv(tls, 'app'),
       DATABASE_URL: postgres.url(APP_DATABASE),
       DATA_DIR: path.join(dataDir, 'app'),
       HOST: '127.0.0.1',
@@ -230,7 +261,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       uiUrl: ui.url,
       codecUrl,
       secrets,
+      tlsMade: tls.made,
       temporalAddress: temporal.address,
+      temporalConnection,
+      cliConfigFile,
       databaseUrl: postgres.url(APP_DATABASE),
       apps,
       async restartApp(name) {
@@ -247,7 +281,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       },
       async startTemporal() {
         temporal ??= await startTemporalServer(temporalOptions);
-        await waitForNamespace(temporal.address, NAMESPACE);
+        await waitForNamespace(temporal.connection, NAMESPACE);
       },
       stop: stopAll,
     };
@@ -265,13 +299,19 @@ function clusterPassword(dir: string): string {
   return keptSecret(path.join(dir, 'password'), () => randomBytes(18).toString('hex'));
 }
 
-/** Every secret value the cluster made (database password, payload keys, codec token): for checks that no log line quotes one. */
+/**
+ * Every secret value the cluster made (database password, payload keys, codec token, the TLS keys'
+ * first line of base64): for checks that no log line quotes one.
+ */
 export function clusterSecretValues(cluster: Pick<Cluster, 'secrets' | 'databaseUrl'>): string[] {
   const keys = fs.existsSync(cluster.secrets.payloadKeys) ? fs.readFileSync(cluster.secrets.payloadKeys, 'utf8') : '';
+  const tls = temporalTlsFiles(cluster.secrets.temporalTls);
+  const tlsKeys = [tls.caKey, tls.frontend.key, tls.internode.key, ...TLS_CLIENTS.map((holder) => tls.clients[holder].key)];
   return [
     decodeURIComponent(new URL(cluster.databaseUrl).password),
     ...keys.split(',').map((entry) => entry.trim().split(':')[1]).filter((secret): secret is string => Boolean(secret)),
     fs.readFileSync(cluster.secrets.codecToken, 'utf8').trim(),
+    ...tlsKeys.map((file) => fs.readFileSync(file, 'utf8').split('\n')[1]!.trim()),
   ];
 }
 

@@ -1,12 +1,17 @@
 /**
  * The production topology, run for real: PostgreSQL, the Temporal server on it (SQL visibility),
  * its UI, two worker and two ingress processes, HAProxy in front, as `npm run cluster` starts it.
- * Every event goes through the proxy, signed, from a sender that redelivers like Stripe.
+ * Every event goes through the proxy, signed, from a sender that redelivers like Stripe. Temporal's
+ * frontend takes mutual-TLS clients only; this test's own client shows the operator's certificate.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { promisify } from 'node:util';
+import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import { clientTlsConfig, keptTemporalTls } from '../../src/cluster/temporal-tls';
+import { resolveTools } from '../../src/temporal/tools';
 import { clusterSecretValues, freeClusterPorts, startCluster, type Cluster, type ClusterOptions } from '../../src/cluster/topology';
 import { FulfillmentStore, openDatabase, type Database } from '../../src/store';
 import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
@@ -58,7 +63,7 @@ beforeAll(async () => {
   cluster = await startCluster(options);
   db = await openDatabase({ databaseUrl: cluster.databaseUrl });
   store = new FulfillmentStore(db);
-  connection = await Connection.connect({ address: cluster.temporalAddress });
+  connection = await Connection.connect(cluster.temporalConnection);
   client = new Client({ connection, namespace: 'default' });
 }, 240_000);
 
@@ -166,6 +171,67 @@ test('when payloads cross the cluster, then Temporal stores ciphertext, and its 
   expect(decoded.headers.get('access-control-allow-origin')).toBe(cluster.uiUrl);
   const [payload] = ((await decoded.json()) as { payloads: { data: string }[] }).payloads;
   expect(JSON.parse(Buffer.from(payload!.data, 'base64').toString())).toEqual(expect.objectContaining({ sessionId: session.id }));
+});
+
+test('when a client reaches the frontend without a certificate of the cluster’s CA, then it is refused; with the operator’s, it is served', async () => {
+  const attempt = async (tls: TLSConfig | undefined) => {
+    const probe = await Connection.connect({ address: cluster.temporalAddress, tls, connectTimeout: '3 seconds' });
+    try {
+      return await probe.workflowService.describeNamespace({ namespace: 'default' });
+    } finally {
+      await probe.close();
+    }
+  };
+  const operator = cluster.temporalConnection.tls;
+  const otherCa = keptTemporalTls(path.join(dir, 'another-ca'));
+  await expect(attempt(undefined)).rejects.toThrow(); // plaintext
+  await expect(attempt({ ...operator, clientCertPair: undefined })).rejects.toThrow(); // TLS, no certificate
+  await expect(attempt({ ...operator, clientCertPair: clientTlsConfig(otherCa, 'operator').clientCertPair })).rejects.toThrow(); // another CA's
+  expect((await attempt(operator)).namespaceInfo?.name).toBe('default');
+});
+
+test('when the operator runs the Temporal CLI with the configuration the cluster wrote, then it works; without it, the frontend refuses the CLI', async () => {
+  const cli = resolveTools().temporalCli;
+  if (cli.type !== 'existing-path') throw new Error('the Temporal CLI is not provisioned');
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-home-')); // no default profile of the machine's
+  const run = (args: string[]) =>
+    promisify(execFile)(cli.path, args, { env: { PATH: process.env.PATH, HOME: home }, timeout: 30_000 }).then(
+      ({ stdout }) => ({ ok: true, stdout }),
+      (err: { stderr?: string }) => ({ ok: false, stdout: err.stderr ?? '' }),
+    );
+  try {
+    expect(fs.statSync(cluster.cliConfigFile).mode & 0o777).toBe(0o600);
+    const described = await run(['--config-file', cluster.cliConfigFile, 'operator', 'namespace', 'describe', '-n', 'default', '-o', 'json']);
+    expect(described).toEqual({ ok: true, stdout: expect.stringMatching(/"name":\s*"default"/) });
+    expect((await run(['--config-file', cluster.cliConfigFile, 'workflow', 'count'])).ok).toBe(true);
+    const refused = await run(['--address', cluster.temporalAddress, 'operator', 'namespace', 'describe', '-n', 'default']);
+    expect(refused.ok).toBe(false);
+    expect(refused.stdout).not.toMatch(/unknown (flag|command)/); // refused by the frontend, not by the CLI's own parser
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('when the Temporal UI is used, then it reads through the frontend with its own certificate, and its write actions are off', async () => {
+  const session = emulatedSession({ paymentStatus: 'unpaid' });
+  emulator.put(session);
+  expect((await send('checkout.session.completed', session.id)).delivered).toBe(true);
+  await eventually(() => statusOf(session.id), (status) => status === 'awaiting_payment');
+
+  const settings = (await (await fetch(`${cluster.uiUrl}/api/v1/settings`)).json()) as { DisableWriteActions: boolean };
+  expect(settings.DisableWriteActions).toBe(true);
+  // Reading works: the UI server reached the frontend over mutual TLS.
+  const described = await fetch(`${cluster.uiUrl}/api/v1/namespaces/default/workflows/${session.id}`);
+  expect(described.status).toBe(200);
+  expect(JSON.stringify(await described.json())).toContain(session.id);
+  // Writing does not. (The Authorization header passes the UI's CSRF check, so the refusal is the write guard's.)
+  const terminated = await fetch(`${cluster.uiUrl}/api/v1/namespaces/default/workflows/${session.id}/terminate`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: 'Bearer anything' },
+    body: JSON.stringify({ reason: 'from the UI' }),
+  });
+  expect(terminated.status).toBe(405);
+  expect((await client.workflow.getHandle(session.id).describe()).status.name).toBe('RUNNING');
 });
 
 test('when a delayed payment succeeds later, then it waits awaiting_payment and is fulfilled on the event', async () => {
@@ -320,11 +386,15 @@ test('when the whole cluster is stopped and started again, then a waiting workfl
 
   await connection.close();
   await db.close();
+  const certificates = fs.readFileSync(path.join(cluster.secrets.temporalTls, 'ca.pem'), 'utf8');
   await cluster.stop();
   cluster = await startCluster(options);
+  // The CA and certificates made at the first start are kept, as the payload key is.
+  expect(cluster.tlsMade).toEqual([]);
+  expect(fs.readFileSync(path.join(cluster.secrets.temporalTls, 'ca.pem'), 'utf8')).toBe(certificates);
   db = await openDatabase({ databaseUrl: cluster.databaseUrl });
   store = new FulfillmentStore(db);
-  connection = await Connection.connect({ address: cluster.temporalAddress });
+  connection = await Connection.connect(cluster.temporalConnection);
   client = new Client({ connection, namespace: 'default' });
 
   expect(await statusOf(session.id)).toBe('awaiting_payment');

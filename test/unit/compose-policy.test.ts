@@ -32,7 +32,10 @@ interface Service {
   profiles?: string[];
   environment?: Record<string, string | null>;
   depends_on?: Record<string, { condition: string }>;
-  volumes?: { source: string; target: string }[];
+  volumes?: { type: string; source: string; target: string; read_only?: boolean }[];
+  command?: string[] | null;
+  user?: string;
+  healthcheck?: { test: string[] };
 }
 interface Project {
   services: Record<string, Service>;
@@ -150,6 +153,106 @@ describe('docker-compose.yml, as Compose loads it', () => {
   );
 });
 
+describe('Temporal behind mutual TLS (issue 20, item 1), as Compose loads it', () => {
+  const services = production.services;
+  /** Every service that talks to the frontend: by its address in an environment value, its command or its health check. */
+  const clientsOfTemporal = Object.entries(services)
+    .filter(([, service]) =>
+      [...Object.values(envOf(service)), ...(service.command ?? []), ...(service.healthcheck?.test ?? [])].some((value) => value?.includes('temporal:7233')),
+    )
+    .map(([name]) => name)
+    .sort();
+  /** Which services mount each volume whose name starts with temporal-tls. */
+  const mountsOf = (volume: string) =>
+    Object.entries(services)
+      .filter(([, service]) => service.volumes?.some((mount) => mount.type === 'volume' && mount.source === volume))
+      .map(([name]) => name)
+      .sort();
+
+  test('when Temporal starts, then its frontend and its services among themselves require a client certificate of the stack’s CA', () => {
+    const env = envOf(services.temporal!);
+    expect(env).toMatchObject({
+      TEMPORAL_TLS_REQUIRE_CLIENT_AUTH: 'true',
+      TEMPORAL_TLS_FRONTEND_CERT: '/etc/temporal/tls/frontend.pem',
+      TEMPORAL_TLS_FRONTEND_KEY: '/etc/temporal/tls/frontend-key.pem',
+      TEMPORAL_TLS_CLIENT1_CA_CERT: '/etc/temporal/tls/ca.pem',
+      TEMPORAL_TLS_SERVER_CERT: '/etc/temporal/tls/internode.pem',
+      TEMPORAL_TLS_SERVER_KEY: '/etc/temporal/tls/internode-key.pem',
+      TEMPORAL_TLS_SERVER_CA_CERT: '/etc/temporal/tls/ca.pem',
+      TEMPORAL_TLS_FRONTEND_SERVER_NAME: 'temporal',
+    });
+    // The server image's template lists a second client CA whenever the first is set: the same one, never an empty entry.
+    expect(env.TEMPORAL_TLS_CLIENT2_CA_CERT).toBe('/etc/temporal/tls/ca.pem');
+    expect(services.temporal!.volumes).toEqual([expect.objectContaining({ source: 'temporal-tls-server', target: '/etc/temporal/tls', read_only: true })]);
+    expect(services.temporal!.depends_on?.['temporal-tls']?.condition).toBe('service_completed_successfully');
+  });
+
+  test('when anything talks to the frontend, then it shows a certificate of its own, from a read-only volume of its own', () => {
+    expect(clientsOfTemporal).toEqual(['ingress', 'setup', 'temporal', 'temporal-namespace', 'temporal-ui', 'worker']);
+    const holders: Record<string, string> = {};
+    for (const name of clientsOfTemporal) {
+      const service = services[name]!;
+      const env = envOf(service);
+      const flags = [...(service.command ?? []), ...(service.healthcheck?.test ?? [])].join(' ');
+      // The SDK's envconfig (the app), the UI server's and the CLI's own variables, or the CLI's flags.
+      const cert =
+        env.TEMPORAL_TLS_CLIENT_CERT_PATH ?? (name === 'temporal' ? flags.match(/--tls-cert-path[ =](\S+)/)?.[1] : env.TEMPORAL_TLS_CERT);
+      const key = env.TEMPORAL_TLS_CLIENT_KEY_PATH ?? (name === 'temporal' ? flags.match(/--tls-key-path[ =](\S+)/)?.[1] : env.TEMPORAL_TLS_KEY);
+      const ca = env.TEMPORAL_TLS_SERVER_CA_CERT_PATH ?? (name === 'temporal' ? flags.match(/--tls-ca-path[ =](\S+)/)?.[1] : env.TEMPORAL_TLS_CA);
+      expect([name, cert, key, ca].every(Boolean)).toBe(true);
+      const mount = service.volumes?.find((volume) => cert!.startsWith(`${volume.target}/`));
+      expect(mount).toMatchObject({ type: 'volume', read_only: true, source: expect.stringMatching(/^temporal-tls-(server|ui|app|operator)$/) });
+      expect(path.dirname(key!)).toBe(mount!.target);
+      expect(ca).toBe(`${mount!.target}/ca.pem`);
+      holders[name] = mount!.source;
+    }
+    expect(holders).toEqual({
+      ingress: 'temporal-tls-app',
+      setup: 'temporal-tls-app',
+      worker: 'temporal-tls-app',
+      'temporal-ui': 'temporal-tls-ui',
+      'temporal-namespace': 'temporal-tls-operator',
+      temporal: 'temporal-tls-server', // its health check, with the internode certificate
+    });
+    // The namespace's registration passes the operator's certificate on every call.
+    expect(services['temporal-namespace']!.command!.join(' ')).toContain('--tls-cert-path /tls/operator.pem --tls-key-path /tls/operator-key.pem');
+    // The UI server checks the frontend's certificate and name: without host verification it would not check it at all.
+    expect(envOf(services['temporal-ui']!)).toMatchObject({ TEMPORAL_TLS_ENABLE_HOST_VERIFICATION: 'true', TEMPORAL_TLS_SERVER_NAME: 'temporal' });
+  });
+
+  test('when the certificates are made, then the one-shot temporal-tls keeps the CA in a volume nobody else mounts and hands each holder only its own', () => {
+    const maker = services['temporal-tls']!;
+    expect(maker.build).toMatchObject({ context: REPO, dockerfile: 'Dockerfile' });
+    expect(maker.command).toEqual(['node', 'dist/scripts/temporal-tls.js']);
+    expect(envOf(maker)).toMatchObject({ TLS_CA_DIR: '/tls/ca', TLS_OUT_DIR: '/tls', TLS_OWNER: '1000:1000' });
+    expect(envOf(maker).TLS_SERVER_NAMES?.split(',')[0]).toBe('temporal');
+    expect(mountsOf('temporal-tls-ca')).toEqual(['temporal-tls']);
+    expect(mountsOf('temporal-tls-server')).toEqual(['temporal', 'temporal-tls']);
+    expect(mountsOf('temporal-tls-ui')).toEqual(['temporal-tls', 'temporal-ui']);
+    expect(mountsOf('temporal-tls-app')).toEqual(['ingress', 'setup', 'temporal-tls', 'worker']);
+    expect(mountsOf('temporal-tls-operator')).toEqual(['temporal-namespace', 'temporal-tls']);
+    // Every holder directory is mounted where the script writes it: TLS_OUT_DIR/<holder>.
+    for (const holder of ['server', 'ui', 'app', 'operator']) {
+      expect(maker.volumes).toContainEqual(expect.objectContaining({ source: `temporal-tls-${holder}`, target: `/tls/${holder}` }));
+    }
+    expect(fs.readFileSync(path.join(REPO, 'tsconfig.build.json'), 'utf8')).toContain('scripts/temporal-tls.ts');
+  });
+
+  test.each([
+    ['production', production],
+    ['the local profile', local],
+  ])('when the UI runs (%s), then its write actions are off', (_name, p) => {
+    expect(envOf(p.services['temporal-ui']!).TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('true');
+  });
+
+  test('when the deployer sets TEMPORAL_DISABLE_WRITE_ACTIONS=false, knowingly, then the UI’s write actions are on, and only then', () => {
+    const on = project({ ...DEPLOYER_ENV, TEMPORAL_DISABLE_WRITE_ACTIONS: 'false' });
+    expect(envOf(on.services['temporal-ui']!).TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('false');
+    const empty = project({ ...DEPLOYER_ENV, TEMPORAL_DISABLE_WRITE_ACTIONS: '' });
+    expect(envOf(empty.services['temporal-ui']!).TEMPORAL_DISABLE_WRITE_ACTIONS).toBe('true');
+  });
+});
+
 /** The Dockerfile's stages: the instructions from one FROM to the next, comments left out. */
 function dockerStages(): { from: string; name?: string; lines: string[] }[] {
   const lines = fs
@@ -182,6 +285,10 @@ describe('the Dockerfile', () => {
     expect(major % 2).toBe(0); // odd lines never become LTS
     const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
     expect(readme.match(/The image runs Node (\d+)/)?.[1]).toBe(String(major));
+  });
+
+  test('when compose’s temporal-tls runs in the app image, then the image has openssl to make the certificates with', () => {
+    expect(runtime.lines).toContainEqual(expect.stringMatching(/^RUN apt-get update && apt-get install -y --no-install-recommends openssl\b/));
   });
 
   test('when the image installs dependencies, then it takes exactly the lockfile (npm ci), never npm install', () => {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeTemporalConfig } from '../../src/cluster/temporal-server';
+import { temporalTlsFiles } from '../../src/cluster/temporal-tls';
 import { createOutboxMailer } from '../../src/email/mailer';
 import { keptSecret } from '../../src/secret-file';
 import { makePrivate } from '../../src/shared/private-dir';
@@ -112,7 +113,13 @@ test('when the outbox writes a message, then its file is 0600, also over an olde
 });
 
 test('when the Temporal server’s config is written, then its files are 0600 (one holds the database password), also over older ones at 0644', () => {
-  const options = { tools: {} as ClusterTools, dir, port: 7400, postgres: { port: 5440, user: 'postgres', password: 'the-db-password' } };
+  const options = {
+    tools: {} as ClusterTools,
+    dir,
+    port: 7400,
+    postgres: { port: 5440, user: 'postgres', password: 'the-db-password' },
+    tls: temporalTlsFiles(path.join(dir, 'tls')),
+  };
   const configDir = writeTemporalConfig(options);
   for (const name of fs.readdirSync(configDir)) fs.chmodSync(path.join(configDir, name), 0o644);
 
