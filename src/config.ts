@@ -75,7 +75,7 @@ const schema = z.object({
     .string()
     .default('1 hour')
     .refine((value) => isDurationWithin(value, 5 * 60_000, 30 * 86_400_000), 'must be a duration between 5 minutes and 30 days'),
-  PAYLOAD_ENCRYPTION: z.enum(['on', 'off'], { error: 'must be "on" or "off"' }).optional(),
+  PAYLOAD_ENCRYPTION: z.enum(['on', 'permissive', 'off'], { error: 'must be "on", "permissive" or "off"' }).optional(),
   PAYLOAD_ENCRYPTION_KEYS: z
     .string()
     .default('')
@@ -166,6 +166,8 @@ export interface CodecServerConfig {
   keys: EncryptionKey[];
   /** Whether `/encode` encrypts (PAYLOAD_ENCRYPTION), as the workers do. */
   encrypt: boolean;
+  /** PAYLOAD_ENCRYPTION=on: `/encode` is refused (it cannot bind a payload to its workflow, and the workers would refuse it). */
+  strict: boolean;
   /** Express's `trust proxy` (`TRUST_PROXY`): an HTTPS proxy it trusts makes the sign-in cookie Secure. */
   trustProxy: TrustProxy;
 }
@@ -247,7 +249,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       lookback: e.RECONCILE_LOOKBACK as Duration,
       stuckAfter: e.RECONCILE_STUCK_AFTER as Duration,
     },
-    encryption: { keys: e.PAYLOAD_ENCRYPTION_KEYS, encrypt: encryptionMode(env) === 'on' },
+    encryption: { keys: e.PAYLOAD_ENCRYPTION_KEYS, ...encryptionFlags(encryptionMode(env)) },
     codec: {
       port: e.CODEC_PORT === 'off' ? null : e.CODEC_PORT,
       host: e.HOST,
@@ -258,7 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
           ? e.CODEC_CORS_ORIGINS
           : [`http://127.0.0.1:${e.TEMPORAL_UI_PORT}`, `http://localhost:${e.TEMPORAL_UI_PORT}`],
       keys: e.PAYLOAD_ENCRYPTION_KEYS,
-      encrypt: encryptionMode(env) === 'on',
+      ...encryptionFlags(encryptionMode(env)),
       trustProxy: e.TRUST_PROXY!,
     },
   };
@@ -278,13 +280,25 @@ export function loadPayloadEncryption(env: NodeJS.ProcessEnv): PayloadEncryption
   const keys = loadSetting(env, 'PAYLOAD_ENCRYPTION_KEYS');
   const missingKeys = missingKeysProblem(env);
   if (missingKeys) throw new ConfigError([missingKeys]);
-  return { keys, encrypt: encryptionMode(env) === 'on' };
+  return { keys, ...encryptionFlags(encryptionMode(env)) };
 }
 
-/** PAYLOAD_ENCRYPTION, or by default on when Temporal is a cluster (TEMPORAL_ADDRESS) or keys are given. */
-function encryptionMode(env: NodeJS.ProcessEnv): 'on' | 'off' {
-  if (env.PAYLOAD_ENCRYPTION === 'on' || env.PAYLOAD_ENCRYPTION === 'off') return env.PAYLOAD_ENCRYPTION;
+type EncryptionMode = 'on' | 'permissive' | 'off';
+
+/**
+ * PAYLOAD_ENCRYPTION, or by default on when Temporal is a cluster (TEMPORAL_ADDRESS) or keys are
+ * given. `on` is strict: what is not encrypted with our keys for its workflow is refused on
+ * decode. `permissive` encrypts as `on` does but also reads plaintext and unbound payloads: for
+ * histories written before encryption was turned on, chosen knowingly (docs/security.md).
+ */
+function encryptionMode(env: NodeJS.ProcessEnv): EncryptionMode {
+  const mode = env.PAYLOAD_ENCRYPTION;
+  if (mode === 'on' || mode === 'permissive' || mode === 'off') return mode;
   return env.TEMPORAL_ADDRESS || env.PAYLOAD_ENCRYPTION_KEYS?.trim() ? 'on' : 'off';
+}
+
+function encryptionFlags(mode: EncryptionMode): { encrypt: boolean; strict: boolean } {
+  return { encrypt: mode !== 'off', strict: mode === 'on' };
 }
 
 const codecSchema = schema.pick({
@@ -313,7 +327,8 @@ export function loadCodecServerConfig(env: NodeJS.ProcessEnv = process.env): Cod
     token: e.CODEC_AUTH_TOKEN,
     corsOrigins: e.CODEC_CORS_ORIGINS,
     keys: e.PAYLOAD_ENCRYPTION_KEYS,
-    encrypt: env.PAYLOAD_ENCRYPTION !== 'off',
+    // Its own process: on unless told otherwise, whatever TEMPORAL_ADDRESS says.
+    ...encryptionFlags(e.PAYLOAD_ENCRYPTION ?? 'on'),
     trustProxy: e.TRUST_PROXY!,
   };
 }

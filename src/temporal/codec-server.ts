@@ -27,6 +27,12 @@ export interface CodecServerOptions {
   sessionMs?: number;
   /** Express's `trust proxy`: whose X-Forwarded-Proto says the operator came over HTTPS (the cookie is then Secure). Default loopback. */
   trustProxy?: TrustProxy;
+  /**
+   * PAYLOAD_ENCRYPTION=on: `/encode` answers 422. The UI and the CLI say nothing about whose
+   * payload they encode, so what it made would be bound to no workflow, and the workers would
+   * refuse it (a signal sent so would fail its workflow's task until an operator resets it).
+   */
+  refuseEncode?: boolean;
 }
 
 const SESSION_COOKIE = 'codec_session';
@@ -134,6 +140,15 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
         res.status(400).json({ error: payloads });
         return;
       }
+      if (direction === 'encode' && options.refuseEncode) {
+        logger.warn('Codec server: refused to encode (PAYLOAD_ENCRYPTION=on)', { count: payloads.length, ip: req.ip });
+        res.status(422).json({
+          error:
+            'this codec server does not encode: with PAYLOAD_ENCRYPTION=on a payload must be bound to its workflow, which the UI and the CLI do not say, ' +
+            'and the workers refuse one bound to none. Act on orders through the product (npm run redrive)',
+        });
+        return;
+      }
       const result = direction === 'decode' ? await codec.decode(payloads) : await codec.encode(payloads);
       logger.debug(`Codec server: ${direction}d payloads`, { count: payloads.length, namespace: req.get('X-Namespace'), ip: req.ip });
       res.json({ payloads: result.map(toJsonPayload) });
@@ -157,10 +172,17 @@ export function createCodecServerApp(options: CodecServerOptions): express.Expre
   return app;
 }
 
-/** The codec server on `config.host:config.port`, with the configured keys (the first encrypts, if encryption is on). */
+/**
+ * The codec server on `config.host:config.port`, with the configured keys (the first encrypts, if
+ * encryption is on and not strict). It decodes for display: a payload bound to a workflow opens
+ * with the binding its metadata names (the UI does not say whose it is), and payloads in clear are
+ * shown as they are, sdk-core's marker bookkeeping among them; what the workers refused shows as
+ * the workflow task failure that follows it.
+ */
 export function startCodecServer(config: CodecServerConfig & { token: string }, logger: IngressLogger): Promise<RunningIngress> {
   const app = createCodecServerApp({
-    codec: new AesGcmCodec(config.keys, config.encrypt),
+    codec: new AesGcmCodec(config.keys, { encrypt: config.encrypt, strict: config.strict, forDisplay: true }),
+    refuseEncode: config.strict,
     token: config.token,
     corsOrigins: config.corsOrigins,
     trustProxy: config.trustProxy,

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config';
 import { createMemoryLogger } from '../../src/logger';
 import { startStack, type Stack, type StackOptions } from '../../src/stack';
 import { startStripeEmulator, type StripeEmulator, type EmulatedSession } from '../../src/stripe/emulator';
-import { FAILURE_CONVERTER_PATH } from '../../src/temporal/encryption';
+import { STRICT_FAILURE_CONVERTER_PATH } from '../../src/temporal/encryption';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../workflows/definitions';
 import { startSmtpServer } from './smtp-server';
 import { bundleWorkflows, createDevServerEnv } from './temporal-env';
@@ -33,7 +33,7 @@ export async function startSurroundings({ searchAttributes = true, encrypted = f
   const [env, bundle, emulator, smtp] = await Promise.all([
     createDevServerEnv(searchAttributes ? { searchAttributes: SEARCH_ATTRIBUTE_KEYS } : {}),
     // With payload encryption, the workflow sandbox carries the failure converter too.
-    bundleWorkflows(require.resolve('../../workflows'), { failureConverterPath: encrypted ? FAILURE_CONVERTER_PATH : undefined }),
+    bundleWorkflows(require.resolve('../../workflows'), { failureConverterPath: encrypted ? STRICT_FAILURE_CONVERTER_PATH : undefined }),
     startStripeEmulator(),
     startSmtpServer(),
   ]);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type DataConverter } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../activities';
@@ -161,6 +161,8 @@ export interface FulfillmentWorkersSetup {
   activities: Activities;
   /** The queue the test starts its workflows on; a fresh one when not given. */
   taskQueue?: string;
+  /** Payload encryption; the bundle must then carry its failure converter. */
+  dataConverter?: DataConverter;
 }
 
 /**
@@ -180,6 +182,7 @@ export async function withFulfillmentWorkers<T>(setup: FulfillmentWorkersSetup, 
     // walks is also a replay test of itself.
     cachedWorkflows: 2,
     workflowBundle: setup.bundle,
+    dataConverter: setup.dataConverter,
   });
   return workers.run([main!, stripe!], () => fn(taskQueue));
 }

@@ -128,7 +128,7 @@ describe('loadConfig', () => {
 
 describe('payload encryption settings', () => {
   test('when Temporal is the embedded dev server and no key is given, then payloads are not encrypted', () => {
-    expect(loadConfig(valid).encryption).toEqual({ keys: [], encrypt: false });
+    expect(loadConfig(valid).encryption).toEqual({ keys: [], encrypt: false, strict: false });
   });
 
   test('when Temporal is a cluster, then encryption is on and a key is required, with the way to make one or to turn it off', () => {
@@ -139,9 +139,10 @@ describe('payload encryption settings', () => {
       error = err;
     }
     expect((error as ConfigError).problems).toEqual([expect.stringMatching(/^PAYLOAD_ENCRYPTION_KEYS: is required .*npm run --silent encryption-key.*PAYLOAD_ENCRYPTION=off/)]);
-    expect(loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION: 'off' }).encryption).toEqual({ keys: [], encrypt: false });
+    expect(loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION: 'off' }).encryption).toEqual({ keys: [], encrypt: false, strict: false });
     const on = loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION_KEYS: `${KEY},${OLD_KEY}` }).encryption;
     expect(on.encrypt).toBe(true);
+    expect(on.strict).toBe(true);
     expect(on.keys.map((key) => key.id)).toEqual(['k1', 'k0']);
     expect(on.keys[0]!.secret).toHaveLength(32);
   });
@@ -152,6 +153,21 @@ describe('payload encryption settings', () => {
     expect(off.encrypt).toBe(false);
     expect(off.keys).toHaveLength(1);
     expect(() => loadConfig({ ...valid, PAYLOAD_ENCRYPTION: 'on' })).toThrow(/PAYLOAD_ENCRYPTION_KEYS: is required/);
+  });
+
+  test('when encryption is on, then it is strict wherever it is; permissive must be asked for, and the codec server follows', () => {
+    const on = loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY });
+    expect(on.encryption).toMatchObject({ encrypt: true, strict: true });
+    expect(on.codec).toMatchObject({ encrypt: true, strict: true });
+    const permissive = loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION_KEYS: KEY, PAYLOAD_ENCRYPTION: 'permissive' });
+    expect(permissive.encryption).toMatchObject({ encrypt: true, strict: false });
+    expect(permissive.codec).toMatchObject({ encrypt: true, strict: false });
+    expect(() => loadConfig({ ...valid, TEMPORAL_ADDRESS: 'temporal:7233', PAYLOAD_ENCRYPTION: 'permissive' })).toThrow(/PAYLOAD_ENCRYPTION_KEYS: is required/);
+    expect(() => loadConfig({ ...valid, PAYLOAD_ENCRYPTION_KEYS: KEY, PAYLOAD_ENCRYPTION: 'lenient' })).toThrow(/PAYLOAD_ENCRYPTION: must be "on", "permissive" or "off"/);
+    const codecEnv = { PAYLOAD_ENCRYPTION_KEYS: KEY, CODEC_AUTH_TOKEN: 'x'.repeat(32), CODEC_CORS_ORIGINS: 'http://127.0.0.1:8080' };
+    expect(loadCodecServerConfig(codecEnv)).toMatchObject({ encrypt: true, strict: true });
+    expect(loadCodecServerConfig({ ...codecEnv, PAYLOAD_ENCRYPTION: 'permissive' })).toMatchObject({ encrypt: true, strict: false });
+    expect(loadCodecServerConfig({ ...codecEnv, PAYLOAD_ENCRYPTION: 'off' })).toMatchObject({ encrypt: false, strict: false });
   });
 
   test.each([
