@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../workflows/definitions';
 import type { TrustProxy } from './ingress/app';
 import { durationMs } from './shared/duration';
+import { DEFAULT_REQUESTS_PER_SECOND, shareOut, type BudgetShares } from './stripe/request-budget';
 import { parseStripeApiBase, type StripeApiBase } from './stripe/sessions';
 import { parseKeyEntries, type EncryptionKey, type PayloadEncryption } from './temporal/encryption';
 
@@ -18,6 +19,19 @@ const optional = z
   .string()
   .optional()
   .transform((value) => (value === '' ? undefined : value));
+const requestsPerSecond = optional.pipe(
+  z
+    .string()
+    .regex(/^\s*\d+(\.\d+)?\s*$/, 'must be a number of requests per second, such as 20')
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .positive('must be more than 0 requests per second')
+        .max(10_000, 'must be at most 10000 requests per second (Stripe allows 100 in live mode, 25 in test mode)'),
+    )
+    .optional(),
+);
 
 /**
  * Every setting, from the environment, validated once at start-up with every problem listed.
@@ -39,7 +53,10 @@ const schema = z.object({
     .default('')
     .transform((value) => value.split(',').map((secret) => secret.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^whsec_\w+$/, 'each secret must look like whsec_...'))),
-  STRIPE_MAX_READS_PER_SECOND: z.coerce.number().positive().default(20),
+  // The budget of Stripe requests for every process together; unset: a default for the key's mode.
+  STRIPE_REQUESTS_PER_SECOND: requestsPerSecond,
+  // Its old name, still read.
+  STRIPE_MAX_READS_PER_SECOND: requestsPerSecond,
   STRIPE_API_BASE: optional.pipe(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   TEMPORAL_ADDRESS: optional,
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -118,8 +135,11 @@ export interface Config {
     /** From the key's prefix (`sk_live_`, `rk_live_`): events of the other mode are refused. */
     livemode: boolean;
     apiBase?: StripeApiBase;
-    /** Cap on retrieve-session calls per second, for the whole cluster. */
-    maxReadsPerSecond: number;
+    /**
+     * Stripe requests per second for every process together, and its two shares: the landing
+     * page's existence checks and fulfillment (src/stripe/request-budget.ts).
+     */
+    budget: BudgetShares;
   };
   temporal: {
     /** Unset: run the embedded dev server. */
@@ -211,6 +231,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
   ];
   const missingKeys = missingKeysProblem(env);
   if (missingKeys) problems.push(missingKeys);
+  if (parsed.success && parsed.data.STRIPE_REQUESTS_PER_SECOND !== undefined && parsed.data.STRIPE_MAX_READS_PER_SECOND !== undefined) {
+    if (parsed.data.STRIPE_REQUESTS_PER_SECOND !== parsed.data.STRIPE_MAX_READS_PER_SECOND) {
+      problems.push('STRIPE_REQUESTS_PER_SECOND: differs from STRIPE_MAX_READS_PER_SECOND, its old name; set only one');
+    }
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
@@ -222,9 +247,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
     stripe: {
       secretKey: e.STRIPE_SECRET_KEY,
       webhookSecrets: e.STRIPE_WEBHOOK_SECRET,
-      livemode: /^(sk|rk)_live_/.test(e.STRIPE_SECRET_KEY),
+      livemode: livemodeOf(e.STRIPE_SECRET_KEY),
       apiBase: e.STRIPE_API_BASE ? parseStripeApiBase(e.STRIPE_API_BASE) : undefined,
-      maxReadsPerSecond: e.STRIPE_MAX_READS_PER_SECOND,
+      budget: shareOut(
+        e.STRIPE_REQUESTS_PER_SECOND ?? e.STRIPE_MAX_READS_PER_SECOND ?? DEFAULT_REQUESTS_PER_SECOND[livemodeOf(e.STRIPE_SECRET_KEY) ? 'live' : 'test'],
+      ),
     },
     temporal: {
       address: e.TEMPORAL_ADDRESS,
@@ -264,6 +291,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, role: Role = 'a
       trustProxy: e.TRUST_PROXY!,
     },
   };
+}
+
+/** `sk_live_` and `rk_live_` keys are live; the others test mode (a sandbox). */
+function livemodeOf(secretKey: string): boolean {
+  return /^(sk|rk)_live_/.test(secretKey);
 }
 
 function missingKeysProblem(env: NodeJS.ProcessEnv): string | undefined {

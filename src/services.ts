@@ -5,21 +5,49 @@ import { createOutboxMailer, createSmtpMailer, type Mailer } from './email/maile
 import { stockFulfiller, type Fulfiller } from './fulfillment/fulfiller';
 import { databaseOrderSource, type OrderSource } from './fulfillment/order-source';
 import { createMetrics, type Metrics } from './metrics';
+import { createSessionCheck, type SessionCheck } from './ingress/session-check';
+import { DatabaseRateLimitStore } from './ingress/rate-limit-store';
+import { gatedRequestBudget } from './stripe/request-budget';
 import { createStripeClient } from './stripe/sessions';
-import { FulfillmentStore, openDatabase, type Database } from './store';
+import { FulfillmentStore, openDatabase, type Database, type Queryable } from './store';
 
 /** The long-lived clients the activities (and the ingress) use, opened once per process. */
 export interface Services {
   db: Database;
   store: FulfillmentStore;
   mailer: Mailer;
-  /** One Stripe client per process, for the activities and the ingress alike. */
+  /** The activities' Stripe client: its requests take from fulfillment's share of the budget every process shares. */
   stripe: Stripe;
+  /** The landing page's existence check: its Stripe client takes from the visitors' share only. */
+  sessionCheck: SessionCheck;
+  /** The landing page's and status API's rate-limit counts, shared by every ingress process. */
+  rateLimitStore: DatabaseRateLimitStore;
   /** This process's /metrics: the ingress's and the activities' counters, and gauges read from the database. */
   metrics: Metrics;
   /** Everything the activities need but the starter, which needs a Temporal client (see stack.ts). */
   activityDeps: Omit<ActivityDeps, 'starter'>;
   close(): Promise<void>;
+}
+
+const VISITOR_MAX_WAIT_MS = 2_000;
+const VISITOR_REQUEST_TIMEOUT_MS = 3_000;
+
+/**
+ * The process's two Stripe clients, each taking its turns from its share of the budget every
+ * process shares in `db`: the activities' (fulfillment) and the landing page's (visitors).
+ */
+export function budgetedStripeClients(settings: Config['stripe'], db: Queryable): { stripe: Stripe; visitorStripe: Stripe } {
+  const { budget } = settings;
+  return {
+    stripe: createStripeClient(settings.secretKey, settings.apiBase, {
+      budget: gatedRequestBudget(db, 'stripe:fulfillment', budget.fulfillmentPerSecond),
+    }),
+    // A visitor is waiting for the page: a short wait for a turn and a short request, else "reload".
+    visitorStripe: createStripeClient(settings.secretKey, settings.apiBase, {
+      budget: gatedRequestBudget(db, 'stripe:visitors', budget.visitorsPerSecond, { maxWaitMs: VISITOR_MAX_WAIT_MS }),
+      timeoutMs: VISITOR_REQUEST_TIMEOUT_MS,
+    }),
+  };
 }
 
 export async function openServices(config: Config, fulfiller: Fulfiller = stockFulfiller, orderSource?: OrderSource): Promise<Services> {
@@ -28,13 +56,15 @@ export async function openServices(config: Config, fulfiller: Fulfiller = stockF
   const mailer = config.email.smtpUrl
     ? createSmtpMailer(config.email.smtpUrl, config.email.from)
     : createOutboxMailer(config.email.outboxDir, config.email.from);
-  const stripe = createStripeClient(config.stripe.secretKey, config.stripe.apiBase, config.stripe.maxReadsPerSecond);
   const metrics = createMetrics(store);
+  const { stripe, visitorStripe } = budgetedStripeClients(config.stripe, db);
   return {
     db,
     store,
     mailer,
     stripe,
+    sessionCheck: createSessionCheck({ stripe: visitorStripe, db, metrics }),
+    rateLimitStore: new DatabaseRateLimitStore(db),
     metrics,
     activityDeps: {
       stripe,

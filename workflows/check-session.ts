@@ -5,10 +5,10 @@ import { stripeTaskQueue } from './definitions';
 type Activities = ReturnType<typeof createActivities>;
 
 /**
- * Whether Stripe knows a Checkout Session, for a landing-page visit that arrives before any webhook.
- * A workflow of its own only so the read runs on the rate-limited Stripe queue, inside the same
- * budget as every other read: visitors can never push us past Stripe's rate limit. It touches no
- * record and starts no fulfillment, so a made-up ID leaves nothing but this short execution.
+ * Whether Stripe knows a Checkout Session. Nothing starts it any more: the landing page asks Stripe
+ * itself, through the visitors' share of the request budget (src/ingress/session-check.ts), so a
+ * made-up ID leaves no execution behind. Kept exported and registered so executions started by an
+ * older ingress finish and recorded histories replay.
  */
 export async function checkSession(sessionId: string): Promise<boolean> {
   const { sessionExists } = proxyActivities<Activities>({

@@ -19,14 +19,14 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startProcess } from '../../src/cluster/processes';
 import { freePort } from '../../src/net/free-port';
-import { startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
-import { checkoutEventPayload, postSignedWebhook } from '../../src/stripe/signed-events';
+import { paymentIntentOf, startStripeEmulator, type EmulatedSession, type StripeEmulator } from '../../src/stripe/emulator';
+import { checkoutEventPayload, postSignedWebhook, stripeEventPayload } from '../../src/stripe/signed-events';
 import { startSmtpServer, type TestSmtpServer } from '../../test/helpers/smtp-server';
 import { completedCount, minimalWorkflowThroughput, roundTrips, signalWithStartFloor, type Throughput } from './floor';
 import { inParallel, openLoop, peakPerSecond, percentile, waitUntil, type Latencies } from './load';
 import { measureMemoryBreakdown, type MemoryStep } from './memory';
 import { renderReport, writeReport } from './report';
-import { CONFIGURED_READS_PER_SECOND, settledRssMb, startTarget, STRIPE_READ_LIMIT, WEBHOOK_SECRET, type Target, type Topology } from './targets';
+import { DEFAULT_BUDGET, settledRssMb, startTarget, STRIPE_REQUEST_LIMIT, WEBHOOK_SECRET, type Target, type Topology } from './targets';
 
 const numberSetting = (name: string, fallback: number, max: number) => Math.min(Number(process.env[name] ?? fallback), max);
 export const settings = {
@@ -58,8 +58,8 @@ export interface TopologyResult {
   productThroughput: Throughput;
   minimal: Throughput;
   duplicatesAcked: { total: number; ok: number; alreadySettled: number };
-  stripeReadsPeak: number;
-  stripe429s: number;
+  /** Stripe HTTP requests (reads and writes) during the burst and its refunds, as the emulator counted them. */
+  stripeRequests: { total: number; peakPerSecond: number; answered429: number; sessionsWithManyItems: number; refunds: number; refundsSettled: boolean };
   landingMs: number[];
   idleRssMb: number;
   serverRssMb?: number;
@@ -83,7 +83,8 @@ export interface BaselineResult {
   naiveZero: Ack[];
 }
 
-function paidSession(id: string, paymentStatus: EmulatedSession['paymentStatus'] = 'paid'): EmulatedSession {
+/** A paid session with `items` line items: more than 100 take a retrieve and two pages of line items, three requests. */
+function paidSession(id: string, paymentStatus: EmulatedSession['paymentStatus'] = 'paid', items = 1): EmulatedSession {
   return {
     id,
     status: 'complete',
@@ -91,9 +92,21 @@ function paidSession(id: string, paymentStatus: EmulatedSession['paymentStatus']
     currency: 'usd',
     customerEmail: 'customer@bench.test',
     customerName: null,
-    lineItems: [{ id: `li_${id}`, description: 'Bench item', quantity: 1, priceId: 'price_bench', productId: 'prod_bench', unitAmount: 1500 }],
+    lineItems: Array.from({ length: items }, (_, i) => ({
+      id: items === 1 ? `li_${id}` : `li_${id}_${i}`,
+      description: 'Bench item',
+      quantity: 1,
+      priceId: 'price_bench',
+      productId: 'prod_bench',
+      unitAmount: 1500,
+    })),
   };
 }
+
+// In the burst, one session in four has this many line items, and one in ten is refunded once fulfilled.
+const MANY_ITEMS = 150;
+const MANY_ITEMS_EVERY = 4;
+const REFUND_EVERY = 10;
 
 let sessionCounter = 0;
 const newSessionId = () => `cs_test_bench${Date.now().toString(36)}${(sessionCounter++).toString().padStart(6, '0')}`;
@@ -180,11 +193,11 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
     }
     progress(`acks: ${product.map((a) => `${a.rate}/s p50 ${percentile(a.latencies.ms, 50).toFixed(1)} ms`).join(', ')}`);
 
-    // Throughput: a burst of paid sessions, then the same count of minimal workflows.
+    // Throughput: a burst of paid sessions (a quarter with many line items), then the same count of minimal workflows.
     const burst = Array.from({ length: settings.burst }, () => newSessionId());
-    for (const id of burst) emulator.put(paidSession(id));
+    burst.forEach((id, i) => emulator.put(paidSession(id, 'paid', i % MANY_ITEMS_EVERY === 0 ? MANY_ITEMS : 1)));
     const eventIds = new Map(burst.map((id) => [id, `evt_${id.slice(3)}`]));
-    const readsBefore = emulator.requestTimes.length;
+    const requestsBefore = emulator.requestTimes.length;
     const limitedBefore = emulator.rateLimited();
     const burstStarted = Date.now();
     const alreadyDone = paid.length;
@@ -198,9 +211,35 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
       perSecond: burst.length / ((Date.now() - burstStarted) / 1000),
       roundTrips: await roundTrips(client, burst.slice(0, 20)),
     };
-    const stripeReadsPeak = peakPerSecond(emulator.requestTimes.slice(readsBefore));
-    const stripe429s = emulator.rateLimited() - limitedBefore;
-    progress(`burst: ${productThroughput.perSecond.toFixed(1)} sessions/s, Stripe reads peak ${stripeReadsPeak}/s, ${burstFailures} not acknowledged`);
+    progress(`burst: ${productThroughput.perSecond.toFixed(1)} sessions/s, ${burstFailures} not acknowledged`);
+
+    // Refunds of a tenth of the burst: each money-back read is at least two requests (refunds and disputes listed).
+    const refunded = burst.filter((_, i) => i % REFUND_EVERY === 0);
+    const completedBeforeRefunds = await completedCount(client, 'fulfillCheckout');
+    await inParallel(refunded, settings.inFlight, async (id) => {
+      const paymentIntentId = paymentIntentOf(emulator.sessions.get(id)!)!;
+      const amount = emulator.sessions.get(id)!.lineItems.reduce((sum, item) => sum + item.unitAmount * (item.quantity ?? 1), 0);
+      emulator.putRefund({ id: `re_${id.slice(3)}`, paymentIntentId, amount, currency: 'usd', status: 'succeeded' });
+      const event = stripeEventPayload('charge.refunded', { id: `ch_${paymentIntentId.slice(3)}`, object: 'charge', payment_intent: paymentIntentId });
+      await untilAcknowledged(async () => {
+        const { status } = await postSignedWebhook(target.baseUrl, event, { secret: WEBHOOK_SECRET, timeoutMs: 30_000 });
+        return { ok: status >= 200 && status < 300 };
+      });
+    });
+    // Each refund runs the session's workflow again, which settles the money and completes.
+    const refundsSettled = await waitUntil(async () => (await completedCount(client, 'fulfillCheckout')) >= completedBeforeRefunds + refunded.length, 300_000, 500);
+    const requestTimes = emulator.requestTimes.slice(requestsBefore);
+    const stripeRequests = {
+      total: requestTimes.length,
+      peakPerSecond: peakPerSecond(requestTimes),
+      answered429: emulator.rateLimited() - limitedBefore,
+      sessionsWithManyItems: Math.ceil(burst.length / MANY_ITEMS_EVERY),
+      refunds: refunded.length,
+      refundsSettled,
+    };
+    progress(
+      `Stripe requests: ${stripeRequests.total}, peak ${stripeRequests.peakPerSecond}/s, ${stripeRequests.answered429} answered 429; ${refunded.length} refunds ${refundsSettled ? 'settled' : 'NOT settled'}`,
+    );
 
     // Stripe's at-least-once delivery: every burst event again, after the fact.
     const duplicatesAcked = { total: burst.length, ok: 0, alreadySettled: 0 };
@@ -241,7 +280,7 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
     paid.push(...waiting.ids);
 
     finished = await target.finish();
-    const exactlyOnce = checkExactlyOnce(paid, finished, smtp);
+    const exactlyOnce = checkExactlyOnce(paid, finished, smtp, (id) => emulator.sessions.get(id)?.lineItems.length ?? 1);
     return {
       topology,
       floor,
@@ -250,8 +289,7 @@ async function measureTopology(topology: Topology, emulator: StripeEmulator, smt
       productThroughput,
       minimal,
       duplicatesAcked,
-      stripeReadsPeak,
-      stripe429s,
+      stripeRequests,
       landingMs,
       idleRssMb,
       serverRssMb,
@@ -309,7 +347,8 @@ async function untilAcknowledged(send: () => Promise<{ ok: boolean }>): Promise<
   throw new Error('a delivery was not acknowledged after 20 attempts');
 }
 
-function checkExactlyOnce(sessionIds: string[], deliveries: Map<string, number[]>, smtp: TestSmtpServer): TopologyResult['exactlyOnce'] {
+/** Every line item of every session (`itemsOf`: how many it has) delivered exactly once, and one receipt each. */
+function checkExactlyOnce(sessionIds: string[], deliveries: Map<string, number[]>, smtp: TestSmtpServer, itemsOf: (id: string) => number): TopologyResult['exactlyOnce'] {
   const receipts = new Map<string, number>();
   for (const message of smtp.messages) {
     const id = /^<receipt\.(cs_[^@]+)@/.exec(message.parsed.messageId ?? '')?.[1];
@@ -320,7 +359,7 @@ function checkExactlyOnce(sessionIds: string[], deliveries: Map<string, number[]
   let receiptsOnce = 0;
   for (const id of sessionIds) {
     const counts = deliveries.get(id) ?? [];
-    if (counts.length === 1 && counts[0] === 1) fulfilledOnce++;
+    if (counts.length === itemsOf(id) && counts.every((count) => count === 1)) fulfilledOnce++;
     else if (problems.length < 10) problems.push(`${id}: line items delivered ${JSON.stringify(counts)}`);
     if (receipts.get(id) === 1) receiptsOnce++;
     else if (problems.length < 10) problems.push(`${id}: ${receipts.get(id) ?? 0} receipts`);
@@ -330,7 +369,7 @@ function checkExactlyOnce(sessionIds: string[], deliveries: Map<string, number[]
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const emulator = await startStripeEmulator(0, { readLimitPerSecond: STRIPE_READ_LIMIT });
+  const emulator = await startStripeEmulator(0, { requestLimitPerSecond: STRIPE_REQUEST_LIMIT });
   const smtp = await startSmtpServer();
   const startedAt = new Date();
   try {
@@ -341,7 +380,7 @@ async function main(): Promise<void> {
       smtp.messages.length = 0; // each topology's receipts are counted on their own
       results.push(await measureTopology(topology, emulator, smtp));
     }
-    const report = renderReport({ settings, baselines, results, startedAt, finishedAt: new Date(), stripeLatencyMs: STRIPE_LATENCY_MS, smtpLatencyMs: SMTP_LATENCY_MS, configuredReads: CONFIGURED_READS_PER_SECOND, stripeReadLimit: STRIPE_READ_LIMIT });
+    const report = renderReport({ settings, baselines, results, startedAt, finishedAt: new Date(), stripeLatencyMs: STRIPE_LATENCY_MS, smtpLatencyMs: SMTP_LATENCY_MS, stripeBudget: DEFAULT_BUDGET, stripeLimit: STRIPE_REQUEST_LIMIT });
     console.log(report);
     if (process.env.BENCH_DOC !== '-') writeReport(process.env.BENCH_DOC ?? path.join(__dirname, '..', '..', 'docs', 'benchmarks.md'), report);
     const broken = results.filter(
@@ -350,7 +389,8 @@ async function main(): Promise<void> {
         r.exactlyOnce.receiptsOnce !== r.exactlyOnce.sessions ||
         r.product.some((a) => a.latencies.failed > 0) ||
         r.duplicatesAcked.ok !== r.duplicatesAcked.total ||
-        !r.waiting.settled,
+        !r.waiting.settled ||
+        !r.stripeRequests.refundsSettled,
     );
     for (const r of broken) console.error(`[${r.topology}] NOT exactly once or not all acknowledged: ${r.exactlyOnce.problems.join('; ')}`);
     if (broken.length > 0) process.exitCode = 1;

@@ -13,6 +13,7 @@ import { startProcess, waitForPort } from '../../src/cluster/processes';
 import { freePort } from '../../src/net/free-port';
 import { openDatabase, type Database } from '../../src/store';
 import type { StripeEmulator } from '../../src/stripe/emulator';
+import { DEFAULT_REQUESTS_PER_SECOND, STRIPE_LIMITS } from '../../src/stripe/request-budget';
 import type { TestSmtpServer } from '../../test/helpers/smtp-server';
 import { BENCH_DELIVERIES_TABLE } from './counting-fulfiller';
 import { rssMb, waitUntil } from './load';
@@ -21,9 +22,12 @@ export type Topology = 'embedded' | 'cluster';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const WEBHOOK_SECRET = 'whsec_bench';
-/** Stripe's live-mode read limit, enforced by the emulator; the product is configured below it. */
-export const STRIPE_READ_LIMIT = 100;
-export const CONFIGURED_READS_PER_SECOND = 80;
+/**
+ * Stripe's test-mode limit (every request counts), enforced by the emulator. The product runs with
+ * a test key and no budget set: its default for that mode.
+ */
+export const STRIPE_REQUEST_LIMIT = STRIPE_LIMITS.test;
+export const DEFAULT_BUDGET = DEFAULT_REQUESTS_PER_SECOND.test;
 
 export interface Target {
   topology: Topology;
@@ -47,7 +51,6 @@ function appEnv(emulator: StripeEmulator, smtp: TestSmtpServer): NodeJS.ProcessE
     STRIPE_SECRET_KEY: 'sk_test_bench',
     STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
     STRIPE_API_BASE: emulator.url,
-    STRIPE_MAX_READS_PER_SECOND: String(CONFIGURED_READS_PER_SECOND),
     SMTP_URL: smtp.url,
     EMAIL_FROM: 'Bench Shop <orders@bench.test>',
     RECONCILE_EVERY: 'off', // measured alone: the webhook path

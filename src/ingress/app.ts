@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { rateLimit, type Store } from 'express-rate-limit';
 import helmet from 'helmet';
 import Stripe from 'stripe';
 import { isFinalStatus, WAITING_STATUSES, isMoneyBackEvent, isPaymentIntentEvent, receivedView, type CheckoutEventType } from '../../workflows/definitions';
@@ -13,6 +13,7 @@ import type { FulfillmentRecord, FulfillmentStore } from '../store/fulfillment-s
 import type { FulfillmentStarter } from '../temporal/fulfillment-starter';
 import { noStore } from './no-store';
 import { PENDING_STATUSES, renderErrorPage, renderLandingPage } from './pages';
+import { CannotCheckNow, type SessionCheck } from './session-check';
 import { verifyEvent } from './verify-event';
 
 export interface IngressLogger {
@@ -25,8 +26,16 @@ export interface IngressLogger {
 export interface IngressDeps {
   starter: FulfillmentStarter;
   store: FulfillmentStore;
-  /** Verifies webhook signatures (no API calls: Stripe reads go through the rate-limited queue). */
+  /** Verifies webhook signatures (no API calls). */
   stripe: Stripe;
+  /** The landing page's question for a session with no record: does Stripe know it? (the visitors' share of the budget). */
+  sessionCheck: SessionCheck;
+  /**
+   * Where the landing page's and status API's rate limit counts each client: the database, so the
+   * limit holds across every ingress process (`DatabaseRateLimitStore`). Default: this process's
+   * memory.
+   */
+  rateLimitStore?: Store;
   webhookSecrets: string[];
   /** Whether the API key is a live one: events from the other mode start nothing. */
   livemode: boolean;
@@ -103,11 +112,17 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     standardHeaders: 'draft-8',
     legacyHeaders: false,
     message: { error: 'too many requests; slow down' },
+    ...(deps.rateLimitStore ? { store: deps.rateLimitStore } : {}),
+    // A database that does not answer lets the request through: the page and the status API need
+    // that database too, and answer 503 themselves, rather than a 500 from the limiter.
+    passOnStoreError: true,
   });
 
   // Counts only what a bot without the webhook secret gets: 4xx refusals. Stripe's signed events, 2xx
   // or 503 while Temporal is away, are not counted, however many. Before the body is read, so a
-  // request over the limit costs no parsing.
+  // request over the limit costs no parsing. In memory, per process: a shared store would put two
+  // database writes in front of every event Stripe sends, and Stripe's must pass while the
+  // database is away.
   const webhookLimiter = rateLimit({
     windowMs: 60_000,
     limit: deps.webhookRefusalsPerMinute ?? 600,
@@ -283,8 +298,19 @@ export function createIngressApp(deps: IngressDeps): express.Express {
     try {
       let record = await store.getRecord(sessionId);
       if (!record) {
-        // Ask Stripe before starting anything (within the workers' read budget): made-up IDs start no fulfillment.
-        const known = await starter.sessionExists(sessionId);
+        // Ask Stripe before starting anything (within the visitors' share of the budget): made-up IDs start nothing.
+        let known: boolean;
+        try {
+          known = await deps.sessionCheck.exists(sessionId);
+        } catch (err) {
+          if (!(err instanceof CannotCheckNow)) throw err;
+          logger.debug('Landing page could not ask Stripe: the visitors\' share of the request budget is spent', { sessionId });
+          return void res
+            .status(503)
+            .set('Retry-After', String(err.retryAfterSeconds))
+            .type('html')
+            .send(renderErrorPage('Please try again', 'We cannot look up this order right now. Reload this page in a few seconds.'));
+        }
         if (!known) {
           return void res
             .status(404)

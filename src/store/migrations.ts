@@ -153,6 +153,37 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'limits every process shares: the Stripe budget, rate limits, unknown sessions',
+    sql: `
+      -- One row per Stripe request budget (src/stripe/request-budget.ts): when the next request
+      -- would go with no burst left, in the database's clock (ms since the epoch), so every
+      -- worker and ingress process takes from the same budget.
+      CREATE TABLE request_budgets (
+        name     text PRIMARY KEY,
+        due_ms   double precision NOT NULL,
+        asked_ms double precision NOT NULL
+      );
+
+      -- The landing page's and status API's requests per client, per window, for every ingress
+      -- process at once (src/ingress/rate-limit-store.ts).
+      CREATE TABLE rate_limits (
+        key      text PRIMARY KEY,
+        hits     integer NOT NULL,
+        reset_at timestamptz NOT NULL
+      );
+      CREATE INDEX rate_limits_reset_at ON rate_limits (reset_at);
+
+      -- Session IDs Stripe said it does not know, until when the landing page believes it
+      -- without asking again (src/ingress/session-check.ts).
+      CREATE TABLE unknown_sessions (
+        session_id text PRIMARY KEY,
+        until      timestamptz NOT NULL
+      );
+      CREATE INDEX unknown_sessions_until ON unknown_sessions (until);
+    `,
+  },
 ];
 
 /**

@@ -180,16 +180,29 @@ export interface StripeEmulator {
   /** The next `count` Stripe API calls answer `status` (429 rate limit, 500, ...) the way Stripe does. */
   failNext(status: number, count: number): void;
   trouble(trouble: EmulatedTrouble): void;
-  /** Calls refused because they went over `readLimitPerSecond` (Stripe's own rate limit). */
+  /** Requests refused because they went over `requestLimitPerSecond` (Stripe's own rate limit). */
   rateLimited(): number;
   close(): Promise<void>;
 }
 
-/**
- * `clock`: Stripe's time (ms since the epoch), for the objects' `created` and the capture deadline;
- * a test on Temporal's time-skipping server passes that server's time, so both agree.
- */
-export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infinity, clock = Date.now } = {}): Promise<StripeEmulator> {
+export interface StripeEmulatorOptions {
+  /**
+   * Stripe's rate limit: every API request counts, reads and writes alike, as Stripe counts them
+   * for the account (25/s in test mode, 100/s in live mode); the rest is answered 429 as Stripe
+   * does. Default: no limit.
+   */
+  requestLimitPerSecond?: number;
+  /** The old name of `requestLimitPerSecond`; it always counted every request. */
+  readLimitPerSecond?: number;
+  /**
+   * Stripe's time (ms since the epoch), for the objects' `created` and the capture deadline; a test
+   * on Temporal's time-skipping server passes that server's time, so both agree.
+   */
+  clock?: () => number;
+}
+
+export async function startStripeEmulator(port = 0, { requestLimitPerSecond, readLimitPerSecond, clock = Date.now }: StripeEmulatorOptions = {}): Promise<StripeEmulator> {
+  const limitPerSecond = requestLimitPerSecond ?? readLimitPerSecond ?? Infinity;
   const stripeNow = () => Math.floor(clock() / 1000);
   const sessions = new Map<string, EmulatedSession>();
   const refunds = new Map<string, EmulatedRefund>();
@@ -210,8 +223,8 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
   const failures = { status: 0, remaining: 0 };
   let trouble: EmulatedTrouble = {};
   let overLimit = 0;
-  // Stripe's limiter is a token bucket: `readLimitPerSecond` tokens a second, as many at most in store.
-  const bucket = { tokens: readLimitPerSecond, at: Date.now() };
+  // Stripe's limiter is a token bucket: `limitPerSecond` tokens a second, as many at most in store.
+  const bucket = { tokens: limitPerSecond, at: Date.now() };
   const app = express();
   // stripe-node sends `expand[0]=line_items`: parse brackets into arrays as Stripe does.
   app.set('query parser', 'extended');
@@ -239,7 +252,7 @@ export async function startStripeEmulator(port = 0, { readLimitPerSecond = Infin
       return;
     }
     const now = Date.now();
-    bucket.tokens = Math.min(readLimitPerSecond, bucket.tokens + ((now - bucket.at) / 1000) * readLimitPerSecond);
+    bucket.tokens = Math.min(limitPerSecond, bucket.tokens + ((now - bucket.at) / 1000) * limitPerSecond);
     bucket.at = now;
     if (bucket.tokens < 1) {
       overLimit++;

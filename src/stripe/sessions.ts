@@ -1,5 +1,5 @@
 import Stripe from 'stripe';
-import { budgetedHttpClient } from './request-budget';
+import { budgetedHttpClient, type RequestBudget } from './request-budget';
 import type { LineItemSummary, PaymentStatus, SessionMode, SessionStatus, SessionSummary } from '../../workflows/definitions';
 
 export interface StripeApiBase {
@@ -16,13 +16,16 @@ export function parseStripeApiBase(url: string): StripeApiBase {
   return { protocol, host: parsed.hostname, port: parsed.port ? Number(parsed.port) : protocol === 'http' ? 80 : 443 };
 }
 
-/** `requestsPerSecond`: this process's budget of Stripe requests (see request-budget.ts); unlimited if omitted. */
-export function createStripeClient(secretKey: string, apiBase?: StripeApiBase, requestsPerSecond?: number): Stripe {
+/**
+ * `budget`: every request takes its turn from it first (see request-budget.ts); unlimited if
+ * omitted (tests). `timeoutMs`: how long one request may take (default 20 s).
+ */
+export function createStripeClient(secretKey: string, apiBase?: StripeApiBase, { budget, timeoutMs = 20_000 }: { budget?: RequestBudget; timeoutMs?: number } = {}): Stripe {
   return new Stripe(secretKey, {
-    ...(requestsPerSecond ? { httpClient: budgetedHttpClient(requestsPerSecond) } : {}),
+    ...(budget ? { httpClient: budgetedHttpClient(budget) } : {}),
     // Temporal retries the activity with backoff; stripe-node retrying underneath would hide that.
     maxNetworkRetries: 0,
-    timeout: 20_000,
+    timeout: timeoutMs,
     appInfo: { name: 'checkout-fulfillment' },
     ...(apiBase ?? {}),
   });

@@ -2,7 +2,7 @@ import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client } from '@t
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
 import type { Duration } from '@temporalio/common';
 import { checkoutEventSignal, type CheckoutEvent } from '../../workflows/definitions';
-import { checkSession, routeMoneyBack } from '../../workflows';
+import { routeMoneyBack } from '../../workflows';
 import { requireOrderKind, secondChance, type SecondChance } from '../orders/kinds';
 import type { FulfillmentStore } from '../store/fulfillment-store';
 
@@ -133,23 +133,6 @@ export class FulfillmentStarter {
       if (err instanceof WorkflowNotFoundError) return false;
       throw err;
     }
-  }
-
-  /**
-   * Whether Stripe knows the session, read through the rate-limited Stripe queue (`checkSession`),
-   * so landing-page visits share the workers' read budget. Concurrent visits share one check.
-   */
-  async sessionExists(sessionId: string): Promise<boolean> {
-    return this.withDeadline(() =>
-      this.client.workflow.execute(checkSession, {
-        taskQueue: this.options.taskQueue,
-        workflowId: `check-${sessionId}`,
-        args: [sessionId],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        staticSummary: `Landing page: does Stripe know ${sessionId}?`,
-      }),
-    );
   }
 
   /**

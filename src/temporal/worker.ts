@@ -10,8 +10,12 @@ export interface FulfillmentWorkerOptions {
   namespace: string;
   taskQueue: string;
   activities: Activities;
-  /** Cap on Stripe reads per second across every worker of this task queue. */
-  stripeReadsPerSecond: number;
+  /**
+   * Cap on Stripe activities per second across every worker of this task queue: fulfillment's share
+   * of the request budget. Each activity makes at least one request, so the queue never hands out
+   * more than the budget can serve; the budget itself counts the requests (src/stripe/request-budget.ts).
+   */
+  stripeActivitiesPerSecond: number;
   /**
    * Executions kept in memory between tasks. Bounded, so a worker's memory does not grow with the
    * number of sessions waiting for a delayed payment; an evicted one is replayed when it wakes.
@@ -48,7 +52,7 @@ export async function createFulfillmentWorkers(options: FulfillmentWorkerOptions
       taskQueue: stripeTaskQueue(taskQueue),
       activities: stripeActivities(activities),
       // Enforced by the server for the whole task queue, however many workers poll it.
-      maxTaskQueueActivitiesPerSecond: options.stripeReadsPerSecond,
+      maxTaskQueueActivitiesPerSecond: options.stripeActivitiesPerSecond,
       dataConverter,
     }),
   ]);

@@ -6,6 +6,12 @@ import { databaseOrderSource } from '../../src/fulfillment/order-source';
 import { receivedView, type FulfillmentView } from '../../workflows/definitions';
 import { lineItem, newSessionId } from '../fixtures/sessions';
 import { startPostgresServer } from '../helpers/postgres-server';
+import { DatabaseRateLimitStore } from '../../src/ingress/rate-limit-store';
+import { createSessionCheck } from '../../src/ingress/session-check';
+import { createMetrics } from '../../src/metrics';
+import { startStripeEmulator } from '../../src/stripe/emulator';
+import { RequestBudgetExhausted, sharedRequestBudget } from '../../src/stripe/request-budget';
+import { createStripeClient, parseStripeApiBase } from '../../src/stripe/sessions';
 
 function view(sessionId: string, overrides: Partial<FulfillmentView> = {}): FulfillmentView {
   return { ...receivedView(sessionId), paymentStatus: 'paid', currency: 'usd', amountTotal: 4500, ...overrides };
@@ -42,7 +48,28 @@ describe.each([
   test('when migrations run again, then nothing is applied twice', async () => {
     expect(await migrate(db)).toEqual([]);
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+
+  test('when processes share limits in the database, then the Stripe budget, the rate-limit counts and the unknown sessions work on it', async () => {
+    const budget = sharedRequestBudget(db, `store-test-${Date.now()}`, 2, { maxWaitMs: 100 }); // a burst of 1, one every 500 ms
+    await budget.take();
+    await expect(budget.take()).rejects.toThrow(RequestBudgetExhausted);
+
+    const limits = new DatabaseRateLimitStore(db, `store-test-${Date.now()}:`);
+    expect((await limits.increment('198.51.100.1')).totalHits).toBe(1);
+    expect((await limits.increment('198.51.100.1')).totalHits).toBe(2);
+
+    const emulator = await startStripeEmulator();
+    try {
+      const check = createSessionCheck({ stripe: createStripeClient('sk_test_store', parseStripeApiBase(emulator.url)), db, metrics: createMetrics(store) });
+      const sessionId = newSessionId();
+      expect(await check.exists(sessionId)).toBe(false);
+      expect(await check.exists(sessionId)).toBe(false);
+      expect(emulator.requests).toHaveLength(1); // the second answer came from unknown_sessions
+    } finally {
+      await emulator.close();
+    }
   });
 
   test('when statuses are recorded, then the history keeps each transition once and the record the latest', async () => {
@@ -349,7 +376,7 @@ describe('migrations on a fresh PostgreSQL server', () => {
     const db = await openDatabase({ databaseUrl: url });
     const rows = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     await db.close();
-    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 });
 

@@ -29,12 +29,16 @@ export interface ProductSurroundings {
  * our search attributes unless told otherwise), the bundled workflows (for encrypted payloads when
  * told), the Stripe emulator and SMTP.
  */
-export async function startSurroundings({ searchAttributes = true, encrypted = false } = {}): Promise<ProductSurroundings> {
+export async function startSurroundings({
+  searchAttributes = true,
+  encrypted = false,
+  stripeRequestLimitPerSecond = Infinity,
+}: { searchAttributes?: boolean; encrypted?: boolean; stripeRequestLimitPerSecond?: number } = {}): Promise<ProductSurroundings> {
   const [env, bundle, emulator, smtp] = await Promise.all([
     createDevServerEnv(searchAttributes ? { searchAttributes: SEARCH_ATTRIBUTE_KEYS } : {}),
     // With payload encryption, the workflow sandbox carries the failure converter too.
     bundleWorkflows(require.resolve('../../workflows'), { failureConverterPath: encrypted ? STRICT_FAILURE_CONVERTER_PATH : undefined }),
-    startStripeEmulator(),
+    startStripeEmulator(0, { requestLimitPerSecond: stripeRequestLimitPerSecond }),
     startSmtpServer(),
   ]);
   return {

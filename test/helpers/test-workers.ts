@@ -177,7 +177,7 @@ export async function withFulfillmentWorkers<T>(setup: FulfillmentWorkersSetup, 
     namespace: 'default',
     taskQueue,
     activities: workers.endWithTheTest(setup.activities),
-    stripeReadsPerSecond: 100,
+    stripeActivitiesPerSecond: 100,
     // Tiny, so executions are evicted and replayed from history as they wait: every branch a test
     // walks is also a replay test of itself.
     cachedWorkflows: 2,

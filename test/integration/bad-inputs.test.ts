@@ -61,7 +61,7 @@ interface BadInput {
   answer: string;
   send: (session: EmulatedSession) => Promise<Answer>;
   check: (answer: Answer) => void;
-  /** Answering needs a Stripe read (through the rate-limited queue). */
+  /** Answering needs a Stripe read (the landing page's existence check, within the visitors' share). */
   readsStripe?: boolean;
   /** The input is a valid order carrying hostile text: it is fulfilled, and the check is about escaping. */
   fulfills?: boolean;

@@ -31,7 +31,7 @@ test('when the benchmark runs briefly, then it writes every figure and finds eve
       '| ack p99 at 5 ev/s, workers fulfilling |',
       '| ack overhead at 5 ev/s (p50) |',
       '| landing page, 2xx to outcome shown (p95) |',
-      '| Stripe reads during the burst (peak/s) |',
+      '| Stripe requests during the burst and its refunds (peak/s) |',
       '| idle RSS of the all-in-one process |',
       '| RSS with 20 sessions waiting |',
       '| server round trips per paid session |',

@@ -44,6 +44,7 @@ function ingressDeps(overrides: Partial<IngressDeps> = {}): IngressDeps {
     starter: new FulfillmentStarter(stack.client, stack.services.store, { taskQueue: 'fulfillment', paymentDeadline: '7 days', timeoutMs: 5000 }),
     store: stack.services.store,
     stripe: createStripeClient('sk_test_integration', parseStripeApiBase(emulator.url)),
+    sessionCheck: stack.services.sessionCheck,
     webhookSecrets: [WEBHOOK_SECRET],
     livemode: false,
     trustProxy: ['loopback'],
@@ -417,17 +418,15 @@ describe('landing page', () => {
     expect((await statusOf(sessionId)).status).toBe(404);
   });
 
-  test('when the landing page asks Stripe whether a session exists, then the read runs on the rate-limited Stripe queue', async () => {
+  test('when the landing page asks Stripe whether a session exists, then the ingress reads it once itself and leaves no checkSession execution', async () => {
     const session = emulatedSession({ paymentStatus: 'unpaid' });
     emulator.put(session);
+    const before = emulator.requests.length;
     expect((await fetch(`${url}/after-checkout?session_id=${session.id}`)).status).toBe(200);
 
-    const history = await env.client.workflow.getHandle(`check-${session.id}`).fetchHistory();
-    const scheduled = (history.events ?? [])
-      .map((event) => event.activityTaskScheduledEventAttributes)
-      .filter((attributes) => attributes != null)
-      .map((attributes) => [attributes.activityType?.name, attributes.taskQueue?.name]);
-    expect(scheduled).toEqual([['sessionExists', 'fulfillment-stripe']]);
+    // The check is one plain read of the session (the workflow's own read expands its line items).
+    expect(emulator.requests.slice(before).filter((request) => request === `GET /v1/checkout/sessions/${session.id}`)).toHaveLength(1);
+    expect(await hasWorkflow(`check-${session.id}`)).toBe(false);
   });
 
   test('when a link scanner sends HEAD, then it gets 200 and nothing is started or read', async () => {

@@ -162,6 +162,7 @@ describe('/metrics on the ingress', () => {
         starter: new FulfillmentStarter(stack.client, stack.services.store, { taskQueue: 'fulfillment', paymentDeadline: '7 days', timeoutMs: 5000 }),
         store: stack.services.store,
         stripe: stack.services.stripe,
+        sessionCheck: stack.services.sessionCheck,
         webhookSecrets: [WEBHOOK_SECRET],
         livemode: false,
         trustProxy: ['loopback'],

@@ -26,12 +26,14 @@ const REQUESTS = 2 * RATE_LIMIT;
 
 // No records, and Stripe knows none of the sessions: every landing page within the limit is a 404.
 const store = { getRecord: async () => null, waitingSessions: async () => [] } as unknown as FulfillmentStore;
-const starter = { sessionExists: async () => false } as unknown as FulfillmentStarter;
+const starter = {} as FulfillmentStarter;
+const sessionCheck = { exists: async () => false };
 
 function startIngress(trustProxy: TrustProxy): Promise<RunningIngress> {
   return listen(
     createIngressApp({
       starter,
+      sessionCheck,
       store,
       stripe: new Stripe('sk_test_unused'),
       webhookSecrets: ['whsec_test_unused'],

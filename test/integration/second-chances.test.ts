@@ -249,6 +249,7 @@ describe('the webhook path', () => {
         starter: hanging,
         store: stack.services.store,
         stripe: stack.services.stripe,
+        sessionCheck: stack.services.sessionCheck,
         webhookSecrets: [WEBHOOK_SECRET],
         livemode: false,
         trustProxy: false,

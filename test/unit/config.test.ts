@@ -101,6 +101,34 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...valid, RECONCILE_EVERY: 'off' }).reconciler.every).toBeNull();
   });
 
+  test('when no Stripe budget is set, then it fits the key\'s mode: 20 requests/s with a test key, 80 with a live one, a fifth of it (at most 4/s) for visitors', () => {
+    expect(loadConfig(valid).stripe.budget).toEqual({ perSecond: 20, visitorsPerSecond: 4, fulfillmentPerSecond: 16 });
+    expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'rk_test_abc' }).stripe.budget.perSecond).toBe(20);
+    expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'sk_live_abc' }).stripe.budget).toEqual({ perSecond: 80, visitorsPerSecond: 4, fulfillmentPerSecond: 76 });
+    expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'rk_live_abc' }).stripe.budget.perSecond).toBe(80);
+  });
+
+  test('when STRIPE_REQUESTS_PER_SECOND or its old name STRIPE_MAX_READS_PER_SECOND is set, then it overrides the default; set to different values, both are refused', () => {
+    expect(loadConfig({ ...valid, STRIPE_REQUESTS_PER_SECOND: '10' }).stripe.budget).toEqual({ perSecond: 10, visitorsPerSecond: 2, fulfillmentPerSecond: 8 });
+    expect(loadConfig({ ...valid, STRIPE_MAX_READS_PER_SECOND: '15' }).stripe.budget.perSecond).toBe(15);
+    expect(loadConfig({ ...valid, STRIPE_REQUESTS_PER_SECOND: '12', STRIPE_MAX_READS_PER_SECOND: '12' }).stripe.budget.perSecond).toBe(12);
+    expect(() => loadConfig({ ...valid, STRIPE_REQUESTS_PER_SECOND: '12', STRIPE_MAX_READS_PER_SECOND: '20' })).toThrow(
+      /STRIPE_REQUESTS_PER_SECOND: differs from STRIPE_MAX_READS_PER_SECOND, its old name; set only one/,
+    );
+  });
+
+  test.each([
+    ['not a number', 'fast', /must be a number of requests per second/],
+    ['zero', '0', /must be more than 0 requests per second/],
+    ['negative', '-5', /must be a number of requests per second/],
+    ['absurd', '1e9', /must be a number of requests per second/],
+    ['too many', '20000', /must be at most 10000 requests per second/],
+  ])('when the Stripe budget is %s, then start-up names the variable and the problem', (_name, value, problem) => {
+    for (const variable of ['STRIPE_REQUESTS_PER_SECOND', 'STRIPE_MAX_READS_PER_SECOND']) {
+      expect(() => loadConfig({ ...valid, [variable]: value })).toThrow(new RegExp(`${variable}: ${problem.source}`));
+    }
+  });
+
   test('when the key is a live key, then the configuration says live mode', () => {
     expect(loadConfig(valid).stripe.livemode).toBe(false);
     expect(loadConfig({ ...valid, STRIPE_SECRET_KEY: 'rk_live_abc' }).stripe.livemode).toBe(true);

@@ -6,7 +6,6 @@
 import { ingressDeps } from '../helpers/ingress-deps';
 import { createIngressApp, listen, type IngressDeps, type RunningIngress } from '../../src/ingress/app';
 import type { FulfillmentRecord, FulfillmentStore } from '../../src/store/fulfillment-store';
-import type { FulfillmentStarter } from '../../src/temporal/fulfillment-starter';
 import { receivedView } from '../../workflows/definitions';
 import { newSessionId } from '../fixtures/sessions';
 
@@ -38,10 +37,8 @@ const store = {
   waitingSessions: async () => [],
 } as unknown as FulfillmentStore;
 
-// Stripe knows none of the sessions the store has no record of: the landing page answers 404.
-const starter = { sessionExists: async () => false } as unknown as FulfillmentStarter;
-
-const deps = (overrides: Partial<IngressDeps> = {}): IngressDeps => ingressDeps({ store, starter }, overrides);
+// Stripe knows none of the sessions the store has no record of (ingressDeps' default): the landing page answers 404.
+const deps = (overrides: Partial<IngressDeps> = {}): IngressDeps => ingressDeps({ store }, overrides);
 
 let ingress: RunningIngress;
 let limited: RunningIngress;
