@@ -5,6 +5,7 @@
  */
 import type Stripe from 'stripe';
 import type { PaymentIntentSummary } from '../../workflows/definitions';
+import { requireAnswerFor } from './sessions';
 
 export type { PaymentIntentSummary };
 
@@ -13,6 +14,7 @@ export const ORDER_METADATA_KEY = 'order_id';
 
 export async function retrievePaymentIntentSummary(stripe: Stripe, paymentIntentId: string): Promise<PaymentIntentSummary> {
   const intent = await stripe.paymentIntents.retrieve(paymentIntentId, { expand: ['latest_charge'] });
+  requireAnswerFor(paymentIntentId, intent.id);
   return toSummary(intent);
 }
 

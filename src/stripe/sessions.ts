@@ -40,6 +40,7 @@ const PAGE_SIZE = 100;
  */
 export async function retrieveSessionSummary(stripe: Stripe, sessionId: string): Promise<{ summary: SessionSummary; contact: CustomerContact }> {
   const session = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['line_items'] });
+  requireAnswerFor(sessionId, session.id);
   let items: Stripe.LineItem[] = session.line_items?.data ?? [];
   if (!session.line_items || session.line_items.has_more) {
     items = [];
@@ -81,4 +82,13 @@ function toLineItemSummary(item: Stripe.LineItem): LineItemSummary {
     amountTotal: item.amount_total,
     currency: item.currency,
   };
+}
+
+/**
+ * Fails (retried, deciding nothing) when Stripe's answer is about another object than the one
+ * asked for: never Stripe's behaviour, so a misrouted API base or a proxy in between. Our payloads
+ * are bound to the workflow that asked; this keeps a wrong answer from being bound there too.
+ */
+export function requireAnswerFor(asked: string, answered: string): void {
+  if (answered !== asked) throw new Error(`Stripe answered for ${JSON.stringify(answered)} when asked for ${asked}; check STRIPE_API_BASE`);
 }

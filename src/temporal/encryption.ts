@@ -30,8 +30,6 @@ export const FORMAT_METADATA = 'encryption-format';
 /** The owner the payload is bound to, as JSON (`PayloadBinding`), in clear and authenticated. */
 export const BINDING_METADATA = 'encryption-binding';
 const BOUND_FORMAT = '2';
-/** Set on a decoded payload (never stored): the format it was opened from, `1` or `2`. */
-export const OPENED_FORMAT_METADATA = 'encryption-opened-format';
 const CIPHER_METADATA = 'encryption-cipher';
 const CIPHER = 'AES256-GCM';
 const IV_BYTES = 12;
@@ -73,8 +71,8 @@ export interface AesGcmCodecOptions {
   encrypt?: boolean;
   /**
    * Refuse on decode what was not encrypted by us for this owner: plaintext, a payload bound to
-   * another workflow or activity, one bound to nothing. Default: `encrypt`. Payloads of the first,
-   * unbound format are still opened (see docs/security.md, "Payload encryption").
+   * another workflow or activity, one bound to nothing, one of the first, unbound format.
+   * Default: `encrypt`.
    */
   strict?: boolean;
   /**
@@ -177,12 +175,18 @@ export class AesGcmCodec implements PayloadCodec {
     const format = metadata[FORMAT_METADATA] ? text.decode(metadata[FORMAT_METADATA]) : '1';
     if (format !== '1' && format !== BOUND_FORMAT) throw new PayloadDecryptionError(`payload of unknown encryption format "${format}"`);
     const binding = format === BOUND_FORMAT ? (metadata[BINDING_METADATA] ?? new Uint8Array()) : undefined;
+    // The first format's additional data is the key ID alone: such a payload opens wherever it is
+    // put, and its failures' attributes vouch for any clear type. Only permissive mode reads it,
+    // so executions written before binding can close (README, "Payload encryption").
+    if (!binding && this.strict && !this.forDisplay) {
+      throw new PayloadRefusedError(
+        `refused a payload of the first, unbound encryption format for ${describe(bindingOf(context))}: it opens in any workflow, ` +
+          'so with PAYLOAD_ENCRYPTION=on it is not accepted. Executions written before the upgrade need PAYLOAD_ENCRYPTION=permissive until they close',
+      );
+    }
     const sealed = Buffer.from(payload.data ?? new Uint8Array());
     if (sealed.length < IV_BYTES + TAG_BYTES) throw new PayloadDecryptionError(`payload encrypted with key "${keyId}" is truncated`);
     const decipher = createDecipheriv('aes-256-gcm', secret, sealed.subarray(0, IV_BYTES));
-    // The first format's additional data is the key ID alone: such a payload opens wherever it is
-    // put. Accepted, so executions started before binding keep replaying; docs/security.md says
-    // how a key rotation retires them.
     decipher.setAAD(binding ? boundAad(keyId, binding) : utf8.encode(keyId));
     decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
     let plain: Buffer;
@@ -195,8 +199,7 @@ export class AesGcmCodec implements PayloadCodec {
     }
     if (binding && this.strict && !this.forDisplay) this.checkOwner(JSON.parse(text.decode(binding)) as PayloadBinding, context);
     const decoded = ProtoPayload.decode(plain);
-    // For the strict failure converter: a failure's clear fields are authenticated only by payloads of the bound format.
-    return { metadata: { ...decoded.metadata, [OPENED_FORMAT_METADATA]: utf8.encode(format) }, data: decoded.data };
+    return { metadata: decoded.metadata, data: decoded.data };
   }
 
   /** Refuses a payload bound to no one, or to anyone but the owner the SDK is decoding for (when it says). */
@@ -246,9 +249,10 @@ function describe(binding: PayloadBinding): string {
 
 /**
  * A failure converter that moves messages and stack traces into an encoded attribute, which the
- * codec then encrypts (they can quote customer data: a mail server's refusal, a Stripe error).
- * The strict one also authenticates an application failure's type and retryability, and refuses
- * one that is not ours (src/temporal/strict-failure-converter.ts).
+ * codec then encrypts (they can quote customer data: a mail server's refusal, a Stripe error),
+ * with an encrypted copy of each failure's kind and type. Both modes write the same; the strict
+ * one also refuses a failure that is not ours (src/temporal/strict-failure-converter.ts), the
+ * other (`permissive`) refuses nothing.
  */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
 export const STRICT_FAILURE_CONVERTER_PATH = require.resolve('./strict-failure-converter');

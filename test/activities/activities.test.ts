@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type Stripe from 'stripe';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../../activities';
 import { createOutboxMailer, createSmtpMailer, type Mailer } from '../../src/email/mailer';
@@ -159,6 +160,26 @@ describe('retrieve-session against the local Stripe emulator', () => {
     const failure = await expectFailure(run(activities().retrieveSession, newSessionId()));
     expect(failure.type).toBe('SessionNotFound');
     expect(failure.nonRetryable).toBe(true);
+  });
+
+  test('when Stripe answers with another session or PaymentIntent than the one asked for, then the read fails, retryably, and returns nothing', async () => {
+    const [asked, other] = [emulated(1), emulated(1)];
+    emulator.put(asked);
+    emulator.put(other);
+    emulator.putPaymentIntent({ id: 'pi_otherAnswer', amount: 100, currency: 'eur', status: 'succeeded', metadata: { order_id: 'o_1' } });
+    const stripe = createStripeClient(TEST_KEY, parseStripeApiBase(emulator.url));
+    // A misrouted API base or a proxy answering for another object.
+    const retrieveSession = stripe.checkout.sessions.retrieve.bind(stripe.checkout.sessions);
+    stripe.checkout.sessions.retrieve = ((_id: string, params: Stripe.Checkout.SessionRetrieveParams) => retrieveSession(other.id, params)) as typeof stripe.checkout.sessions.retrieve;
+    const retrieveIntent = stripe.paymentIntents.retrieve.bind(stripe.paymentIntents);
+    stripe.paymentIntents.retrieve = ((_id: string, params: Stripe.PaymentIntentRetrieveParams) => retrieveIntent('pi_otherAnswer', params)) as typeof stripe.paymentIntents.retrieve;
+    const misrouted = activitiesWith({ stripe });
+
+    const error = (await run(misrouted.retrieveSession, asked.id).catch((e: unknown) => e)) as Error;
+    expect(error).not.toBeInstanceOf(ApplicationFailure);
+    expect(error.message).toBe(`Stripe answered for "${other.id}" when asked for ${asked.id}; check STRIPE_API_BASE`);
+    await expect(run(misrouted.retrievePaymentIntent, 'pi_asked')).rejects.toThrow('Stripe answered for "pi_otherAnswer" when asked for pi_asked');
+    expect(await store.getContact(asked.id)).toBeNull();
   });
 
   test('when Stripe does not know a PaymentIntent, then reading it or its refunds fails non-retryably as PaymentIntentNotFound', async () => {

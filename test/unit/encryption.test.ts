@@ -110,7 +110,8 @@ describe('strict mode (PAYLOAD_ENCRYPTION=on)', () => {
     const rebound = { ...sealed!, metadata: { ...sealed!.metadata, [BINDING_METADATA]: Buffer.from(JSON.stringify({ kind: 'workflow', namespace: 'default', workflowId: 'cs_test_b' })) } };
     await expect(codec.decode([rebound], WORKFLOW_B)).rejects.toThrow(/failed authentication: altered/);
     const unbound = { ...sealed!, metadata: { ...sealed!.metadata, [FORMAT_METADATA]: Buffer.from('1') } };
-    await expect(codec.decode([unbound], WORKFLOW_B)).rejects.toThrow(/failed authentication/);
+    await expect(codec.decode([unbound], WORKFLOW_B)).rejects.toThrow(/first, unbound encryption format/);
+    await expect(new AesGcmCodec([key('k1')], { strict: false }).decode([unbound], WORKFLOW_B)).rejects.toThrow(/failed authentication/);
   });
 
   test('when a payload was made without an owner (the codec server cannot say whose), then strict mode refuses it', async () => {
@@ -118,11 +119,10 @@ describe('strict mode (PAYLOAD_ENCRYPTION=on)', () => {
     await expect(codec.decode([unbound!], WORKFLOW_A)).rejects.toThrow(/refused a payload bound to no workflow where one for workflow "cs_test_a"/);
   });
 
-  test('when a payload of the first, unbound format is read (an execution started before binding), then it still opens anywhere', async () => {
-    const old = firstFormat({ sessionId: 'cs_test_a' }, key('k1'));
-    expect(valueOf((await codec.decode([old], WORKFLOW_A))[0])).toEqual({ sessionId: 'cs_test_a' });
-    // The hole docs/security.md states, until the key that wrote them is retired:
-    expect(valueOf((await codec.decode([old], WORKFLOW_B))[0])).toEqual({ sessionId: 'cs_test_a' });
+  test('when a payload of the first, unbound format is read (it would open in any workflow), then strict mode refuses it', async () => {
+    const old = firstFormat({ id: 'cs_test_a', paymentStatus: 'paid' }, key('k1'));
+    await expect(codec.decode([old], WORKFLOW_B)).rejects.toThrow(/refused a payload of the first, unbound encryption format for workflow "cs_test_b"/);
+    await expect(codec.decode([old], activityOf('cs_test_b', '3'))).rejects.toThrow(PayloadRefusedError);
     await expect(new AesGcmCodec([key('k2')]).decode([old], WORKFLOW_A)).rejects.toThrow(/key "k1", which is not among/);
   });
 
@@ -164,7 +164,7 @@ describe('permissive mode (PAYLOAD_ENCRYPTION=permissive), chosen to read histor
   test('when a payload is bound elsewhere or to no one, then it is read as before binding; new payloads are still bound', async () => {
     const [fromA] = await permissive.encode([payloadOf('a')], WORKFLOW_A);
     const [unbound] = await permissive.encode([payloadOf('u')]);
-    expect((await permissive.decode([fromA!, unbound!], WORKFLOW_B)).map(valueOf)).toEqual(['a', 'u']);
+    expect((await permissive.decode([fromA!, unbound!, firstFormat('old', key('k1'))], WORKFLOW_B)).map(valueOf)).toEqual(['a', 'u', 'old']);
     await expect(new AesGcmCodec([key('k1')]).decode([fromA!], WORKFLOW_B)).rejects.toThrow(PayloadRefusedError);
   });
 });
@@ -194,8 +194,8 @@ test('when keys are rotated, then new payloads use the new key and payloads unde
   const rotated = new AesGcmCodec([key('k2'), key('k1')]);
   const [fresh] = await rotated.encode([payloadOf('after')], WORKFLOW_A);
   expect(text(fresh!.metadata![KEY_ID_METADATA])).toBe('k2');
-  const decoded = await rotated.decode([old!, fresh!, firstFormat('first format', key('k1'))], WORKFLOW_A);
-  expect(decoded.map(valueOf)).toEqual(['before', 'after', 'first format']);
+  const decoded = await rotated.decode([old!, fresh!], WORKFLOW_A);
+  expect(decoded.map(valueOf)).toEqual(['before', 'after']);
   await expect(rotated.decode([old!], WORKFLOW_B)).rejects.toThrow(PayloadRefusedError);
 });
 
